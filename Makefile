@@ -1,0 +1,104 @@
+# walship — build, test, install.
+#   make                 build ./walship
+#   make check           unit tests (C, TAP) + integration tests (prove, real PostgreSQL, S3 servers)
+#   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san/)
+#   make demo            archive + recover a scratch cluster end to end
+#   make bench           benchmarks against the floor and the peers (writes docs/benchmarks.md)
+#   make install         PREFIX=/usr/local DESTDIR=
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CC         ?= cc
+PKGS       := libpq liblz4 libcurl openssl libuv
+SANITIZE   ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD      := build/san
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT        := -O1 -g
+else
+BUILD      := build
+SANFLAGS   :=
+OPT        := -O2 -g
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS     ?= $(OPT)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation \
+              -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+LIBS       := $(PKG_LIBS) -lpthread
+
+# Every module under walship/, basebackup/ and restore/ is compiled; main.c only into the binary.
+LIB_SRCS   := $(filter-out walship/main.c,$(wildcard walship/*.c walship/*/*.c basebackup/*.c restore/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ   := $(BUILD)/obj/walship/main.o
+BIN        := $(BUILD)/walship
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TAP_LIB    := $(BUILD)/tests/tap.o
+
+.PHONY: all check check-unit check-integration deps demo bench install uninstall clean format lint
+
+all: walship
+
+.PHONY: walship
+
+# The binary is build/walship (build/san/walship with SANITIZE=1): walship/ is the source.
+walship: $(BIN)
+
+$(BIN): $(LIB_OBJS) $(MAIN_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/tap.o: tests/unit/tap.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(TAP_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJS) $(TAP_LIB) $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN) $(UNIT_BINS)
+	WALSHIP_BIN=$(CURDIR)/$(BIN) WALSHIP_UNIT_DIR=$(CURDIR)/$(BUILD)/tests SANITIZE=$(SANITIZE) \
+	  prove -v tests/unit.t tests/t/
+
+demo: deps walship
+	WALSHIP_BIN=$(CURDIR)/$(BIN) scripts/demo.sh
+
+bench: deps walship
+	WALSHIP_BIN=$(CURDIR)/$(BIN) bench/run.sh
+
+install: walship
+
+.PHONY: walship
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/walship
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/walship
+	install -m 0644 docs/walship.1 $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
+	install -m 0644 conf/walship.conf.sample $(DESTDIR)$(PREFIX)/share/doc/walship/walship.conf.sample
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/walship $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/walship
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -I. \
+	  $$(git ls-files 'walship/*.c' 'basebackup/*.c' 'restore/*.c')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

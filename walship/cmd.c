@@ -1,0 +1,44 @@
+/* cmd.c — shared command plumbing. */
+#include "walship/cmd.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+int ws_cmd_open_repos(const ws_config *cfg, ws_repo ***repos, int *n, ws_error *err)
+{
+    *repos = NULL;
+    *n = 0;
+    int count = ws_config_repo_count(cfg);
+    if (count == 0) {
+        ws_error_set(err, WS_ECONFIG, "no repository configured");
+        ws_error_hint(err, "set repo = /path/or/s3://bucket in the config file, or pass --repo");
+        return -1;
+    }
+    ws_repo **r = calloc((size_t)count, sizeof *r);
+    if (!r)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    for (int i = 0; i < count; i++) {
+        ws_storage_config sc;
+        if (ws_config_storage(cfg, i, &sc, err) < 0 || ws_repo_open(&sc, &r[i], err) < 0) {
+            ws_cmd_close_repos(r, i);
+            return -1;
+        }
+    }
+    *repos = r;
+    *n = count;
+    return 0;
+}
+
+void ws_cmd_close_repos(ws_repo **repos, int n)
+{
+    for (int i = 0; i < n; i++)
+        ws_repo_free(repos[i]);
+    free(repos);
+}
+
+double ws_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

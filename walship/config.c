@@ -1,0 +1,572 @@
+/* config.c — options from flags, WALSHIP_* environment variables and the config file. */
+#include "walship/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum {
+    OPT_VALUE = 0,
+    OPT_FLAG = 1u << 0,     /* takes no value (--json) */
+    OPT_REPO = 1u << 1,     /* per repository: repoN-<key> overrides it */
+    OPT_SECRET = 1u << 2,   /* never on the command line, never logged */
+    OPT_CLI_ONLY = 1u << 3, /* not a config-file key */
+};
+
+typedef struct opt_def {
+    const char *key;
+    char short_name;
+    unsigned flags;
+    const char *value_name;
+    const char *def;
+    const char *help;
+} opt_def;
+
+static const opt_def opts[] = {
+    {"config", 'c', OPT_CLI_ONLY, "FILE", NULL,
+     "config file (default: $WALSHIP_CONFIG, else " WS_CONFIG_DEFAULT_FILE " if it exists)"},
+    {"repo", 0, OPT_REPO, "URL", NULL,
+     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several"},
+    {"log-level", 0, 0, "LEVEL", "info", "error | warn | info | debug (to stderr)"},
+    {"compress", 0, 0, "CODEC", "lz4", "codec for new objects: lz4 | none"},
+    {"compress-level", 0, 0, "N", "1", "lz4 level: 1 (fastest) to 12"},
+    {"fetch-timeout", 0, 0, "SECONDS", "30",
+     "how long fetch retries a failing repository before giving up"},
+    {"io-timeout", 0, OPT_REPO, "SECONDS", "60", "deadline for one storage operation"},
+    {"s3-endpoint", 0, OPT_REPO, "HOST[:PORT]", NULL,
+     "S3 endpoint, optionally with http:// or https:// (default: AWS for s3-region)"},
+    {"s3-region", 0, OPT_REPO, "REGION", "us-east-1", "S3 region used for signing"},
+    {"s3-uri-style", 0, OPT_REPO, "STYLE", "host",
+     "host (bucket.endpoint) | path (endpoint/bucket)"},
+    {"s3-ca-file", 0, OPT_REPO, "FILE", NULL, "CA bundle to verify the S3 endpoint's certificate"},
+    {"s3-verify-tls", 0, OPT_REPO, "BOOL", "on", "verify the S3 endpoint's TLS certificate"},
+    {"s3-storage-class", 0, OPT_REPO, "CLASS", NULL, "storage class for new objects"},
+    {"s3-sse", 0, OPT_REPO, "MODE", NULL, "server-side encryption: AES256 | aws:kms"},
+    {"s3-sse-kms-key-id", 0, OPT_REPO, "ID", NULL, "KMS key id for s3-sse = aws:kms"},
+    {"s3-key", 0, OPT_REPO | OPT_SECRET, "ID", NULL,
+     "access key id (or AWS_ACCESS_KEY_ID); config file or environment only"},
+    {"s3-key-secret", 0, OPT_REPO | OPT_SECRET, "SECRET", NULL,
+     "secret access key (or AWS_SECRET_ACCESS_KEY); config file or environment only"},
+    {"s3-token", 0, OPT_REPO | OPT_SECRET, "TOKEN", NULL,
+     "session token (or AWS_SESSION_TOKEN); config file or environment only"},
+    {"json", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "machine-readable output"},
+    {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
+    {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+enum { SRC_FLAG = 0, SRC_ENV, SRC_FILE, SRC_N };
+
+typedef struct entry {
+    char *key; /* canonical: "log-level", "repo2", "repo2-s3-region" */
+    char *value;
+    char *where;
+    int src;
+} entry;
+
+struct ws_config {
+    entry *e;
+    int n, cap;
+    char *command;
+    char **args;
+    int nargs;
+    int repo_src; /* the source whose repos are used, -1 if none */
+    int nrepos;
+    char repo_keys[WS_CONFIG_MAX_REPOS][16];
+};
+
+static const opt_def *find_opt(const char *key)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].key, key) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* "repo3-s3-region" → 3 and "s3-region"; "repo3" → 3 and "repo"; else 0. */
+static int split_repo_key(const char *key, const char **rest)
+{
+    if (strncmp(key, "repo", 4) != 0 || !isdigit((unsigned char)key[4]))
+        return 0;
+    int idx = key[4] - '0';
+    if (idx < 1 || idx > WS_CONFIG_MAX_REPOS)
+        return 0;
+    if (key[5] == '\0') {
+        *rest = "repo";
+        return idx;
+    }
+    if (key[5] != '-')
+        return 0;
+    *rest = key + 6;
+    return idx;
+}
+
+/* The option that governs key (after repoN- splitting), or NULL if unknown. */
+static const opt_def *resolve_key(const char *key, int *repo_idx)
+{
+    const char *rest;
+    int idx = split_repo_key(key, &rest);
+    *repo_idx = idx;
+    if (idx) {
+        const opt_def *o = find_opt(rest);
+        return (o && (o->flags & OPT_REPO)) ? o : NULL;
+    }
+    return find_opt(key);
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fputs("walship: out of memory\n", stderr);
+        exit(2);
+    }
+    return d;
+}
+
+static void add_entry(ws_config *c, const char *key, const char *value, const char *where, int src)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 32;
+        entry *ne = realloc(c->e, (size_t)c->cap * sizeof *ne);
+        if (!ne) {
+            fputs("walship: out of memory\n", stderr);
+            exit(2);
+        }
+        c->e = ne;
+    }
+    entry *e = &c->e[c->n++];
+    e->key = xstrdup(key);
+    e->value = xstrdup(value);
+    e->where = xstrdup(where);
+    e->src = src;
+}
+
+/* The highest-precedence entry for key; later entries of one source win. */
+static const entry *lookup(const ws_config *c, const char *key)
+{
+    const entry *best = NULL;
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->e[i].key, key) == 0 && (!best || c->e[i].src <= best->src))
+            best = &c->e[i];
+    return best;
+}
+
+static int parse_args(ws_config *c, int argc, char **argv, ws_error *err)
+{
+    int repo_flags = 0, only_args = 0;
+    c->args = calloc((size_t)argc + 1, sizeof *c->args);
+    if (!c->args)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (!c->command)
+                c->command = xstrdup(a);
+            else
+                c->args[c->nargs++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = 1;
+            continue;
+        }
+        const opt_def *o = NULL;
+        char name[64];
+        const char *value = NULL;
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            if (n >= sizeof name)
+                n = sizeof name - 1;
+            memcpy(name, a + 2, n);
+            name[n] = '\0';
+            int idx;
+            o = resolve_key(name, &idx);
+            if (eq)
+                value = eq + 1;
+        } else {
+            for (size_t k = 0; k < NOPTS; k++)
+                if (opts[k].short_name && opts[k].short_name == a[1])
+                    o = &opts[k];
+            snprintf(name, sizeof name, "%s", o ? o->key : a + 1);
+            if (o && a[2])
+                value = a + 2;
+        }
+        if (!o) {
+            ws_error_set(err, WS_ECONFIG, "unknown option \"%s\"", a);
+            ws_error_hint(err, "see \"walship --help\" for the options");
+            return -1;
+        }
+        if (o->flags & OPT_SECRET) {
+            ws_error_set(err, WS_ECONFIG,
+                         "--%s cannot be given on the command line, where every user of the "
+                         "machine can read it",
+                         o->key);
+            ws_error_hint(err, "put it in the config file (mode 0600) or the environment");
+            return -1;
+        }
+        if (o->flags & OPT_FLAG) {
+            if (value)
+                return ws_error_set(err, WS_ECONFIG, "option --%s takes no value", o->key);
+            add_entry(c, name, "on", a, SRC_FLAG);
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= argc)
+                return ws_error_set(err, WS_ECONFIG, "option %s needs a value (%s)", a,
+                                    o->value_name);
+            value = argv[++i];
+        }
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s", name);
+        if (strcmp(name, "repo") == 0) {
+            if (repo_flags == WS_CONFIG_MAX_REPOS)
+                return ws_error_set(err, WS_ECONFIG, "at most %d repositories",
+                                    WS_CONFIG_MAX_REPOS);
+            snprintf(name, sizeof name, "repo%d", ++repo_flags);
+        }
+        add_entry(c, name, value, flag, SRC_FLAG);
+    }
+    return 0;
+}
+
+static void parse_env(ws_config *c)
+{
+    for (char **ep = environ; *ep; ep++) {
+        const char *kv = *ep;
+        if (strncmp(kv, "WALSHIP_", 8) != 0)
+            continue;
+        const char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        char key[80], var[96];
+        size_t n = (size_t)(eq - (kv + 8));
+        if (n == 0 || n >= sizeof key)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            key[i] = kv[8 + i] == '_' ? '-' : (char)tolower((unsigned char)kv[8 + i]);
+        key[n] = '\0';
+        snprintf(var, sizeof var, "%.*s", (int)(eq - kv), kv);
+        if (strcmp(key, "repo") == 0)
+            strcpy(key, "repo1");
+        int idx;
+        const opt_def *o = resolve_key(key, &idx);
+        /* Other WALSHIP_* variables (test harness settings) are not ours to judge. */
+        if (!o || (o->flags & OPT_CLI_ONLY))
+            continue;
+        add_entry(c, key, eq + 1, var, SRC_ENV);
+    }
+    static const struct {
+        const char *var, *key;
+    } aws[] = {{"AWS_ACCESS_KEY_ID", "s3-key"},
+               {"AWS_SECRET_ACCESS_KEY", "s3-key-secret"},
+               {"AWS_SESSION_TOKEN", "s3-token"}};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = getenv(aws[i].var);
+        if (v && *v && !lookup(c, aws[i].key))
+            add_entry(c, aws[i].key, v, aws[i].var, SRC_ENV);
+    }
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int parse_file(ws_config *c, const char *path, ws_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ws_error_errno(err, WS_ECONFIG, errno, "cannot read config file %s", path);
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            fclose(f);
+            return ws_error_set(err, WS_ECONFIG, "%s:%d: line too long", path, lineno);
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fclose(f);
+            ws_error_set(err, WS_ECONFIG, "%s:%d: expected \"key = value\", found \"%.80s\"", path,
+                         lineno, s);
+            return -1;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        size_t vl = strlen(value);
+        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        char keybuf[80];
+        snprintf(keybuf, sizeof keybuf, "%s", key);
+        if (strcmp(keybuf, "repo") == 0)
+            strcpy(keybuf, "repo1");
+        int idx;
+        const opt_def *o = resolve_key(keybuf, &idx);
+        if (!*key || !o || (o->flags & OPT_CLI_ONLY)) {
+            fclose(f);
+            ws_error_set(err, WS_ECONFIG, "%s:%d: unknown key \"%s\"", path, lineno, key);
+            ws_error_hint(err, "see conf/walship.conf.sample or \"walship --help\" for the keys");
+            return -1;
+        }
+        char where[512];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        add_entry(c, keybuf, value, where, SRC_FILE);
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr)
+        return ws_error_set(err, WS_ECONFIG, "error reading config file %s", path);
+    return 0;
+}
+
+static int pick_repos(ws_config *c, ws_error *err)
+{
+    c->repo_src = -1;
+    c->nrepos = 0;
+    for (int src = 0; src < SRC_N && c->repo_src < 0; src++)
+        for (int i = 0; i < c->n; i++) {
+            const char *rest;
+            if (c->e[i].src == src && split_repo_key(c->e[i].key, &rest) &&
+                strcmp(rest, "repo") == 0) {
+                c->repo_src = src;
+                break;
+            }
+        }
+    if (c->repo_src < 0)
+        return 0;
+    int last = 0;
+    for (int idx = 1; idx <= WS_CONFIG_MAX_REPOS; idx++) {
+        char key[16];
+        snprintf(key, sizeof key, "repo%d", idx);
+        int found = 0;
+        for (int i = 0; i < c->n; i++)
+            if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, key) == 0)
+                found = 1;
+        if (found) {
+            if (last != idx - 1)
+                return ws_error_set(err, WS_ECONFIG, "%s is set but repo%d is not", key, idx - 1);
+            last = idx;
+            snprintf(c->repo_keys[c->nrepos++], sizeof c->repo_keys[0], "%s", key);
+        }
+    }
+    return 0;
+}
+
+int ws_config_load(int argc, char **argv, ws_config **out, ws_error *err)
+{
+    ws_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    *out = c;
+    if (parse_args(c, argc, argv, err) < 0)
+        return -1;
+    parse_env(c);
+    const entry *cf = lookup(c, "config");
+    const char *path = cf ? cf->value : getenv("WALSHIP_CONFIG");
+    if (path && *path) {
+        if (parse_file(c, path, err) < 0)
+            return -1;
+    } else if (access(WS_CONFIG_DEFAULT_FILE, F_OK) == 0) {
+        if (parse_file(c, WS_CONFIG_DEFAULT_FILE, err) < 0)
+            return -1;
+    }
+    return pick_repos(c, err);
+}
+
+void ws_config_free(ws_config *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++) {
+        free(c->e[i].key);
+        free(c->e[i].value);
+        free(c->e[i].where);
+    }
+    free(c->e);
+    free(c->command);
+    free(c->args);
+    free(c);
+}
+
+const char *ws_config_command(const ws_config *c)
+{
+    return c->command;
+}
+
+int ws_config_nargs(const ws_config *c)
+{
+    return c->nargs;
+}
+
+const char *ws_config_arg(const ws_config *c, int i)
+{
+    return i >= 0 && i < c->nargs ? c->args[i] : NULL;
+}
+
+int ws_config_flag(const ws_config *c, const char *key)
+{
+    const entry *e = lookup(c, key);
+    return e && e->src == SRC_FLAG;
+}
+
+const char *ws_config_get(const ws_config *c, const char *key)
+{
+    const entry *e = lookup(c, key);
+    if (e)
+        return e->value;
+    const opt_def *o = find_opt(key);
+    return o ? o->def : NULL;
+}
+
+const char *ws_config_source(const ws_config *c, const char *key)
+{
+    const entry *e = lookup(c, key);
+    return e ? e->where : "default";
+}
+
+static int bad_value(const ws_config *c, const char *key, const char *what, ws_error *err)
+{
+    ws_error_set(err, WS_ECONFIG, "%s = \"%s\" (from %s) is not %s", key, ws_config_get(c, key),
+                 ws_config_source(c, key), what);
+    return -1;
+}
+
+int ws_config_get_bool(const ws_config *c, const char *key, int *out, ws_error *err)
+{
+    const char *v = ws_config_get(c, key);
+    static const char *yes[] = {"on", "true", "yes", "1"}, *no[] = {"off", "false", "no", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (v && strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (v && strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return bad_value(c, key, "a boolean (on/off)", err);
+}
+
+int ws_config_get_long(const ws_config *c, const char *key, long min, long max, long *out,
+                       ws_error *err)
+{
+    const char *v = ws_config_get(c, key);
+    char *end;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || n < min || n > max) {
+        char what[96];
+        snprintf(what, sizeof what, "a whole number from %ld to %ld", min, max);
+        return bad_value(c, key, what, err);
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_seconds(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || end == v || errno || !isfinite(d) || d < 0)
+        return -1;
+    if (!*end || strcmp(end, "s") == 0)
+        *out = d;
+    else if (strcmp(end, "ms") == 0)
+        *out = d / 1000;
+    else if (strcmp(end, "min") == 0)
+        *out = d * 60;
+    else if (strcmp(end, "h") == 0)
+        *out = d * 3600;
+    else
+        return -1;
+    return 0;
+}
+
+int ws_config_get_seconds(const ws_config *c, const char *key, double *out, ws_error *err)
+{
+    if (parse_seconds(ws_config_get(c, key), out) < 0)
+        return bad_value(c, key, "a duration (30, 30s, 500ms, 2min, 1h)", err);
+    return 0;
+}
+
+int ws_config_repo_count(const ws_config *c)
+{
+    return c->nrepos;
+}
+
+const char *ws_config_repo_get(const ws_config *c, int repo, const char *key)
+{
+    char k[96];
+    snprintf(k, sizeof k, "repo%d-%s", repo + 1, key);
+    const entry *e = lookup(c, k);
+    return e ? e->value : ws_config_get(c, key);
+}
+
+int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (repo < 0 || repo >= c->nrepos)
+        return ws_error_set(err, WS_ECONFIG, "no repository %d configured", repo + 1);
+    const entry *e = NULL;
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[repo]) == 0)
+            e = &c->e[i];
+    out->url = e->value;
+    out->s3_endpoint = ws_config_repo_get(c, repo, "s3-endpoint");
+    out->s3_region = ws_config_repo_get(c, repo, "s3-region");
+    out->s3_uri_style = ws_config_repo_get(c, repo, "s3-uri-style");
+    out->s3_ca_file = ws_config_repo_get(c, repo, "s3-ca-file");
+    out->s3_storage_class = ws_config_repo_get(c, repo, "s3-storage-class");
+    out->s3_sse = ws_config_repo_get(c, repo, "s3-sse");
+    out->s3_sse_kms_key_id = ws_config_repo_get(c, repo, "s3-sse-kms-key-id");
+    out->s3_key = ws_config_repo_get(c, repo, "s3-key");
+    out->s3_key_secret = ws_config_repo_get(c, repo, "s3-key-secret");
+    out->s3_token = ws_config_repo_get(c, repo, "s3-token");
+    const char *v = ws_config_repo_get(c, repo, "s3-verify-tls");
+    if (strcasecmp(v, "on") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+        strcmp(v, "1") == 0)
+        out->s3_verify_tls = 1;
+    else if (strcasecmp(v, "off") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+             strcmp(v, "0") == 0)
+        out->s3_verify_tls = 0;
+    else
+        return ws_error_set(err, WS_ECONFIG, "s3-verify-tls = \"%s\" is not a boolean (on/off)", v);
+    if (parse_seconds(ws_config_repo_get(c, repo, "io-timeout"), &out->timeout) < 0)
+        return ws_error_set(err, WS_ECONFIG, "io-timeout = \"%s\" is not a duration",
+                            ws_config_repo_get(c, repo, "io-timeout"));
+    const char *style = out->s3_uri_style;
+    if (strcmp(style, "host") != 0 && strcmp(style, "path") != 0)
+        return ws_error_set(err, WS_ECONFIG, "s3-uri-style = \"%s\" is not host or path", style);
+    return 0;
+}
+
+void ws_config_each_option(ws_config_doc_fn fn, void *arg)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        fn(arg, opts[i].key, opts[i].value_name, opts[i].def, opts[i].help);
+}

@@ -1,0 +1,189 @@
+/*
+ * fetch.c — `walship fetch WALNAME DESTPATH`, PostgreSQL's restore_command.
+ *
+ * One direct lookup per repository, in order. The object is decompressed and verified
+ * (length, SHA-256, and for segments the page header against the requested name) into a
+ * temporary file beside DESTPATH, which is fsync'd and renamed into place only then.
+ *
+ * Exit codes carry PostgreSQL's meaning: 0 restored; 1 absent everywhere (end of archive,
+ * or a timeline probe); 126 for anything else once the retry deadline has passed, so that
+ * archive recovery aborts instead of promoting early on a file that exists but could not
+ * be read. In standby mode (standby.signal in the cwd, which is PGDATA) PostgreSQL keeps
+ * retrying after any non-zero status, so there a failure is logged and exits 1.
+ */
+#include "walship/cmd.h"
+#include "walship/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { TRY_OK, TRY_ABSENT, TRY_RETRY, TRY_FAILED } try_result;
+
+static int fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Restores name from one repository into dest via a temporary file. */
+static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char *key,
+                             const char *dest, ws_error *err)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.walship.%ld.tmp", dest, (long)getpid()) >=
+        sizeof tmp) {
+        ws_error_set(err, WS_EINVAL, "destination path %s is too long", dest);
+        return TRY_FAILED;
+    }
+    unlink(tmp);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot create %s", tmp);
+        return TRY_FAILED;
+    }
+    ws_stage *sink = ws_stage_fd_sink_new(fd, tmp);
+    ws_objhdr h;
+    int rc = sink ? ws_repo_obj_read(repo, key, sink, &h, err)
+                  : ws_error_set(err, WS_ENOMEM, "out of memory");
+    ws_stage_free(sink);
+    if (rc == 0 && (name->kind == WS_WAL_SEGMENT || name->kind == WS_WAL_PARTIAL)) {
+        unsigned char page[WS_WAL_LONG_HEADER_SIZE];
+        ssize_t k = pread(fd, page, sizeof page, 0);
+        if (k < 0)
+            rc = ws_error_errno(err, WS_EIO, errno, "cannot read back %s", tmp);
+        else if (ws_wal_check_header(page, (size_t)k, name, h.length, NULL, err) < 0) {
+            ws_error_prefix(err, "object %s in %s is not the segment it is stored as", key,
+                            ws_repo_describe(repo));
+            err->code = WS_ECORRUPT;
+            rc = -1;
+        }
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = ws_error_errno(err, WS_EIO, errno, "cannot fsync %s", tmp);
+    if (close(fd) < 0 && rc == 0)
+        rc = ws_error_errno(err, WS_EIO, errno, "cannot close %s", tmp);
+    if (rc == 0 && rename(tmp, dest) < 0)
+        rc = ws_error_errno(err, WS_EIO, errno, "cannot rename %s to %s", tmp, dest);
+    if (rc < 0) {
+        unlink(tmp);
+        if (err->code == WS_ENOENT)
+            return TRY_ABSENT;
+        return err->code == WS_ETRANSIENT ? TRY_RETRY : TRY_FAILED;
+    }
+    fsync_parent(dest);
+    return TRY_OK;
+}
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int ws_cmd_fetch(const ws_config *cfg)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    if (ws_config_nargs(cfg) != 2) {
+        ws_log_error("usage: walship fetch WALNAME DESTPATH (restore_command = 'walship fetch "
+                     "%%f %%p')");
+        return WS_EXIT_USAGE;
+    }
+    const char *wal = ws_config_arg(cfg, 0), *dest = ws_config_arg(cfg, 1);
+    int standby = access("standby.signal", F_OK) == 0;
+    int fatal = standby ? WS_EXIT_FAIL : WS_EXIT_FETCH_FATAL;
+    double deadline;
+    if (ws_config_get_seconds(cfg, "fetch-timeout", &deadline, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    ws_wal_name name;
+    if (ws_wal_parse_name(wal, &name, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    char key[128];
+    ws_repo_wal_key(&name, key, sizeof key);
+
+    ws_repo **repos;
+    int n;
+    if (ws_cmd_open_repos(cfg, &repos, &n, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return err.code == WS_ECONFIG ? WS_EXIT_USAGE : fatal;
+    }
+    /* per repository: 0 = still to try, 1 = absent, 2 = failed for good */
+    int *state = calloc((size_t)n, sizeof *state);
+    if (!state) {
+        ws_cmd_close_repos(repos, n);
+        return fatal;
+    }
+    double t0 = ws_now(), backoff = 0.1;
+    int code = -1;
+    while (code < 0) {
+        int pending = 0;
+        for (int i = 0; i < n && code < 0; i++) {
+            if (state[i])
+                continue;
+            ws_error_clear(&err);
+            switch (fetch_from(repos[i], &name, key, dest, &err)) {
+            case TRY_OK:
+                ws_log_info("restored %s from %s", name.name, ws_repo_describe(repos[i]));
+                code = WS_EXIT_OK;
+                break;
+            case TRY_ABSENT:
+                state[i] = 1;
+                break;
+            case TRY_RETRY:
+                ws_log(WS_LOG_WARN, "%s (will retry)", err.msg);
+                pending++;
+                break;
+            case TRY_FAILED:
+                ws_log_err(WS_LOG_ERROR, &err);
+                state[i] = 2;
+                break;
+            }
+        }
+        if (code >= 0)
+            break;
+        int absent = 0;
+        for (int i = 0; i < n; i++)
+            absent += state[i] == 1;
+        if (absent == n) {
+            ws_log_info("%s is not in the archive", name.name);
+            code = WS_EXIT_FAIL;
+        } else if (pending == 0 || ws_now() - t0 + backoff > deadline) {
+            ws_log_error("could not restore %s%s; %s", name.name,
+                         pending ? " before fetch-timeout" : "",
+                         standby ? "the standby will ask again"
+                                 : "stopping recovery rather than ending it early at a file "
+                                   "that exists but could not be read");
+            code = fatal;
+        } else {
+            sleep_seconds(backoff);
+            backoff = backoff * 2 > 5 ? 5 : backoff * 2;
+        }
+    }
+    free(state);
+    ws_cmd_close_repos(repos, n);
+    return code;
+}

@@ -1,0 +1,71 @@
+/* log.c — stderr logging, one line per event. */
+#include "walship/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static char log_prefix[64] = "walship";
+static ws_log_level log_level = WS_LOG_INFO;
+
+void ws_log_setup(const char *prefix, ws_log_level level)
+{
+    if (prefix)
+        snprintf(log_prefix, sizeof log_prefix, "%s", prefix);
+    log_level = level;
+}
+
+ws_log_level ws_log_get_level(void)
+{
+    return log_level;
+}
+
+int ws_log_parse_level(const char *s, ws_log_level *out)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (ws_log_level)i;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *level_tag(ws_log_level level)
+{
+    switch (level) {
+    case WS_LOG_ERROR:
+        return "ERROR: ";
+    case WS_LOG_WARN:
+        return "WARNING: ";
+    case WS_LOG_DEBUG:
+        return "DEBUG: ";
+    default:
+        return "";
+    }
+}
+
+void ws_log(ws_log_level level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    char line[2048];
+    int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof line)
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* one write per line so concurrent writers to PostgreSQL's log do not interleave */
+    size_t len = strnlen(line, sizeof line - 2);
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+    fflush(stderr);
+}
+
+void ws_log_err(ws_log_level level, const ws_error *err)
+{
+    if (err->hint[0])
+        ws_log(level, "%s HINT: %s", err->msg, err->hint);
+    else
+        ws_log(level, "%s", err->msg);
+}

@@ -1,0 +1,163 @@
+/* main.c — `walship [options] COMMAND [args]`: loads the configuration and dispatches. */
+#include "walship/cmd.h"
+#include "walship/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(const ws_config *cfg);
+    const char *usage;
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"push", ws_cmd_push, "push WALPATH",
+     "Archive one WAL file: PostgreSQL's archive_command.\n"
+     "\n"
+     "  archive_mode = on\n"
+     "  archive_command = 'walship push %p'\n"
+     "\n"
+     "Accepts WAL segments, .partial segments, TTTTTTTT.history and .backup files and\n"
+     "refuses anything else. A segment's page header must be intact and belong to the\n"
+     "cluster the repository was created for. The file is compressed (compress, lz4 by\n"
+     "default) and stored in every configured repository; exit 0 only once it is durable\n"
+     "in each. A file already archived with the same contents succeeds; the same name\n"
+     "with different contents fails and the stored copy is kept.\n"
+     "\n"
+     "Exit: 0 archived; 1 not archived (PostgreSQL retries); 2 usage or config error.\n"},
+    {"fetch", ws_cmd_fetch, "fetch WALNAME DESTPATH",
+     "Restore one WAL file: PostgreSQL's restore_command.\n"
+     "\n"
+     "  restore_command = 'walship fetch %f %p'\n"
+     "\n"
+     "Tries the repositories in order. The file is verified (length, SHA-256, page header)\n"
+     "before it is written to DESTPATH, atomically.\n"
+     "\n"
+     "Exit: 0 restored; 1 absent from every repository (the end of the archive);\n"
+     "126 anything else after fetch-timeout (unreachable repository, corrupt object),\n"
+     "so that PostgreSQL stops recovery instead of ending it early; 2 usage error.\n"
+     "In standby mode (standby.signal) failures exit 1: the standby asks again.\n"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_option(void *arg, const char *key, const char *value_name, const char *def,
+                         const char *help)
+{
+    FILE *f = arg;
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", key, value_name ? " " : "",
+             value_name ? value_name : "");
+    fprintf(f, "  %-28s %s%s%s%s\n", left, help, def ? " [default: " : "", def ? def : "",
+            def ? "]" : "");
+}
+
+static void usage(FILE *f)
+{
+    fputs("walship — continuous WAL archiving and point-in-time recovery for PostgreSQL\n"
+          "\n"
+          "Usage: walship [options] COMMAND [args]\n"
+          "\n"
+          "Commands:\n",
+          f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *first = commands[i].help;
+        const char *nl = strchr(first, '\n');
+        fprintf(f, "  %-26s %.*s\n", commands[i].usage, (int)(nl - first), first);
+    }
+    fputs("  help [COMMAND]             this text, or a command's\n"
+          "\n"
+          "Options (each is also a config-file key without the dashes and an environment\n"
+          "variable WALSHIP_<KEY>, e.g. WALSHIP_LOG_LEVEL; flag > environment > file > default):\n",
+          f);
+    ws_config_each_option(print_option, f);
+    fputs("\n"
+          "Several repositories: repeat --repo, or set repo1, repo2, ... in the config file;\n"
+          "repoN-<key> (e.g. repo2-s3-region) applies a setting to one repository.\n"
+          "\n"
+          "postgresql.conf:\n"
+          "  archive_mode = on\n"
+          "  archive_command = 'walship push %p'\n"
+          "  restore_command = 'walship fetch %f %p'\n"
+          "\n"
+          "See walship(1), docs/ and conf/walship.conf.sample.\n",
+          f);
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int command_help(const char *name)
+{
+    const command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "walship: unknown command \"%s\"; see \"walship help\"\n", name);
+        return WS_EXIT_USAGE;
+    }
+    printf("Usage: walship [options] %s\n\n%s\nSee \"walship help\" for the options.\n", c->usage,
+           c->help);
+    return WS_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    ws_config *cfg = NULL;
+    ws_error err;
+    ws_error_clear(&err);
+    if (ws_config_load(argc, argv, &cfg, &err) < 0) {
+        const char *cmd = cfg ? ws_config_command(cfg) : NULL;
+        fprintf(stderr, "walship%s%s: ERROR: %s%s%s\n", cmd ? " " : "", cmd ? cmd : "", err.msg,
+                err.hint[0] ? " HINT: " : "", err.hint);
+        ws_config_free(cfg);
+        return WS_EXIT_USAGE;
+    }
+    const char *cmd = ws_config_command(cfg);
+    int rc;
+    if (ws_config_flag(cfg, "version")) {
+        printf("walship %s\n", WS_VERSION);
+        rc = WS_EXIT_OK;
+    } else if (cmd && strcmp(cmd, "help") == 0) {
+        if (ws_config_nargs(cfg) > 0)
+            rc = command_help(ws_config_arg(cfg, 0));
+        else {
+            usage(stdout);
+            rc = WS_EXIT_OK;
+        }
+    } else if (ws_config_flag(cfg, "help")) {
+        if (cmd)
+            rc = command_help(cmd);
+        else {
+            usage(stdout);
+            rc = WS_EXIT_OK;
+        }
+    } else if (!cmd) {
+        usage(stderr);
+        rc = WS_EXIT_USAGE;
+    } else {
+        const command *c = find_command(cmd);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "walship %s", cmd);
+        ws_log_level level;
+        if (!c) {
+            fprintf(stderr, "walship: unknown command \"%s\"; see \"walship help\"\n", cmd);
+            rc = WS_EXIT_USAGE;
+        } else if (ws_log_parse_level(ws_config_get(cfg, "log-level"), &level) < 0) {
+            fprintf(stderr,
+                    "%s: ERROR: log-level = \"%s\" (from %s) is not error, warn, info "
+                    "or debug\n",
+                    prefix, ws_config_get(cfg, "log-level"), ws_config_source(cfg, "log-level"));
+            rc = WS_EXIT_USAGE;
+        } else {
+            ws_log_setup(prefix, level);
+            rc = c->run(cfg);
+        }
+    }
+    ws_config_free(cfg);
+    return rc;
+}

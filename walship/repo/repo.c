@@ -1,0 +1,501 @@
+/* repo.c — repository identity, WAL keys, object writing and verified reading. */
+#include "walship/repo/repo.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define META_SHA256 "walship-sha256"
+#define META_LENGTH "walship-length"
+#define META_CODEC  "walship-codec"
+#define READ_CHUNK  (256 * 1024)
+
+struct ws_repo {
+    ws_storage *storage;
+    int have_identity;
+    ws_repo_identity identity;
+};
+
+int ws_repo_open(const ws_storage_config *cfg, ws_repo **out, ws_error *err)
+{
+    *out = NULL;
+    ws_repo *r = calloc(1, sizeof *r);
+    if (!r)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    if (ws_storage_open(cfg, &r->storage, err) < 0) {
+        free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void ws_repo_free(ws_repo *r)
+{
+    if (!r)
+        return;
+    ws_storage_free(r->storage);
+    free(r);
+}
+
+ws_storage *ws_repo_storage(ws_repo *r)
+{
+    return r->storage;
+}
+
+const char *ws_repo_describe(ws_repo *r)
+{
+    return ws_storage_describe(r->storage);
+}
+
+/* ---- identity ---- */
+
+static int parse_identity(const char *text, const char *where, ws_repo_identity *id, ws_error *err)
+{
+    memset(id, 0, sizeof *id);
+    int seen = 0;
+    const char *line = text;
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[256];
+        if (n >= sizeof buf)
+            n = sizeof buf - 1;
+        memcpy(buf, line, n);
+        buf[n] = '\0';
+        line += nl ? n + 1 : n;
+        char key[64], value[128];
+        if (buf[0] == '#' || buf[0] == '\0')
+            continue;
+        if (sscanf(buf, " %63[a-z-] = %127s", key, value) != 2)
+            return ws_error_set(err, WS_ECORRUPT, "%s: malformed line \"%s\"", where, buf);
+        char *end;
+        unsigned long long v = strtoull(value, &end, 10);
+        int numeric = *end == '\0';
+        if (strcmp(key, "format") == 0 && numeric) {
+            id->format = (int)v;
+            seen |= 1;
+        } else if (strcmp(key, "system-identifier") == 0 && numeric) {
+            id->sysid = v;
+            seen |= 2;
+        } else if (strcmp(key, "pg-version") == 0 && numeric) {
+            id->pg_version = (int)v;
+            seen |= 4;
+        } else if (strcmp(key, "wal-segment-size") == 0 && numeric) {
+            id->seg_size = (uint32_t)v;
+            seen |= 8;
+        }
+    }
+    if (seen & 1 && id->format > WS_REPO_FORMAT) {
+        ws_error_set(err, WS_ECONFIG, "%s has repository format %d; this walship reads format %d",
+                     where, id->format, WS_REPO_FORMAT);
+        ws_error_hint(err, "upgrade walship");
+        return -1;
+    }
+    if (seen != 15)
+        return ws_error_set(err, WS_ECORRUPT,
+                            "%s lacks format, system-identifier, pg-version "
+                            "or wal-segment-size",
+                            where);
+    return 0;
+}
+
+int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err)
+{
+    if (r->have_identity) {
+        *id = r->identity;
+        return 0;
+    }
+    char *text;
+    size_t len;
+    if (ws_storage_get_small(r->storage, WS_REPO_ROOT_KEY, 4096, &text, &len, err) < 0)
+        return -1;
+    char where[600];
+    snprintf(where, sizeof where, "%s/%s", ws_repo_describe(r), WS_REPO_ROOT_KEY);
+    int rc = parse_identity(text, where, id, err);
+    free(text);
+    if (rc == 0) {
+        r->identity = *id;
+        r->have_identity = 1;
+    }
+    return rc;
+}
+
+static int compare_identity(ws_repo *r, const ws_repo_identity *have, const ws_repo_identity *want,
+                            ws_error *err)
+{
+    if (have->sysid != want->sysid) {
+        ws_error_set(err, WS_EMISMATCH,
+                     "repository %s belongs to the cluster with system identifier %" PRIu64
+                     ", not this one (%" PRIu64 ")",
+                     ws_repo_describe(r), have->sysid, want->sysid);
+        ws_error_hint(err, "each cluster needs its own repository (or S3 prefix); check repo in "
+                           "the config");
+        return -1;
+    }
+    if (have->seg_size != want->seg_size)
+        return ws_error_set(err, WS_EMISMATCH,
+                            "repository %s holds WAL segments of %" PRIu32
+                            " bytes, this segment is %" PRIu32,
+                            ws_repo_describe(r), have->seg_size, want->seg_size);
+    if (have->pg_version != want->pg_version) {
+        ws_error_set(err, WS_EMISMATCH,
+                     "repository %s holds WAL of PostgreSQL %d, this segment is PostgreSQL %d",
+                     ws_repo_describe(r), have->pg_version, want->pg_version);
+        ws_error_hint(err, "after a major upgrade, archive into a new repository");
+        return -1;
+    }
+    return 0;
+}
+
+int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err)
+{
+    ws_repo_identity have;
+    if (ws_repo_identity_get(r, &have, err) == 0)
+        return compare_identity(r, &have, want, err);
+    if (err->code != WS_ENOENT)
+        return -1;
+    char text[512], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n =
+        snprintf(text, sizeof text,
+                 "# walship repository — written once by the first push; do not edit\n"
+                 "format = %d\nsystem-identifier = %" PRIu64 "\npg-version = %d\n"
+                 "wal-segment-size = %" PRIu32 "\ncreated = %s\ncreated-by = walship %s\n",
+                 WS_REPO_FORMAT, want->sysid, want->pg_version, want->seg_size, stamp, WS_VERSION);
+    if (ws_storage_put_small(r->storage, WS_REPO_ROOT_KEY, WS_STORAGE_WRITE_EXCL, text, (size_t)n,
+                             NULL, err) == 0) {
+        r->identity = *want;
+        r->identity.format = WS_REPO_FORMAT;
+        r->have_identity = 1;
+        return 0;
+    }
+    if (err->code != WS_EEXIST)
+        return -1;
+    /* another push created it first: compare with the winner's */
+    if (ws_repo_identity_get(r, &have, err) < 0)
+        return -1;
+    return compare_identity(r, &have, want, err);
+}
+
+/* ---- keys ---- */
+
+int ws_repo_wal_key(const ws_wal_name *n, char *buf, size_t len)
+{
+    int k;
+    if (n->kind == WS_WAL_HISTORY)
+        k = snprintf(buf, len, "wal/history/%s", n->name);
+    else if (n->kind != WS_WAL_NONE)
+        k = snprintf(buf, len, "wal/%.16s/%s", n->name, n->name);
+    else
+        return -1;
+    return k < 0 || (size_t)k >= len ? -1 : 0;
+}
+
+/* ---- object header lookup ---- */
+
+int ws_repo_obj_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err)
+{
+    if (ws_storage_features(r->storage) & WS_STORAGE_FEAT_META) {
+        ws_storage_info info;
+        if (ws_storage_stat(r->storage, key, &info, err) < 0)
+            return -1;
+        const char *sha = ws_meta_get(&info.meta, META_SHA256);
+        const char *len = ws_meta_get(&info.meta, META_LENGTH);
+        const char *codec = ws_meta_get(&info.meta, META_CODEC);
+        ws_codec c;
+        if (sha && len && codec && strlen(sha) == 64 && ws_codec_parse(codec, &c) == 0) {
+            memset(h, 0, sizeof *h);
+            h->version = 1;
+            h->codec = (uint8_t)c;
+            h->header_len = WS_OBJHDR_SIZE;
+            h->length = strtoull(len, NULL, 10);
+            for (int i = 0; i < 32; i++) {
+                unsigned v;
+                if (sscanf(sha + 2 * i, "%2x", &v) != 1)
+                    goto ranged;
+                h->sha256[i] = (unsigned char)v;
+            }
+            return 0;
+        }
+    }
+ranged:;
+    ws_storage_reader *rd;
+    if (ws_storage_open_read(r->storage, key, 0, WS_OBJHDR_SIZE, &rd, err) < 0)
+        return -1;
+    unsigned char buf[WS_OBJHDR_SIZE];
+    size_t n;
+    int rc = ws_storage_read_full(rd, buf, sizeof buf, &n, err);
+    ws_storage_reader_close(rd);
+    if (rc < 0)
+        return -1;
+    return ws_objhdr_decode(buf, n, key, h, err);
+}
+
+/* ---- writing ---- */
+
+struct ws_repo_obj_writer {
+    int n;
+    ws_repo **repos;
+    ws_storage_writer **w; /* NULL where open failed */
+    ws_repo_put_result *open_results;
+    char key[512];
+    ws_objkind kind;
+    ws_codec codec;
+    ws_stage *head; /* sha256 → [lz4] → sink */
+    ws_stage *sha;
+};
+
+static void obj_writer_free(ws_repo_obj_writer *w)
+{
+    ws_stage_chain_free(w->head);
+    free(w->w);
+    free(w->open_results);
+    free(w);
+}
+
+void ws_repo_obj_abort(ws_repo_obj_writer *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->n; i++)
+        ws_storage_writer_abort(w->w[i]);
+    obj_writer_free(w);
+}
+
+int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind, ws_codec codec,
+                       int level, uint64_t size_hint, ws_repo_obj_writer **out, ws_error *err)
+{
+    *out = NULL;
+    ws_repo_obj_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    w->n = n;
+    w->repos = repos;
+    w->kind = kind;
+    w->codec = codec;
+    snprintf(w->key, sizeof w->key, "%s", key);
+    w->w = calloc((size_t)n, sizeof *w->w);
+    w->open_results = calloc((size_t)n, sizeof *w->open_results);
+    ws_storage_writer **live = calloc((size_t)n, sizeof *live);
+    if (!w->w || !w->open_results || !live) {
+        free(live);
+        obj_writer_free(w);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
+    int nlive = 0, first_fail = -1;
+    unsigned char placeholder[WS_OBJHDR_SIZE] = {0};
+    for (int i = 0; i < n; i++) {
+        ws_repo_put_result *res = &w->open_results[i];
+        if (ws_storage_open_write(repos[i]->storage, key, WS_STORAGE_WRITE_EXCL, &w->w[i],
+                                  &res->err) < 0 ||
+            ws_storage_write(w->w[i], placeholder, sizeof placeholder, &res->err) < 0) {
+            ws_storage_writer_abort(w->w[i]);
+            w->w[i] = NULL;
+            res->status = WS_PUT_FAILED;
+            if (first_fail < 0)
+                first_fail = i;
+            continue;
+        }
+        live[nlive++] = w->w[i];
+    }
+    if (nlive == 0) {
+        *err = w->open_results[first_fail].err;
+        free(live);
+        obj_writer_free(w);
+        return -1;
+    }
+    ws_stage *sink = ws_stage_storage_sink_new(live, nlive);
+    free(live);
+    ws_stage *mid = sink;
+    if (sink && codec == WS_CODEC_LZ4) {
+        mid = ws_stage_lz4_compress_new(level, size_hint, sink);
+        if (!mid)
+            ws_stage_free(sink);
+    }
+    w->sha = mid ? ws_stage_sha256_new(mid) : NULL;
+    if (!w->sha) {
+        ws_stage_chain_free(mid);
+        ws_repo_obj_abort(w);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
+    w->head = w->sha;
+    *out = w;
+    return 0;
+}
+
+int ws_repo_obj_write(ws_repo_obj_writer *w, const void *buf, size_t len, ws_error *err)
+{
+    return ws_stage_write(w->head, buf, len, err);
+}
+
+static int same_object(const ws_objhdr *a, const ws_objhdr *b)
+{
+    return a->length == b->length && memcmp(a->sha256, b->sha256, 32) == 0;
+}
+
+int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_result *results,
+                       ws_error *err)
+{
+    ws_objhdr h;
+    memset(&h, 0, sizeof h);
+    if (ws_stage_finish(w->head, err) < 0) {
+        ws_repo_obj_abort(w);
+        return -1;
+    }
+    h.version = 1;
+    h.codec = (uint8_t)w->codec;
+    h.kind = (uint8_t)w->kind;
+    h.header_len = WS_OBJHDR_SIZE;
+    ws_stage_sha256_result(w->sha, h.sha256, &h.length);
+    if (hdr_out)
+        *hdr_out = h;
+    unsigned char enc[WS_OBJHDR_SIZE];
+    ws_objhdr_encode(&h, enc);
+    char hex[65], len[32];
+    ws_sha256_hex(h.sha256, hex);
+    snprintf(len, sizeof len, "%" PRIu64, h.length);
+    ws_meta meta = {0};
+    ws_meta_set(&meta, META_SHA256, hex);
+    ws_meta_set(&meta, META_LENGTH, len);
+    ws_meta_set(&meta, META_CODEC, ws_codec_name(w->codec));
+
+    int failures = 0, first_fail = -1;
+    for (int i = 0; i < w->n; i++) {
+        ws_repo_put_result local, *res = results ? &results[i] : &local;
+        *res = w->open_results[i];
+        if (!w->w[i])
+            goto failed;
+        ws_storage_writer *sw = w->w[i];
+        w->w[i] = NULL;
+        ws_error_clear(&res->err);
+        if (ws_storage_patch(sw, 0, enc, sizeof enc, &res->err) < 0) {
+            ws_storage_writer_abort(sw);
+            goto failed;
+        }
+        if (ws_storage_writer_commit(sw, &meta, &res->err) == 0) {
+            res->status = WS_PUT_STORED;
+            continue;
+        }
+        if (res->err.code == WS_EEXIST) {
+            ws_error cmp_err;
+            ws_error_clear(&cmp_err);
+            if (ws_repo_obj_header(w->repos[i], w->key, &res->existing, &cmp_err) < 0) {
+                res->err = cmp_err;
+                ws_error_prefix(&res->err, "%s exists already and its checksum cannot be read",
+                                w->key);
+                goto failed;
+            }
+            if (same_object(&res->existing, &h)) {
+                res->status = WS_PUT_IDENTICAL;
+                continue;
+            }
+            char old[65];
+            ws_sha256_hex(res->existing.sha256, old);
+            ws_error_set(&res->err, WS_EMISMATCH,
+                         "%s is already in repository %s with different contents (stored "
+                         "SHA-256 %s, %" PRIu64 " bytes; this file SHA-256 %s, %" PRIu64
+                         " bytes); the stored copy is kept",
+                         w->key, ws_repo_describe(w->repos[i]), old, res->existing.length, hex,
+                         h.length);
+            ws_error_hint(&res->err,
+                          "two clusters may be archiving into one repository, or this cluster "
+                          "was restored without a new timeline; check archive_command");
+        }
+    failed:
+        res->status = WS_PUT_FAILED;
+        failures++;
+        if (first_fail < 0) {
+            first_fail = i;
+            *err = res->err;
+        }
+    }
+    obj_writer_free(w);
+    return failures ? -1 : 0;
+}
+
+/* ---- reading ---- */
+
+int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out, ws_error *err)
+{
+    ws_storage_reader *rd;
+    if (ws_storage_open_read(r->storage, key, 0, 0, &rd, err) < 0)
+        return -1;
+    unsigned char hb[WS_OBJHDR_SIZE];
+    size_t n;
+    ws_objhdr h;
+    ws_stage *sha = NULL, *head = NULL;
+    int rc = -1;
+    if (ws_storage_read_full(rd, hb, sizeof hb, &n, err) < 0 ||
+        ws_objhdr_decode(hb, n, key, &h, err) < 0)
+        goto out;
+    sha = ws_stage_sha256_new(dest);
+    head = sha;
+    if (sha && h.codec == WS_CODEC_LZ4)
+        head = ws_stage_lz4_decompress_new(h.length, sha);
+    if (!sha || !head) {
+        ws_error_set(err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    char *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        ws_error_set(err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    uint64_t passed = 0;
+    for (;;) {
+        if (ws_storage_read(rd, buf, READ_CHUNK, &n, err) < 0)
+            break;
+        if (n == 0) {
+            rc = 0;
+            break;
+        }
+        passed += n;
+        if (h.codec == WS_CODEC_NONE && passed > h.length) {
+            ws_error_set(err, WS_ECORRUPT, "object %s is longer than its header says", key);
+            break;
+        }
+        if (ws_stage_write(head, buf, n, err) < 0)
+            break;
+    }
+    free(buf);
+    if (rc < 0 || (rc = ws_stage_finish(head, err)) < 0) {
+        if (err->code == WS_ECORRUPT)
+            ws_error_prefix(err, "object %s", key);
+        rc = -1;
+        goto out;
+    }
+    unsigned char digest[32];
+    uint64_t length;
+    ws_stage_sha256_result(sha, digest, &length);
+    if (length != h.length) {
+        rc = ws_error_set(err, WS_ECORRUPT,
+                          "object %s holds %" PRIu64 " bytes, its header says %" PRIu64, key,
+                          length, h.length);
+    } else if (memcmp(digest, h.sha256, 32) != 0) {
+        char want[65], got[65];
+        ws_sha256_hex(h.sha256, want);
+        ws_sha256_hex(digest, got);
+        rc = ws_error_set(err, WS_ECORRUPT, "object %s fails verification: SHA-256 %s, expected %s",
+                          key, got, want);
+    }
+    if (hdr_out)
+        *hdr_out = h;
+out:
+    /* free our stages, not the caller's dest */
+    if (head != sha && head) {
+        head->next = NULL;
+        ws_stage_free(head);
+    }
+    if (sha) {
+        sha->next = NULL;
+        ws_stage_free(sha);
+    }
+    ws_storage_reader_close(rd);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * repo.h — the repository layer over storage: identity (walship.repo), WAL keys, and
+ * self-describing objects (a 64-byte header + codec payload). docs/repository-format.md is
+ * the specification; this is its implementation.
+ *
+ * Ownership: ws_repo_open returns a repository (owning its storage) freed by ws_repo_free.
+ * An object writer belongs to the caller until ws_repo_obj_commit or ws_repo_obj_abort,
+ * both of which free it.
+ */
+#ifndef WS_REPO_H
+#define WS_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "walship/error.h"
+#include "walship/stage/stage.h"
+#include "walship/storage/storage.h"
+#include "walship/wal.h"
+
+#define WS_REPO_FORMAT   1
+#define WS_REPO_ROOT_KEY "walship.repo"
+#define WS_OBJHDR_SIZE   64
+
+typedef enum ws_codec { WS_CODEC_NONE = 0, WS_CODEC_LZ4 = 1, WS_CODEC_ZSTD = 2 } ws_codec;
+
+typedef enum ws_objkind {
+    WS_OBJ_DATA = 0,
+    WS_OBJ_SEGMENT = 1,
+    WS_OBJ_PARTIAL = 2,
+    WS_OBJ_BACKUP = 3,
+    WS_OBJ_HISTORY = 4,
+} ws_objkind;
+
+typedef struct ws_objhdr {
+    uint8_t version;
+    uint8_t codec;
+    uint8_t encryption;
+    uint8_t kind;
+    uint32_t header_len;
+    uint64_t length; /* plaintext bytes */
+    unsigned char sha256[32];
+} ws_objhdr;
+
+void ws_objhdr_encode(const ws_objhdr *h, unsigned char out[WS_OBJHDR_SIZE]);
+/* Checks magic, version, header check, codec and encryption; key is for messages. */
+int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_objhdr *h,
+                     ws_error *err);
+/* "lz4" / "none" → codec; -1 if unknown. */
+int ws_codec_parse(const char *s, ws_codec *out);
+const char *ws_codec_name(ws_codec c);
+ws_objkind ws_objkind_of(ws_wal_kind k);
+
+typedef struct ws_repo ws_repo;
+
+int ws_repo_open(const ws_storage_config *cfg, ws_repo **out, ws_error *err);
+void ws_repo_free(ws_repo *r);
+ws_storage *ws_repo_storage(ws_repo *r);
+/* Safe to log. */
+const char *ws_repo_describe(ws_repo *r);
+
+typedef struct ws_repo_identity {
+    int format;
+    uint64_t sysid;
+    int pg_version;
+    uint32_t seg_size;
+} ws_repo_identity;
+
+/* Reads walship.repo: WS_ENOENT if the repository has none yet, WS_ECORRUPT if malformed,
+ * WS_ECONFIG if its format is newer than this walship. Cached after the first read. */
+int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err);
+/* Creates walship.repo from want if absent; otherwise compares, failing with WS_EMISMATCH
+ * and a message naming both values when the cluster differs. */
+int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err);
+
+/* The fixed key of a WAL file (docs/repository-format.md); -1 if buf is too small. */
+int ws_repo_wal_key(const ws_wal_name *n, char *buf, size_t len);
+
+/* The stored object's header without reading its payload (metadata or a ranged read). */
+int ws_repo_obj_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err);
+
+/* ---- writing one object to one or more repositories at once ---- */
+
+typedef struct ws_repo_obj_writer ws_repo_obj_writer;
+
+typedef enum ws_put_status {
+    WS_PUT_STORED = 0,    /* written now */
+    WS_PUT_IDENTICAL = 1, /* already there with the same checksum */
+    WS_PUT_FAILED = -1,   /* see err */
+} ws_put_status;
+
+typedef struct ws_repo_put_result {
+    ws_put_status status;
+    ws_objhdr existing; /* for WS_PUT_IDENTICAL and WS_EMISMATCH failures */
+    ws_error err;
+} ws_repo_put_result;
+
+/* Opens a writer of key in repos[0..n). A repository that cannot be opened for writing is
+ * recorded as failed in the results given at commit; the object still goes to the others.
+ * Fails only if no repository can be written. */
+int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind, ws_codec codec,
+                       int level, uint64_t size_hint, ws_repo_obj_writer **out, ws_error *err);
+int ws_repo_obj_write(ws_repo_obj_writer *w, const void *buf, size_t len, ws_error *err);
+/* Finishes the payload, writes the header, commits everywhere (create-only-if-absent). An
+ * existing object with the same checksum counts as success; a different one fails with
+ * WS_EMISMATCH naming both checksums. hdr (may be NULL) receives the new header, results
+ * (n entries, may be NULL) the outcome per repository. Returns 0 only if every repository
+ * now holds the object; err then describes the first failure. Frees w. */
+int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr, ws_repo_put_result *results,
+                       ws_error *err);
+void ws_repo_obj_abort(ws_repo_obj_writer *w);
+
+/* ---- reading ---- */
+
+/* Streams the plaintext of key into dest (a stage chain the caller owns and frees; it is
+ * finished here), verifying header, length and SHA-256. A failed verification is
+ * WS_ECORRUPT and may come after dest has received bytes: the caller writes to a
+ * temporary and publishes only on success. Absence is WS_ENOENT. */
+int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr, ws_error *err);
+
+#endif

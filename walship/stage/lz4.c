@@ -1,0 +1,174 @@
+/* lz4.c — lz4 frame compression and bounded decompression stages. */
+#include "walship/stage/stage.h"
+
+#include <lz4frame.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LZ4_CHUNK (64 * 1024)
+
+typedef struct lz4c_stage {
+    ws_stage base;
+    LZ4F_cctx *ctx;
+    LZ4F_preferences_t prefs;
+    int begun;
+    size_t cap;
+    char *out;
+} lz4c_stage;
+
+static int lz4c_begin(lz4c_stage *s, ws_error *err)
+{
+    size_t n = LZ4F_compressBegin(s->ctx, s->out, s->cap, &s->prefs);
+    if (LZ4F_isError(n))
+        return ws_error_set(err, WS_EINTERNAL, "lz4: %s", LZ4F_getErrorName(n));
+    s->begun = 1;
+    return ws_stage_write(s->base.next, s->out, n, err);
+}
+
+static int lz4c_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    lz4c_stage *s = (lz4c_stage *)st;
+    if (!s->begun && lz4c_begin(s, err) < 0)
+        return -1;
+    const char *p = buf;
+    while (len) {
+        size_t k = len < LZ4_CHUNK ? len : LZ4_CHUNK;
+        size_t n = LZ4F_compressUpdate(s->ctx, s->out, s->cap, p, k, NULL);
+        if (LZ4F_isError(n))
+            return ws_error_set(err, WS_EINTERNAL, "lz4: %s", LZ4F_getErrorName(n));
+        if (ws_stage_write(st->next, s->out, n, err) < 0)
+            return -1;
+        p += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static int lz4c_flush(ws_stage *st, ws_error *err)
+{
+    lz4c_stage *s = (lz4c_stage *)st;
+    if (!s->begun && lz4c_begin(s, err) < 0)
+        return -1;
+    size_t n = LZ4F_compressEnd(s->ctx, s->out, s->cap, NULL);
+    if (LZ4F_isError(n))
+        return ws_error_set(err, WS_EINTERNAL, "lz4: %s", LZ4F_getErrorName(n));
+    return ws_stage_write(st->next, s->out, n, err);
+}
+
+static void lz4c_free(ws_stage *st)
+{
+    lz4c_stage *s = (lz4c_stage *)st;
+    LZ4F_freeCompressionContext(s->ctx);
+    free(s->out);
+    free(s);
+}
+
+static const ws_stage_ops lz4c_ops = {"lz4-compress", lz4c_write, lz4c_flush, lz4c_free};
+
+ws_stage *ws_stage_lz4_compress_new(int level, uint64_t content_size, ws_stage *next)
+{
+    lz4c_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base.ops = &lz4c_ops;
+    s->base.next = next;
+    s->prefs.compressionLevel = level;
+    s->prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+    s->prefs.frameInfo.contentSize = content_size;
+    s->cap = LZ4F_compressBound(LZ4_CHUNK, &s->prefs) + LZ4F_HEADER_SIZE_MAX;
+    s->out = malloc(s->cap);
+    if (!s->out || LZ4F_isError(LZ4F_createCompressionContext(&s->ctx, LZ4F_VERSION))) {
+        free(s->out);
+        free(s);
+        return NULL;
+    }
+    return &s->base;
+}
+
+typedef struct lz4d_stage {
+    ws_stage base;
+    LZ4F_dctx *ctx;
+    uint64_t max_out, produced;
+    int ended; /* LZ4F_decompress returned 0: the frame is complete */
+    char out[LZ4_CHUNK];
+} lz4d_stage;
+
+static int lz4d_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    lz4d_stage *s = (lz4d_stage *)st;
+    const char *p = buf;
+    while (len) {
+        if (s->ended)
+            return ws_error_set(err, WS_ECORRUPT, "data after the end of the lz4 frame");
+        size_t in = len, out = sizeof s->out;
+        size_t hint = LZ4F_decompress(s->ctx, s->out, &out, p, &in, NULL);
+        if (LZ4F_isError(hint))
+            return ws_error_set(err, WS_ECORRUPT, "lz4 frame is damaged: %s",
+                                LZ4F_getErrorName(hint));
+        if (out) {
+            if (s->produced + out > s->max_out)
+                return ws_error_set(err, WS_ECORRUPT,
+                                    "lz4 frame decompresses to more than the %llu bytes "
+                                    "recorded in the object header",
+                                    (unsigned long long)s->max_out);
+            s->produced += out;
+            if (ws_stage_write(st->next, s->out, out, err) < 0)
+                return -1;
+        }
+        if (hint == 0)
+            s->ended = 1;
+        p += in;
+        len -= in;
+        if (in == 0 && out == 0)
+            return ws_error_set(err, WS_EINTERNAL, "lz4 decompression made no progress");
+    }
+    return 0;
+}
+
+static int lz4d_flush(ws_stage *st, ws_error *err)
+{
+    lz4d_stage *s = (lz4d_stage *)st;
+    /* drain output still buffered inside the decoder */
+    for (;;) {
+        if (s->ended)
+            return 0;
+        size_t in = 0, out = sizeof s->out;
+        size_t hint = LZ4F_decompress(s->ctx, s->out, &out, NULL, &in, NULL);
+        if (LZ4F_isError(hint))
+            return ws_error_set(err, WS_ECORRUPT, "lz4 frame is damaged: %s",
+                                LZ4F_getErrorName(hint));
+        if (out == 0 && hint != 0)
+            return ws_error_set(err, WS_ECORRUPT, "lz4 frame is truncated");
+        if (s->produced + out > s->max_out)
+            return ws_error_set(err, WS_ECORRUPT, "lz4 frame decompresses to too many bytes");
+        s->produced += out;
+        if (ws_stage_write(st->next, s->out, out, err) < 0)
+            return -1;
+        if (hint == 0)
+            s->ended = 1;
+    }
+}
+
+static void lz4d_free(ws_stage *st)
+{
+    lz4d_stage *s = (lz4d_stage *)st;
+    LZ4F_freeDecompressionContext(s->ctx);
+    free(s);
+}
+
+static const ws_stage_ops lz4d_ops = {"lz4-decompress", lz4d_write, lz4d_flush, lz4d_free};
+
+ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next)
+{
+    lz4d_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base.ops = &lz4d_ops;
+    s->base.next = next;
+    s->max_out = max_out;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&s->ctx, LZ4F_VERSION))) {
+        free(s);
+        return NULL;
+    }
+    return &s->base;
+}

@@ -1,0 +1,419 @@
+/*
+ * posix.c — the storage driver for a local or NAS-mounted directory.
+ *
+ * Atomic, durable writes: bytes go to a hidden temporary file beside the final name
+ * (".<name>.tmp.<pid>.<n>", 0600), which is fsync'd and then linked (EXCL: link(2) fails if
+ * the name exists, so nothing is overwritten) or renamed into place; the directory is then
+ * fsync'd. Directories are created 0700, each fsync'd into its parent.
+ */
+#include "walship/storage/storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct posix_storage {
+    ws_storage base;
+    char *root;
+} posix_storage;
+
+typedef struct posix_reader {
+    ws_storage_reader base;
+    int fd;
+    uint64_t left; /* UINT64_MAX = to the end */
+    char key[PATH_MAX];
+} posix_reader;
+
+typedef struct posix_writer {
+    ws_storage_writer base;
+    posix_storage *s;
+    int fd;
+    unsigned flags;
+    char key[PATH_MAX];
+    char tmp[PATH_MAX];
+    char final[PATH_MAX];
+} posix_writer;
+
+static int path_of(posix_storage *s, const char *key, char *buf, size_t len, ws_error *err)
+{
+    if (!ws_storage_key_valid(key))
+        return ws_error_set(err, WS_EINTERNAL, "invalid repository key \"%s\"", key);
+    if ((size_t)snprintf(buf, len, "%s/%s", s->root, key) >= len)
+        return ws_error_set(err, WS_EINVAL, "path too long for key %s", key);
+    return 0;
+}
+
+static int io_code(int e)
+{
+    return e == ENOENT ? WS_ENOENT : WS_EIO;
+}
+
+static int fsync_dir(const char *dir, ws_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot open directory %s", dir);
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    /* Some file systems (and NAS clients) cannot fsync a directory; they report EINVAL. */
+    if (rc < 0 && e != EINVAL)
+        return ws_error_errno(err, WS_EIO, e, "cannot fsync directory %s", dir);
+    return 0;
+}
+
+/* mkdir -p of path's parent directories below (and including) the root, each 0700 and
+ * fsync'd into its parent when created. */
+static int make_parents(posix_storage *s, const char *path, ws_error *err)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return 0;
+    *slash = '\0';
+    struct stat st;
+    if (stat(buf, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return ws_error_set(err, WS_EIO, "%s exists and is not a directory", buf);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return ws_error_errno(err, WS_EIO, errno, "cannot stat %s", buf);
+    size_t rootlen = strlen(s->root);
+    if (strlen(buf) > rootlen && make_parents(s, buf, err) < 0)
+        return -1;
+    if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+        ws_error_errno(err, WS_EIO, errno, "cannot create directory %s", buf);
+        if (errno == EACCES || errno == EROFS)
+            ws_error_hint(err, "the repository must be writable by the user running walship "
+                               "(usually postgres)");
+        return -1;
+    }
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", buf);
+    char *ps = strrchr(parent, '/');
+    if (ps && ps != parent) {
+        *ps = '\0';
+        return fsync_dir(parent, err);
+    }
+    return 0;
+}
+
+static int posix_read(ws_storage_reader *r_, void *buf, size_t len, size_t *n, ws_error *err)
+{
+    posix_reader *r = (posix_reader *)r_;
+    if (r->left < len)
+        len = (size_t)r->left;
+    *n = 0;
+    if (len == 0)
+        return 0;
+    for (;;) {
+        ssize_t k = read(r->fd, buf, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return ws_error_errno(err, WS_EIO, errno, "cannot read %s", r->key);
+        *n = (size_t)k;
+        if (r->left != UINT64_MAX)
+            r->left -= (uint64_t)k;
+        return 0;
+    }
+}
+
+static void posix_reader_close(ws_storage_reader *r_)
+{
+    posix_reader *r = (posix_reader *)r_;
+    close(r->fd);
+    free(r);
+}
+
+static const ws_storage_reader_ops posix_reader_ops = {posix_read, posix_reader_close};
+
+static int posix_open_read(ws_storage *s_, const char *key, uint64_t off, uint64_t len,
+                           ws_storage_reader **out, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    char path[PATH_MAX];
+    *out = NULL;
+    if (path_of(s, key, path, sizeof path, err) < 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        ws_error_errno(err, io_code(e), e, "cannot open %s", path);
+        if (e == EACCES)
+            ws_error_hint(err, "the repository must be readable by the user running walship");
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ws_error_set(err, WS_EIO, "%s is not a regular file", path);
+    }
+    if (off && lseek(fd, (off_t)off, SEEK_SET) < 0) {
+        int e = errno;
+        close(fd);
+        return ws_error_errno(err, WS_EIO, e, "cannot seek in %s", path);
+    }
+    posix_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(fd);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
+    r->base.ops = &posix_reader_ops;
+    r->fd = fd;
+    r->left = len ? len : UINT64_MAX;
+    snprintf(r->key, sizeof r->key, "%s", path);
+#ifdef POSIX_FADV_SEQUENTIAL
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+    *out = &r->base;
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+static int posix_write(ws_storage_writer *w_, const void *buf, size_t len, ws_error *err)
+{
+    posix_writer *w = (posix_writer *)w_;
+    if (write_all(w->fd, buf, len) < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot write %s", w->tmp);
+    return 0;
+}
+
+static int posix_patch(ws_storage_writer *w_, uint64_t off, const void *buf, size_t len,
+                       ws_error *err)
+{
+    posix_writer *w = (posix_writer *)w_;
+    ssize_t k = pwrite(w->fd, buf, len, (off_t)off);
+    if (k < 0 || (size_t)k != len)
+        return ws_error_errno(err, WS_EIO, k < 0 ? errno : EIO, "cannot write %s", w->tmp);
+    return 0;
+}
+
+static void posix_abort(ws_storage_writer *w_)
+{
+    posix_writer *w = (posix_writer *)w_;
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->tmp);
+    free(w);
+}
+
+static int posix_commit(ws_storage_writer *w_, const ws_meta *meta, ws_error *err)
+{
+    posix_writer *w = (posix_writer *)w_;
+    (void)meta; /* posix keeps no metadata: the object header carries the checksum */
+    if (fsync(w->fd) < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot fsync %s", w->tmp);
+        posix_abort(w_);
+        return -1;
+    }
+    int rc = close(w->fd);
+    w->fd = -1;
+    if (rc < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot close %s", w->tmp);
+        posix_abort(w_);
+        return -1;
+    }
+    if (w->flags & WS_STORAGE_WRITE_EXCL) {
+        if (link(w->tmp, w->final) < 0) {
+            int e = errno;
+            ws_error_errno(err, e == EEXIST ? WS_EEXIST : WS_EIO, e, "cannot store %s", w->key);
+            posix_abort(w_);
+            return -1;
+        }
+        unlink(w->tmp);
+    } else if (rename(w->tmp, w->final) < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot rename %s to %s", w->tmp, w->final);
+        posix_abort(w_);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", w->final);
+    *strrchr(dir, '/') = '\0';
+    rc = fsync_dir(dir, err);
+    free(w);
+    return rc;
+}
+
+static const ws_storage_writer_ops posix_writer_ops = {posix_write, posix_patch, posix_commit,
+                                                       posix_abort};
+
+static int posix_open_write(ws_storage *s_, const char *key, unsigned flags,
+                            ws_storage_writer **out, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    static unsigned counter;
+    *out = NULL;
+    posix_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    w->base.ops = &posix_writer_ops;
+    w->s = s;
+    w->flags = flags;
+    w->fd = -1;
+    snprintf(w->key, sizeof w->key, "%s", key);
+    if (path_of(s, key, w->final, sizeof w->final, err) < 0 || make_parents(s, w->final, err) < 0) {
+        free(w);
+        return -1;
+    }
+    const char *base = strrchr(w->final, '/') + 1;
+    int dirlen = (int)(base - w->final);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        if ((size_t)snprintf(w->tmp, sizeof w->tmp, "%.*s.%s.tmp.%ld.%u", dirlen, w->final, base,
+                             (long)getpid(), counter++) >= sizeof w->tmp) {
+            free(w);
+            return ws_error_set(err, WS_EINVAL, "path too long for key %s", key);
+        }
+        w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (w->fd < 0) {
+        int e = errno;
+        ws_error_errno(err, WS_EIO, e, "cannot create %s", w->tmp);
+        if (e == EACCES || e == EROFS)
+            ws_error_hint(err, "the repository must be writable by the user running walship "
+                               "(usually postgres)");
+        free(w);
+        return -1;
+    }
+    *out = &w->base;
+    return 0;
+}
+
+static int posix_stat(ws_storage *s_, const char *key, ws_storage_info *info, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    char path[PATH_MAX];
+    if (path_of(s, key, path, sizeof path, err) < 0)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return ws_error_errno(err, io_code(errno), errno, "cannot stat %s", path);
+    if (!S_ISREG(st.st_mode))
+        return ws_error_set(err, WS_EIO, "%s is not a regular file", path);
+    info->size = (uint64_t)st.st_size;
+    info->mtime = st.st_mtime;
+    return 0;
+}
+
+static int list_dir(posix_storage *s, const char *relpath, const char *prefix,
+                    ws_storage_list_cb cb, void *arg, ws_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s%s%s", s->root, *relpath ? "/" : "", relpath);
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        return ws_error_errno(err, WS_EIO, errno, "cannot list %s", path);
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue; /* ".", "..", and temporary files */
+        char key[PATH_MAX];
+        if ((size_t)snprintf(key, sizeof key, "%s%s%s", relpath, *relpath ? "/" : "", de->d_name) >=
+            sizeof key)
+            continue;
+        size_t kl = strlen(key), pl = strlen(prefix);
+        /* descend only where the prefix can still match */
+        if (strncmp(key, prefix, kl < pl ? kl : pl) != 0)
+            continue;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", s->root, key);
+        struct stat st;
+        if (lstat(full, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = list_dir(s, key, prefix, cb, arg, err);
+        else if (S_ISREG(st.st_mode) && kl >= pl) {
+            ws_storage_info info;
+            memset(&info, 0, sizeof info);
+            info.size = (uint64_t)st.st_size;
+            info.mtime = st.st_mtime;
+            if (cb(arg, key, &info))
+                rc = 1;
+        }
+    }
+    closedir(d);
+    return rc < 0 ? -1 : rc;
+}
+
+static int posix_list(ws_storage *s_, const char *prefix, ws_storage_list_cb cb, void *arg,
+                      ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    return list_dir(s, "", prefix ? prefix : "", cb, arg, err) < 0 ? -1 : 0;
+}
+
+static int posix_remove(ws_storage *s_, const char *key, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    char path[PATH_MAX];
+    if (path_of(s, key, path, sizeof path, err) < 0)
+        return -1;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return ws_error_errno(err, WS_EIO, errno, "cannot remove %s", path);
+    return 0;
+}
+
+static const char *posix_describe(ws_storage *s_)
+{
+    return ((posix_storage *)s_)->root;
+}
+
+static void posix_free(ws_storage *s_)
+{
+    posix_storage *s = (posix_storage *)s_;
+    free(s->root);
+    free(s);
+}
+
+static const ws_storage_ops posix_ops = {
+    "posix",    WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat,
+    posix_list, posix_remove,          posix_describe,  posix_free,
+};
+
+int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_storage **out,
+                          ws_error *err)
+{
+    (void)cfg;
+    *out = NULL;
+    if (path[0] != '/')
+        return ws_error_set(err, WS_ECONFIG, "repository path %s is not absolute", path);
+    posix_storage *s = calloc(1, sizeof *s);
+    if (!s || !(s->root = strdup(path))) {
+        free(s);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
+    size_t n = strlen(s->root);
+    while (n > 1 && s->root[n - 1] == '/')
+        s->root[--n] = '\0';
+    s->base.ops = &posix_ops;
+    *out = &s->base;
+    return 0;
+}
