@@ -97,7 +97,8 @@ typedef struct ws_repo_put_result {
 
 /* Opens a writer of key in repos[0..n). A repository that cannot be opened for writing is
  * recorded as failed in the results given at commit; the object still goes to the others.
- * Fails only if no repository can be written. */
+ * Fails only if no repository can be written. size_hint is the exact plaintext length
+ * (recorded in the lz4 frame and checked there) or 0 if unknown. */
 int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind, ws_codec codec,
                        int level, uint64_t size_hint, ws_repo_obj_writer **out, ws_error *err);
 int ws_repo_obj_write(ws_repo_obj_writer *w, const void *buf, size_t len, ws_error *err);
