@@ -318,7 +318,7 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
         if (!mid)
             ws_stage_free(sink);
     }
-    w->sha = mid ? ws_stage_sha256_new(mid) : NULL;
+    w->sha = mid ? ws_stage_sha256_threaded_new(mid) : NULL;
     if (!w->sha) {
         ws_stage_chain_free(mid);
         ws_repo_obj_abort(w);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,17 +41,97 @@ void ws_stage_chain_free(ws_stage *st)
 
 /* ---- SHA-256 ---- */
 
+#define SHA_SLOTS     4
+#define SHA_SLOT_SIZE (256 * 1024)
+
 typedef struct sha_stage {
     ws_stage base;
     EVP_MD_CTX *ctx;
     uint64_t length;
     unsigned char digest[32];
+    /* threaded mode: a ring of SHA_SLOTS buffers between the caller and the hash thread */
+    int threaded, sync_ready, started, stop, failed;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int head, tail, count;
+    size_t len[SHA_SLOTS];
+    char *slot[SHA_SLOTS];
 } sha_stage;
+
+static void sha_thread_main(void *arg)
+{
+    sha_stage *s = arg;
+    uv_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->count == 0 && !s->stop)
+            uv_cond_wait(&s->cv, &s->mu);
+        if (s->count == 0)
+            break;
+        int t = s->tail;
+        uv_mutex_unlock(&s->mu);
+        int ok = EVP_DigestUpdate(s->ctx, s->slot[t], s->len[t]) == 1;
+        uv_mutex_lock(&s->mu);
+        if (!ok)
+            s->failed = 1;
+        s->tail = (t + 1) % SHA_SLOTS;
+        s->count--;
+        uv_cond_broadcast(&s->cv);
+    }
+    uv_mutex_unlock(&s->mu);
+}
+
+static int sha_enqueue(sha_stage *s, const char *p, size_t len, ws_error *err)
+{
+    if (!s->started) {
+        if (uv_thread_create(&s->thread, sha_thread_main, s) != 0) {
+            /* no thread to be had: hash on this one */
+            s->threaded = 0;
+            return EVP_DigestUpdate(s->ctx, p, len) == 1
+                       ? 0
+                       : ws_error_set(err, WS_EINTERNAL, "SHA-256 update failed");
+        }
+        s->started = 1;
+    }
+    while (len) {
+        size_t k = len < SHA_SLOT_SIZE ? len : SHA_SLOT_SIZE;
+        uv_mutex_lock(&s->mu);
+        while (s->count == SHA_SLOTS)
+            uv_cond_wait(&s->cv, &s->mu);
+        int h = s->head;
+        uv_mutex_unlock(&s->mu);
+        memcpy(s->slot[h], p, k); /* slot h is ours until count says otherwise */
+        s->len[h] = k;
+        uv_mutex_lock(&s->mu);
+        s->head = (h + 1) % SHA_SLOTS;
+        s->count++;
+        uv_cond_broadcast(&s->cv);
+        uv_mutex_unlock(&s->mu);
+        p += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static void sha_join(sha_stage *s)
+{
+    if (!s->started)
+        return;
+    uv_mutex_lock(&s->mu);
+    s->stop = 1;
+    uv_cond_broadcast(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    uv_thread_join(&s->thread);
+    s->started = 0;
+}
 
 static int sha_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
 {
     sha_stage *s = (sha_stage *)st;
-    if (EVP_DigestUpdate(s->ctx, buf, len) != 1)
+    if (s->threaded) {
+        if (sha_enqueue(s, buf, len, err) < 0)
+            return -1;
+    } else if (EVP_DigestUpdate(s->ctx, buf, len) != 1)
         return ws_error_set(err, WS_EINTERNAL, "SHA-256 update failed");
     s->length += len;
     return ws_stage_write(st->next, buf, len, err);
@@ -60,21 +141,29 @@ static int sha_flush(ws_stage *st, ws_error *err)
 {
     sha_stage *s = (sha_stage *)st;
     unsigned int n = 0;
-    if (EVP_DigestFinal_ex(s->ctx, s->digest, &n) != 1 || n != 32)
-        return ws_error_set(err, WS_EINTERNAL, "SHA-256 final failed");
+    sha_join(s);
+    if (s->failed || EVP_DigestFinal_ex(s->ctx, s->digest, &n) != 1 || n != 32)
+        return ws_error_set(err, WS_EINTERNAL, "SHA-256 failed");
     return 0;
 }
 
 static void sha_free(ws_stage *st)
 {
     sha_stage *s = (sha_stage *)st;
+    sha_join(s);
+    if (s->sync_ready) {
+        uv_mutex_destroy(&s->mu);
+        uv_cond_destroy(&s->cv);
+    }
+    for (int i = 0; i < SHA_SLOTS; i++)
+        free(s->slot[i]);
     EVP_MD_CTX_free(s->ctx);
     free(s);
 }
 
 static const ws_stage_ops sha_ops = {"sha256", sha_write, sha_flush, sha_free};
 
-ws_stage *ws_stage_sha256_new(ws_stage *next)
+static ws_stage *sha_new(ws_stage *next, int threaded)
 {
     sha_stage *s = calloc(1, sizeof *s);
     if (!s)
@@ -83,11 +172,36 @@ ws_stage *ws_stage_sha256_new(ws_stage *next)
     s->base.next = next;
     s->ctx = EVP_MD_CTX_new();
     if (!s->ctx || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(s->ctx);
-        free(s);
+        sha_free(&s->base);
         return NULL;
     }
+    if (threaded) {
+        for (int i = 0; i < SHA_SLOTS; i++)
+            if (!(s->slot[i] = malloc(SHA_SLOT_SIZE)))
+                goto fail;
+        if (uv_mutex_init(&s->mu) != 0)
+            goto fail;
+        if (uv_cond_init(&s->cv) != 0) {
+            uv_mutex_destroy(&s->mu);
+            goto fail;
+        }
+        s->sync_ready = 1;
+        s->threaded = 1;
+    }
     return &s->base;
+fail:
+    sha_free(&s->base);
+    return NULL;
+}
+
+ws_stage *ws_stage_sha256_new(ws_stage *next)
+{
+    return sha_new(next, 0);
+}
+
+ws_stage *ws_stage_sha256_threaded_new(ws_stage *next)
+{
+    return sha_new(next, 1);
 }
 
 void ws_stage_sha256_result(const ws_stage *st, unsigned char digest[32], uint64_t *length)

@@ -44,6 +44,10 @@ void ws_stage_chain_free(ws_stage *st);
 /* SHA-256 of everything that passes through, and its length; passes bytes on to next (which
  * may be NULL: a pure hashing sink). The digest is valid after ws_stage_finish. */
 ws_stage *ws_stage_sha256_new(ws_stage *next);
+/* The same, hashing on a helper thread while the caller's thread carries the bytes on to
+ * next (lz4 on one core, SHA-256 on the other): the bytes are copied into a small ring of
+ * buffers, so memory stays bounded (4 x 256 KiB). */
+ws_stage *ws_stage_sha256_threaded_new(ws_stage *next);
 void ws_stage_sha256_result(const ws_stage *st, unsigned char digest[32], uint64_t *length);
 /* Hex of a 32-byte digest into out (65 bytes). */
 void ws_sha256_hex(const unsigned char digest[32], char out[65]);
