@@ -28,7 +28,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS     ?= $(OPT)
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation \
               -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
-ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+ALL_LDFLAGS := $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 LIBS       := $(PKG_LIBS) -lpthread
 
 # Every module under walship/, basebackup/ and restore/ is compiled; main.c only into the binary.
