@@ -47,7 +47,11 @@ static void print_option(void *arg, const char *key, const char *value_name, con
 {
     FILE *f = arg;
     char left[64];
-    snprintf(left, sizeof left, "--%s%s%s", key, value_name ? " " : "",
+    const char *shorts = strcmp(key, "config") == 0    ? "-c, "
+                         : strcmp(key, "help") == 0    ? "-h, "
+                         : strcmp(key, "version") == 0 ? "-V, "
+                                                       : "";
+    snprintf(left, sizeof left, "%s--%s%s%s", shorts, key, value_name ? " " : "",
              value_name ? value_name : "");
     fprintf(f, "  %-28s %s%s%s%s\n", left, help, def ? " [default: " : "", def ? def : "",
             def ? "]" : "");

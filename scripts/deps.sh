@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# deps.sh — install what walship needs to build, test and demo, on Debian 12.
+#
+# Idempotent and quiet: it checks every package with dpkg first and says nothing when all is
+# there; otherwise it runs apt-get update once and installs only what is missing. Run as root
+# (CI does), or as a user with sudo.
+set -euo pipefail
+
+# Build: compiler, make, pkg-config and the libraries' headers (Makefile's PKGS).
+pkgs=(
+    build-essential gcc make pkg-config
+    libpq-dev liblz4-dev libcurl4-openssl-dev libssl-dev libuv1-dev
+    lz4
+)
+# Tests and demo: a PostgreSQL 15 server (initdb, pg_ctl, pgbench, pg_basebackup — contrib is
+# part of postgresql-15 on Debian 12), its client, runuser (util-linux) to drop from root to
+# postgres, and Perl with prove (perl; Test::More and TAP::Parser are core modules).
+pkgs+=(
+    postgresql-15 postgresql-client-15
+    util-linux
+    perl
+    time
+)
+
+# One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
+declare -A installed=()
+while read -r name status; do
+    [[ $status == ii* ]] && installed[${name%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${pkgs[@]}" 2>/dev/null || true)
+missing=()
+for p in "${pkgs[@]}"; do
+    [[ -n ${installed[$p]:-} ]] || missing+=("$p")
+done
+
+# Core Perl modules the tests use; perl-modules-5.36 ships them (pulled in by perl).
+if ! perl -MTest::More -MTAP::Parser -MFile::Temp -MTime::HiRes -e 1 2>/dev/null; then
+    missing+=(perl perl-modules-5.36)
+fi
+
+# Node.js and npm, for the S3 test server below: only when absent (a newer Node from elsewhere
+# counts).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if ((${#missing[@]})); then
+    # de-duplicate, keep order
+    declare -A seen=()
+    uniq=()
+    for p in "${missing[@]}"; do
+        [[ -n ${seen[$p]:-} ]] && continue
+        seen[$p]=1
+        uniq+=("$p")
+    done
+    sudo=()
+    if ((EUID != 0)); then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "deps.sh: missing packages: ${uniq[*]} — run this script as root" >&2
+            exit 1
+        fi
+    fi
+    echo "deps.sh: installing ${uniq[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${uniq[@]}"
+fi
+
+# The tests drop from root to this user; the postgresql-15 package creates it.
+if ((EUID == 0)) && ! id -u postgres >/dev/null 2>&1; then
+    echo "deps.sh: there is no 'postgres' user (the postgresql-15 package should have made it)" >&2
+    exit 1
+fi
+
+# ---------------------------------------------------------------------------------------------
+# S3 test servers
+# (reserved: the npm install of @20minutes/s3rver and any other S3 test server goes here)
+# ---------------------------------------------------------------------------------------------
+
+exit 0

@@ -1,0 +1,150 @@
+# unit.t — runs every C unit test binary (build/<normal|san>/tests/test_*) as a subtest.
+#
+# Each binary's TAP (stdout and stderr merged, in order) is parsed with TAP::Parser and its
+# results replayed inside a subtest, so prove shows every C assertion, and a failing one fails
+# this script with its own diagnostics ("Failed test ... at tests/unit/test_x.c line N.").
+# A crash, a sanitizer report, a non-zero exit or a broken plan fails the subtest too, with the
+# binary's whole output shown.
+#
+# Environment: WALSHIP_UNIT_DIR (set by make check), WALSHIP_UNIT_TIMEOUT (s, default 300).
+use strict;
+use warnings;
+
+use File::Temp qw(tempfile);
+use POSIX ();
+use TAP::Parser;
+use Test::More;
+
+my $dir = $ENV{WALSHIP_UNIT_DIR};
+plan skip_all => 'WALSHIP_UNIT_DIR is not set (make check sets it)'
+  unless defined $dir && $dir ne '';
+plan skip_all => "WALSHIP_UNIT_DIR=$dir is not a directory (nothing built yet?)" unless -d $dir;
+
+my $timeout = $ENV{WALSHIP_UNIT_TIMEOUT} || 300;
+
+opendir my $dh, $dir or die "opendir $dir: $!";
+my @tests = sort grep { /^test_[A-Za-z0-9_]+$/ && -f "$dir/$_" && -x _ } readdir $dh;
+closedir $dh;
+
+if (!@tests)
+{
+	plan skip_all => "no test_* binaries in $dir";
+}
+
+# Sanitizer reports of the unit tests go to stderr (so into the captured output), never to the
+# log files an outer environment may name.
+delete $ENV{ASAN_OPTIONS};
+delete $ENV{UBSAN_OPTIONS};
+$ENV{ASAN_OPTIONS} = 'detect_leaks=1' if ($ENV{SANITIZE} // '0') eq '1';
+$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:halt_on_error=1' if ($ENV{SANITIZE} // '0') eq '1';
+
+# Runs a binary with stdout+stderr into one file; returns ($exit_code, $output, $timed_out).
+sub run_binary
+{
+	my ($path) = @_;
+	my ($fh, $file) = tempfile('walship-unit-XXXXXX', TMPDIR => 1);
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0)
+	{
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>&', $fh or POSIX::_exit(127);
+		open STDERR, '>&', $fh or POSIX::_exit(127);
+		POSIX::setpgid(0, 0);
+		exec { $path } $path or do { print STDERR "exec $path: $!\n"; POSIX::_exit(127) };
+	}
+	my ($status, $timed_out) = (0, 0);
+	eval {
+		local $SIG{ALRM} = sub { die "timeout\n" };
+		alarm $timeout;
+		waitpid($pid, 0);
+		$status = $?;
+		alarm 0;
+		1;
+	} or do {
+		alarm 0;
+		die $@ unless $@ eq "timeout\n";
+		$timed_out = 1;
+		kill 'KILL', -$pid;
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+		$status = $?;
+	};
+	close $fh;
+	open my $in, '<', $file or die "open $file: $!";
+	local $/;
+	my $output = <$in> // '';
+	close $in;
+	unlink $file;
+	my $rc = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
+	return ($rc, $output, $timed_out);
+}
+
+for my $name (@tests)
+{
+	my ($rc, $output, $timed_out) = run_binary("$dir/$name");
+	subtest $name => sub {
+		my $parser = TAP::Parser->new({ tap => $output });
+		my $tb = Test::More->builder;
+		my $last_failed = 0;
+		my $skip_all;
+		while (my $r = $parser->next)
+		{
+			if ($r->is_test)
+			{
+				my $desc = $r->description // '';
+				$desc =~ s/^-\s*//;
+				if ($r->has_skip)
+				{
+					$tb->skip($r->explanation // '');
+					$last_failed = 0;
+				}
+				elsif ($r->has_todo)
+				{
+					$tb->todo_start($r->explanation // '');
+					ok($r->is_actual_ok, $desc);
+					$tb->todo_end;
+					$last_failed = 0;
+				}
+				else
+				{
+					# is_actual_ok, not is_ok: a failure is a failure
+					ok($r->is_actual_ok, $desc);
+					$last_failed = !$r->is_actual_ok;
+				}
+			}
+			elsif ($r->is_plan)
+			{
+				$skip_all = $r->explanation if $r->directive eq 'SKIP';
+			}
+			elsif ($r->is_bailout)
+			{
+				fail("$name bailed out: " . $r->explanation);
+			}
+			elsif ($r->is_comment)
+			{
+				# a failing assertion's own diagnostics go where prove shows them
+				my $c = $r->comment;
+				if ($last_failed) { diag($c) }
+				else              { note($c) }
+			}
+			elsif ($r->is_unknown)
+			{
+				# not TAP: a sanitizer report, an abort message...
+				diag($r->as_string) if $r->as_string ne '';
+			}
+		}
+		if (defined $skip_all && $parser->tests_run == 0)
+		{
+			pass("$name skipped: $skip_all");
+		}
+		my $good = !$timed_out && $rc == 0 && ($parser->is_good_plan // 0);
+		ok($good,
+			"$name exited 0 with a good plan"
+			  . ($timed_out ? " (killed after ${timeout}s)" : " (exit $rc)"))
+		  or $parser->failed
+		  or diag("---- full output of $dir/$name ----\n$output");
+		done_testing();
+	};
+}
+
+done_testing();
