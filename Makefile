@@ -79,8 +79,6 @@ bench: deps walship
 	WALSHIP_BIN=$(CURDIR)/$(BIN) bench/run.sh
 
 install: walship
-
-.PHONY: walship
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/walship
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/walship
 	install -m 0644 docs/walship.1 $(DESTDIR)$(PREFIX)/share/man/man1/walship.1

@@ -265,8 +265,7 @@ int done_testing(void)
         printf("1..%d\n", run);
         fflush(stdout);
     } else if (planned != run) {
-        diag("Looks like you planned %d test%s but ran %d.", planned, planned == 1 ? "" : "s",
-             run);
+        diag("Looks like you planned %d test%s but ran %d.", planned, planned == 1 ? "" : "s", run);
         return 255;
     }
     if (failed) {

@@ -75,8 +75,7 @@ int main(void)
     ok(ws_config_storage(c, 0, &sc, &err) == 0 && strcmp(sc.url, "/from/env") == 0, "env repo");
     ws_config_free(c);
 
-    ok(load(&c, &err, 7, "-c", conf, "--log-level=error", "--repo", "/a", "--repo=/b", "push") ==
-           0,
+    ok(load(&c, &err, 7, "-c", conf, "--log-level=error", "--repo", "/a", "--repo=/b", "push") == 0,
        "loads with flags");
     is_str(ws_config_get(c, "log-level"), "error", "flag beats env");
     is_int(ws_config_repo_count(c), 2, "repeated --repo gives two repositories");
@@ -94,8 +93,7 @@ int main(void)
        "unknown key names file and line: %s", err.msg);
     ws_config_free(c);
     write_conf("repo = /x\n\njust words\n");
-    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":3") &&
-           strstr(err.msg, "key = value"),
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":3") && strstr(err.msg, "key = value"),
        "malformed line names file and line: %s", err.msg);
     ws_config_free(c);
     write_conf("repo3 = /x\n");

@@ -67,8 +67,8 @@ int main(void)
                          "000000000000000000000001",
                          "RECOVERYXLOG"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ok(ws_wal_parse_name(bad[i], &n, &err) < 0 && err.code == WS_EINVAL,
-           "\"%s\" refused", bad[i]);
+        ok(ws_wal_parse_name(bad[i], &n, &err) < 0 && err.code == WS_EINVAL, "\"%s\" refused",
+           bad[i]);
     ok(strstr(err.msg, "not a WAL file name") || strstr(err.msg, "timeline 0"),
        "message says what the name is not: %s", err.msg);
 
@@ -135,8 +135,7 @@ int main(void)
            strstr(err.msg, "page address"),
        "pageaddr of another segment refused: %s", err.msg);
     make_header(page, 0xD110, 1, 3u << 24, 42, 16u << 20);
-    ok(ws_wal_check_header(page, 40, &n, 16u << 20, NULL, &err) == 0,
-       "16 MiB segment 3 accepted");
+    ok(ws_wal_check_header(page, 40, &n, 16u << 20, NULL, &err) == 0, "16 MiB segment 3 accepted");
     make_header(page, 0xD110, 1, 3u << 20, 42, 3u << 20);
     ok(ws_wal_check_header(page, 40, &n, 3u << 20, NULL, &err) < 0, "3 MiB segment size refused");
     make_header(page, 0xD110, 2, 3u << 20, 42, 1u << 20);
