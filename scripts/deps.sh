@@ -75,7 +75,13 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # S3 test servers
-# (reserved: the npm install of @20minutes/s3rver and any other S3 test server goes here)
+# @20minutes/s3rver 4.0.4 (pinned in tests/s3/package.json + package-lock.json); needs Node >= 20.
+# moto_server is used where the machine has it (the tests say so loudly when it is absent).
 # ---------------------------------------------------------------------------------------------
+s3dir="$(cd "$(dirname "$0")/.." && pwd)/tests/s3"
+if [[ ! -f $s3dir/node_modules/@20minutes/s3rver/package.json ]]; then
+    echo "deps.sh: npm install of the S3 test server into tests/s3/node_modules"
+    npm install --prefix "$s3dir" --no-audit --no-fund --loglevel=error
+fi
 
 exit 0

@@ -87,7 +87,8 @@ static void basic(ws_storage *s)
     ws_meta meta = {0};
     ws_meta_set(&meta, "walship-sha256", "abc123");
     ws_meta_set(&meta, "walship-size", "11");
-    OKE(ws_storage_put_small(s, "small/hello", 0, "hello world", 11, &meta, &err) == 0, "put a small object with metadata");
+    OKE(ws_storage_put_small(s, "small/hello", 0, "hello world", 11, &meta, &err) == 0,
+        "put a small object with metadata");
 
     char *buf;
     size_t len;
@@ -109,8 +110,7 @@ static void basic(ws_storage *s)
     free(part);
 
     OKE(ws_storage_put_small(s, "small/empty", 0, "", 0, NULL, &err) == 0, "put empty");
-    ok(ws_storage_get_small(s, "small/empty", 10, &buf, &len, &err) == 0 && len == 0,
-       "get empty");
+    ok(ws_storage_get_small(s, "small/empty", 10, &buf, &len, &err) == 0 && len == 0, "get empty");
     free(buf);
 
     ok(ws_storage_stat(s, "small/absent", &info, &err) < 0 && err.code == WS_ENOENT,
@@ -140,7 +140,8 @@ static void basic(ws_storage *s)
     } else {
         skip(2, "this server ignores If-None-Match");
     }
-    OKE(ws_storage_put_small(s, "small/new", WS_STORAGE_WRITE_EXCL, "n", 1, NULL, &err) == 0, "exclusive put of a new key");
+    OKE(ws_storage_put_small(s, "small/new", WS_STORAGE_WRITE_EXCL, "n", 1, NULL, &err) == 0,
+        "exclusive put of a new key");
 
     /* patch() rewrites the head before commit. */
     ws_storage_writer *w;
@@ -210,8 +211,8 @@ static void multipart(ws_storage *s)
     ws_meta meta = {0};
     ws_meta_set(&meta, "k", "v");
     OKE(ws_storage_writer_commit(w, &meta, &err) == 0, "16 MiB single PUT");
-    ok(ws_storage_stat(s, "big/single", &info, &err) == 0 &&
-           info.size == 16u << 20 && ws_meta_get(&info.meta, "k"),
+    ok(ws_storage_stat(s, "big/single", &info, &err) == 0 && info.size == 16u << 20 &&
+           ws_meta_get(&info.meta, "k"),
        "16 MiB object stored with metadata");
     free(data);
 }
@@ -232,8 +233,8 @@ int main(void)
     ws_error err;
     if (ws_storage_open(&cfg, &s, &err) < 0)
         bail_out("open %s: %s", url, err.msg);
-    ok(strcmp(ws_storage_describe(s), url) == 0 || strncmp(url, "s3://", 5) == 0,
-       "describe: %s", ws_storage_describe(s));
+    ok(strcmp(ws_storage_describe(s), url) == 0 || strncmp(url, "s3://", 5) == 0, "describe: %s",
+       ws_storage_describe(s));
     ok(ws_storage_features(s) & WS_STORAGE_FEAT_META, "feature: metadata");
 
     if (env("WALSHIP_TEST_S3_EXPECT_ERROR")) {
