@@ -1,6 +1,8 @@
 /* wal.c — WAL names, segment arithmetic, long page header validation. */
 #include "walship/wal.h"
 
+#include "walship/bytes.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,21 +143,6 @@ int ws_wal_magic_version(uint16_t magic)
     return 0;
 }
 
-static uint16_t le16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 int ws_wal_check_header(const void *page, size_t len, const ws_wal_name *name, uint64_t file_size,
                         ws_wal_header *out, ws_error *err)
 {
@@ -166,13 +153,13 @@ int ws_wal_check_header(const void *page, size_t len, const ws_wal_name *name, u
         return ws_error_set(err, WS_EINVAL,
                             "%s is %" PRIu64 " bytes, too short to be a WAL segment", name->name,
                             file_size);
-    h.magic = le16(p);
-    h.info = le16(p + 2);
-    h.tli = le32(p + 4);
-    h.pageaddr = le64(p + 8);
-    h.sysid = le64(p + 24);
-    h.seg_size = le32(p + 32);
-    h.blcksz = le32(p + 36);
+    h.magic = ws_get_le16(p);
+    h.info = ws_get_le16(p + 2);
+    h.tli = ws_get_le32(p + 4);
+    h.pageaddr = ws_get_le64(p + 8);
+    h.sysid = ws_get_le64(p + 24);
+    h.seg_size = ws_get_le32(p + 32);
+    h.blcksz = ws_get_le32(p + 36);
     h.pg_version = ws_wal_magic_version(h.magic);
     if (!h.pg_version)
         return ws_error_set(err, WS_EINVAL,

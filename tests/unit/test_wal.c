@@ -1,39 +1,22 @@
 /* test_wal.c — WAL names, segment arithmetic for every segment size, page header checks. */
 #include "tests/unit/tap.h"
+#include "walship/bytes.h"
 #include "walship/wal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static void put16(unsigned char *p, unsigned v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static void make_header(unsigned char *p, unsigned magic, uint32_t tli, uint64_t pageaddr,
                         uint64_t sysid, uint32_t seg_size)
 {
     memset(p, 0, 40);
-    put16(p, magic);
-    put16(p + 2, 0x0002 | 0x0004);
-    put32(p + 4, tli);
-    put64(p + 8, pageaddr);
-    put64(p + 24, sysid);
-    put32(p + 32, seg_size);
-    put32(p + 36, 8192);
+    ws_put_le16(p, (uint16_t)magic);
+    ws_put_le16(p + 2, 0x0002 | 0x0004);
+    ws_put_le32(p + 4, tli);
+    ws_put_le64(p + 8, pageaddr);
+    ws_put_le64(p + 24, sysid);
+    ws_put_le32(p + 32, seg_size);
+    ws_put_le32(p + 36, 8192);
 }
 
 int main(void)

@@ -1,31 +1,11 @@
 /* object.c — the object header (docs/repository-format.md, "Object format"). */
 #include "walship/repo/repo.h"
 
+#include "walship/bytes.h"
+
 #include <string.h>
 
 static const unsigned char magic[4] = {'W', 'S', 'H', 'P'};
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 void ws_objhdr_encode(const ws_objhdr *h, unsigned char out[WS_OBJHDR_SIZE])
 {
@@ -35,8 +15,8 @@ void ws_objhdr_encode(const ws_objhdr *h, unsigned char out[WS_OBJHDR_SIZE])
     out[5] = h->codec;
     out[6] = h->encryption;
     out[7] = h->kind;
-    put32(out + 8, WS_OBJHDR_SIZE);
-    put64(out + 16, h->length);
+    ws_put_le32(out + 8, WS_OBJHDR_SIZE);
+    ws_put_le64(out + 16, h->length);
     memcpy(out + 24, h->sha256, 32);
     unsigned char check[32];
     ws_sha256(out, 60, check);
@@ -62,8 +42,8 @@ int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_o
     h->codec = buf[5];
     h->encryption = buf[6];
     h->kind = buf[7];
-    h->header_len = get32(buf + 8);
-    h->length = get64(buf + 16);
+    h->header_len = ws_get_le32(buf + 8);
+    h->length = ws_get_le64(buf + 16);
     memcpy(h->sha256, buf + 24, 32);
     if (h->version != 1 || h->header_len != WS_OBJHDR_SIZE) {
         ws_error_set(err, WS_ECONFIG,
