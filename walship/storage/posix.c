@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,7 +265,8 @@ static int posix_open_write(ws_storage *s_, const char *key, unsigned flags,
                             ws_storage_writer **out, ws_error *err)
 {
     posix_storage *s = (posix_storage *)s_;
-    static unsigned counter;
+    /* the async agent writes from several threads: keep temporary names distinct */
+    static atomic_uint counter;
     *out = NULL;
     posix_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -282,7 +284,7 @@ static int posix_open_write(ws_storage *s_, const char *key, unsigned flags,
     int dirlen = (int)(base - w->final);
     for (int attempt = 0; attempt < 100; attempt++) {
         if ((size_t)snprintf(w->tmp, sizeof w->tmp, "%.*s.%s.tmp.%ld.%u", dirlen, w->final, base,
-                             (long)getpid(), counter++) >= sizeof w->tmp) {
+                             (long)getpid(), atomic_fetch_add(&counter, 1)) >= sizeof w->tmp) {
             free(w);
             return ws_error_set(err, WS_EINVAL, "path too long for key %s", key);
         }

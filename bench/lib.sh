@@ -1,0 +1,221 @@
+# shellcheck shell=bash disable=SC2034
+# bench/lib.sh — helpers shared by the benchmarks (sourced, not run).
+#
+# Layout (all under bench/cache/, which is never committed):
+#   pg/          the scratch PostgreSQL 15 cluster while it produces the WAL (removed afterwards)
+#   wal/         the 20 segments the benchmarks push, the cluster's pg_control and PG_VERSION
+#                (pgbackrest checks segments against them), and STAMP once complete
+#   run/         per-run scratch space (repositories), wiped at the start of every run
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
+CACHE_DIR=${BENCH_CACHE_DIR:-$BENCH_DIR/cache}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_DIR=$CACHE_DIR/pg
+PG_DATA=$PG_DIR/data
+PG_PORT=${BENCH_PG_PORT:-54329}
+WAL_DIR=$CACHE_DIR/wal
+RUN_DIR=$CACHE_DIR/run
+SEG_COUNT=20
+SEG_SIZE=$((16 * 1024 * 1024))
+BENCH_REPS=${BENCH_REPS:-7}
+DOC=$ROOT_DIR/docs/benchmarks.md
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# --- dependencies -----------------------------------------------------------------------------
+
+_apt_updated=0
+
+# ensure_pkgs "cmd:package" ... — apt-get install the packages whose command is missing.
+# apt-get update runs at most once, and only when an install is needed and fails without it.
+ensure_pkgs() {
+    local missing=() spec cmd pkg
+    for spec in "$@"; do
+        cmd=${spec%%:*} pkg=${spec#*:}
+        command -v "$cmd" >/dev/null 2>&1 || [[ -x $cmd ]] || missing+=("$pkg")
+    done
+    ((${#missing[@]})) || return 0
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
+        ((_apt_updated)) && die "apt-get install ${missing[*]} failed"
+        "${sudo[@]}" apt-get update -q >/dev/null
+        _apt_updated=1
+        "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+            die "apt-get install ${missing[*]} failed"
+    fi
+}
+
+# --- PostgreSQL as an unprivileged user ----------------------------------------------------
+
+# as_pg CMD... — run CMD as the cluster owner (postgres when we are root, else ourselves).
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_start() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null; }
+pg_stop() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null; }
+
+# --- the 20 segments -----------------------------------------------------------------------
+
+wal_cache_ok() {
+    [[ -f $WAL_DIR/STAMP && -f $WAL_DIR/pg_control && -f $WAL_DIR/PG_VERSION ]] || return 1
+    local n=0 f
+    for f in "$WAL_DIR"/[0-9A-F]*; do
+        [[ -f $f && $(stat -c %s "$f") -eq $SEG_SIZE ]] || return 1
+        n=$((n + 1))
+    done
+    [[ $n -eq $SEG_COUNT ]]
+}
+
+# ensure_wal — leave $SEG_COUNT real 16 MiB pgbench segments in $WAL_DIR (cached across runs).
+ensure_wal() {
+    if wal_cache_ok; then
+        log "using cached segments in $WAL_DIR"
+        return 0
+    fi
+    log "generating $SEG_COUNT WAL segments with pgbench (scratch PostgreSQL 15 cluster)"
+    [[ -x $PG_BIN/initdb ]] || die "PostgreSQL 15 binaries not found in $PG_BIN"
+    if [[ -f $PG_DATA/postmaster.pid ]]; then pg_stop || true; fi
+    rm -rf "$PG_DIR" "$WAL_DIR"
+    mkdir -p "$PG_DIR/source" "$WAL_DIR"
+    [[ $(id -u) -ne 0 ]] || chown -R postgres: "$PG_DIR"
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --no-sync >"$PG_DIR/initdb.log"
+    cat >>"$PG_DATA/postgresql.conf" <<EOF
+# bench/lib.sh
+listen_addresses = ''
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR'
+wal_level = replica
+archive_mode = on
+archive_command = 'test ! -f $PG_DIR/source/%f && cp %p $PG_DIR/source/%f'
+fsync = off
+synchronous_commit = off
+checkpoint_timeout = 30s
+max_wal_size = 1GB
+shared_buffers = 128MB
+EOF
+    trap '[[ ! -f $PG_DATA/postmaster.pid ]] || pg_stop || true' EXIT
+    pg_start
+    as_pg "$PG_BIN/pgbench" -h "$PG_DIR" -p "$PG_PORT" -U postgres -i -s 10 -q postgres >"$PG_DIR/pgbench.log" 2>&1
+    # The first segments archived: the bulk COPY of pgbench -i (very compressible), then the
+    # TPC-B load: small update records (much less so) and, as checkpoint_timeout is short, the
+    # full-page images that follow each checkpoint — the kinds of WAL a production archive sees.
+    local tries=0 n
+    while :; do
+        n=$(segments_in "$PG_DIR/source" | wc -l)
+        ((n < SEG_COUNT)) || break
+        ((tries++ < 120)) || die "pgbench produced only $n archived segments"
+        as_pg "$PG_BIN/pgbench" -h "$PG_DIR" -p "$PG_PORT" -U postgres -n -c 4 -j 2 -T 5 postgres \
+            >>"$PG_DIR/pgbench.log" 2>&1
+    done
+    pg_stop
+    local segs
+    trap - EXIT
+    segs=$(segments_in "$PG_DIR/source" | head -n "$SEG_COUNT")
+    for f in $segs; do cp "$PG_DIR/source/$f" "$WAL_DIR/$f"; done
+    cp "$PG_DATA/global/pg_control" "$PG_DATA/PG_VERSION" "$WAL_DIR/"
+    {
+        echo "generated=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "first=$(echo "$segs" | head -1) last=$(echo "$segs" | tail -1)"
+        echo "system_identifier=$(as_pg "$PG_BIN/pg_controldata" "$PG_DATA" | awk -F': *' '/Database system identifier/ {print $2}')"
+    } >"$WAL_DIR/.stamp.tmp"
+    mv "$WAL_DIR/.stamp.tmp" "$WAL_DIR/STAMP"
+    rm -rf "$PG_DIR"
+    wal_cache_ok || die "segment generation did not leave $SEG_COUNT segments of $SEG_SIZE bytes"
+}
+
+# segments_in DIR — the names of the WAL segment files in DIR, sorted
+segments_in() {
+    local f
+    for f in "$1"/*; do
+        if [[ ${f##*/} =~ ^[0-9A-F]{24}$ ]]; then echo "${f##*/}"; fi
+    done | sort
+}
+
+wal_segments() { segments_in "$WAL_DIR"; }
+
+# fake_pgdata DIR — a minimal data directory (pg_wal/ with the segments, global/pg_control,
+# PG_VERSION) so that each tool can be run as an archive_command is: cwd = PGDATA, %p = pg_wal/X.
+fake_pgdata() {
+    local d=$1 f
+    rm -rf "$d"
+    mkdir -p "$d/pg_wal" "$d/global"
+    chmod 700 "$d"
+    cp "$WAL_DIR/pg_control" "$d/global/"
+    cp "$WAL_DIR/PG_VERSION" "$d/"
+    for f in $(wal_segments); do cp "$WAL_DIR/$f" "$d/pg_wal/$f"; done
+}
+
+# --- timing and statistics -----------------------------------------------------------------
+
+now_us() { local t=${EPOCHREALTIME/./}; echo "$((10#$t))"; }
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+minimum() { sort -g | head -1; }
+maximum() { sort -g | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b+0 == 0) print "nan"; else printf "%.2f", a/b}'; }
+
+# peak_rss_kb CMD... — peak resident set size of CMD in KiB (GNU time), or "n/a".
+peak_rss_kb() {
+    if [[ -x /usr/bin/time ]]; then
+        local out
+        out=$(mktemp)
+        if /usr/bin/time -f '%M' -o "$out" "$@" >/dev/null 2>&1; then
+            tail -1 "$out"
+        else
+            echo "failed"
+        fi
+        rm -f "$out"
+    else
+        echo "n/a"
+    fi
+}
+
+# --- machine description -------------------------------------------------------------------
+
+machine_line() {
+    local cpu fs
+    cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+    fs=$(stat -f -c %T "$CACHE_DIR" 2>/dev/null || echo '?')
+    printf '%s cores (nproc), %s, %s MiB RAM, Linux %s, filesystem %s' \
+        "$(nproc)" "${cpu:-unknown CPU}" "$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)" \
+        "$(uname -r)" "$fs"
+}
+
+# --- docs/benchmarks.md --------------------------------------------------------------------
+
+# doc_section NAME FILE — replace the text between <!-- bench:NAME:start --> and
+# <!-- bench:NAME:end --> in docs/benchmarks.md with FILE's content (appending the markers if absent).
+doc_section() {
+    local name=$1 body=$2 start end
+    start="<!-- bench:$name:start -->" end="<!-- bench:$name:end -->"
+    mkdir -p "$(dirname "$DOC")"
+    if [[ ! -f $DOC ]]; then
+        cat >"$DOC" <<'EOF'
+# walship benchmarks
+
+Written by `make bench` (bench/run.sh); each section is replaced on every run of its benchmark,
+so the figures below are those of the last run on the machine named in the section. The data is
+real WAL: 16 MiB segments written by pgbench against a scratch PostgreSQL 15 cluster. Every job is
+measured side by side with the floor (what the job costs with no software around it) and with the
+peers installed from Debian, in the same run, on the same filesystem.
+EOF
+    fi
+    if ! grep -qF "$start" "$DOC"; then
+        printf '\n%s\n%s\n' "$start" "$end" >>"$DOC"
+    fi
+    START="$start" END="$end" BODY="$body" perl -0pi -e '
+        my $b = do { local $/; open(my $f, "<", $ENV{BODY}) or die; <$f> };
+        s/\Q$ENV{START}\E.*?\Q$ENV{END}\E/$ENV{START}\n$b$ENV{END}/s;
+    ' "$DOC"
+}
