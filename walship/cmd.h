@@ -6,6 +6,8 @@
 #ifndef WS_CMD_H
 #define WS_CMD_H
 
+#include <sys/stat.h>
+
 #include "walship/config.h"
 #include "walship/repo/repo.h"
 
@@ -26,7 +28,40 @@ void ws_cmd_close_repos(ws_repo **repos, int n);
 /* Monotonic clock in seconds. */
 double ws_now(void);
 
+/* ---- push's pipeline (push.c), shared by the in-process path and the async agent ---- */
+
+typedef struct ws_push_opts {
+    ws_codec codec;
+    int level;
+} ws_push_opts;
+
+/* compress and compress-level; -1 with WS_ECONFIG naming the bad value. */
+int ws_push_opts_get(const ws_config *cfg, ws_push_opts *o, ws_error *err);
+
+/* A WAL file PostgreSQL offers, open and validated (name, regular file, page header or
+ * text format). path is borrowed; st is the fstat taken at open. */
+typedef struct ws_push_file {
+    const char *path;
+    ws_wal_name name;
+    int fd;
+    uint64_t size;
+    int is_segment;
+    ws_wal_header hdr; /* segments only */
+    struct stat st;
+} ws_push_file;
+
+int ws_push_file_open(const char *path, ws_push_file *f, ws_error *err);
+void ws_push_file_close(ws_push_file *f);
+/* Streams f once into every repository (cluster check first, all or nothing). Returns 0
+ * only when each holds it durably, *oh (may be NULL) then has its header (SHA-256); else
+ * -1 with err = the first failure. Logs one line per repository. Reads f->fd from its
+ * current offset (0 after open). Thread-safe as long as repos is used by this call alone. */
+int ws_push_file_store(ws_push_file *f, ws_repo **repos, int n, const ws_push_opts *o,
+                       ws_objhdr *oh, ws_error *err);
+
 int ws_cmd_push(const ws_config *cfg);
 int ws_cmd_fetch(const ws_config *cfg);
+int ws_cmd_basebackup(const ws_config *cfg);
+int ws_cmd_list(const ws_config *cfg);
 
 #endif

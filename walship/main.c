@@ -26,6 +26,12 @@ static const command commands[] = {
      "in each. A file already archived with the same contents succeeds; the same name\n"
      "with different contents fails and the stored copy is kept.\n"
      "\n"
+     "With async = on, a background agent (one per pg_wal, started by push, exiting after\n"
+     "agent-idle-timeout) archives every .ready file, push-parallel at once; push exits 0\n"
+     "once the agent acknowledges this very file, or 1 with the agent's error, at the\n"
+     "latest after archive-timeout. Acknowledgements and errors live in pg_wal/walship\n"
+     "(spool-path). See docs/async.md.\n"
+     "\n"
      "Exit: 0 archived; 1 not archived (PostgreSQL retries); 2 usage or config error.\n"},
     {"fetch", ws_cmd_fetch, "fetch WALNAME DESTPATH",
      "Restore one WAL file: PostgreSQL's restore_command.\n"
@@ -39,6 +45,32 @@ static const command commands[] = {
      "126 anything else after fetch-timeout (unreachable repository, corrupt object),\n"
      "so that PostgreSQL stops recovery instead of ending it early; 2 usage error.\n"
      "In standby mode (standby.signal) failures exit 1: the standby asks again.\n"},
+    {"basebackup", ws_cmd_basebackup, "basebackup [options]",
+     "Take a base backup into the repository over the replication protocol.\n"
+     "\n"
+     "  walship basebackup [--pgconn CONNINFO] [--label TEXT] [--checkpoint fast|spread]\n"
+     "  walship basebackup --pgconn 'host=/var/run/postgresql' --checkpoint fast\n"
+     "\n"
+     "Connects with replication=true (the role needs REPLICATION; PG* environment\n"
+     "variables apply) to PostgreSQL 15 or later, refuses a repository of another\n"
+     "cluster before any data moves, streams every file into repository objects, keeps\n"
+     "the server's backup_manifest, waits until the WAL from the backup's start to its\n"
+     "stop segment is archived in every repository (basebackup-wal-timeout), and writes\n"
+     "the walship manifest last: only then does the backup exist (walship list).\n"
+     "Also: --basebackup-wal-timeout SECONDS, --basebackup-part-size SIZE,\n"
+     "--basebackup-max-rate KBPS (docs/basebackup.md).\n"
+     "\n"
+     "Exit: 0 the backup is complete; 1 it failed (nothing is listed; its objects are\n"
+     "removed); 2 usage or config error.\n"},
+    {"list", ws_cmd_list, "list [--json]",
+     "Show the repository's backups and WAL archive.\n"
+     "\n"
+     "Backups with a manifest (complete ones), oldest first: id, label, start and stop\n"
+     "time, LSN range, timeline, original and stored size, duration. Then the WAL per\n"
+     "timeline: first and last segment, count, gaps. --json prints one object\n"
+     "{\"backups\": [...], \"wal\": {...}} (docs/basebackup.md). Reads the first repository.\n"
+     "\n"
+     "Exit: 0 listed; 1 the repository cannot be read; 2 usage or config error.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -5,8 +5,13 @@
  * (and that it belongs to the repository's cluster), stream it once through SHA-256 and lz4
  * into every repository, and exit 0 only when each holds it durably. Exit 1 otherwise —
  * never more than 125, which would make PostgreSQL's archiver FATAL.
+ *
+ * With async = on the same pipeline (ws_push_file_store) runs in the background agent
+ * (walship/agent/, docs/async.md), and this process only validates the file and waits for
+ * the agent's acknowledgement.
  */
 #include "walship/cmd.h"
+#include "walship/agent/agent.h"
 #include "walship/log.h"
 
 #include <errno.h>
@@ -97,97 +102,100 @@ static double mib(uint64_t n)
     return (double)n / (1024.0 * 1024.0);
 }
 
-int ws_cmd_push(const ws_config *cfg)
+int ws_push_opts_get(const ws_config *cfg, ws_push_opts *o, ws_error *err)
 {
-    ws_error err;
-    ws_error_clear(&err);
-    if (ws_config_nargs(cfg) != 1) {
-        ws_log_error("usage: walship push WALPATH (archive_command = 'walship push %%p')");
-        return WS_EXIT_USAGE;
-    }
-    const char *path = ws_config_arg(cfg, 0);
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    double t0 = ws_now();
-
-    ws_codec codec;
     long level;
-    if (ws_codec_parse(ws_config_get(cfg, "compress"), &codec) < 0) {
-        ws_log_error("compress = \"%s\" (from %s) is not lz4 or none",
-                     ws_config_get(cfg, "compress"), ws_config_source(cfg, "compress"));
-        return WS_EXIT_USAGE;
-    }
-    if (ws_config_get_long(cfg, "compress-level", 1, 12, &level, &err) < 0) {
-        ws_log_err(WS_LOG_ERROR, &err);
-        return WS_EXIT_USAGE;
-    }
+    if (ws_codec_parse(ws_config_get(cfg, "compress"), &o->codec) < 0)
+        return ws_error_set(err, WS_ECONFIG, "compress = \"%s\" (from %s) is not lz4 or none",
+                            ws_config_get(cfg, "compress"), ws_config_source(cfg, "compress"));
+    if (ws_config_get_long(cfg, "compress-level", 1, 12, &level, err) < 0)
+        return -1;
+    o->level = (int)level;
+    return 0;
+}
 
-    ws_wal_name name;
-    if (ws_wal_parse_name(base, &name, &err) < 0) {
-        ws_error_prefix(&err, "refusing %s", path);
-        ws_log_err(WS_LOG_ERROR, &err);
-        return WS_EXIT_FAIL;
+int ws_push_file_open(const char *path, ws_push_file *f, ws_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->path = path;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (ws_wal_parse_name(base, &f->name, err) < 0) {
+        ws_error_prefix(err, "refusing %s", path);
+        return -1;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        ws_log_error("cannot open %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return WS_EXIT_FAIL;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0 || fstat(f->fd, &f->st) < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot open %s", path);
+        ws_push_file_close(f);
+        return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
-        ws_log_error("refusing %s: not a regular file", path);
-        close(fd);
-        return WS_EXIT_FAIL;
+    if (!S_ISREG(f->st.st_mode)) {
+        ws_error_set(err, WS_EINVAL, "refusing %s: not a regular file", path);
+        ws_push_file_close(f);
+        return -1;
     }
-    uint64_t size = (uint64_t)st.st_size;
-    int is_segment = name.kind == WS_WAL_SEGMENT || name.kind == WS_WAL_PARTIAL;
-    ws_wal_header hdr;
+    f->size = (uint64_t)f->st.st_size;
+    f->is_segment = f->name.kind == WS_WAL_SEGMENT || f->name.kind == WS_WAL_PARTIAL;
     int rc;
-    if (is_segment) {
+    if (f->is_segment) {
         unsigned char page[WS_WAL_LONG_HEADER_SIZE];
-        ssize_t k = pread(fd, page, sizeof page, 0);
-        rc = k < 0 ? ws_error_errno(&err, WS_EIO, errno, "cannot read %s", path)
-                   : ws_wal_check_header(page, (size_t)k, &name, size, &hdr, &err);
+        ssize_t k = pread(f->fd, page, sizeof page, 0);
+        rc = k < 0 ? ws_error_errno(err, WS_EIO, errno, "cannot read %s", path)
+                   : ws_wal_check_header(page, (size_t)k, &f->name, f->size, &f->hdr, err);
     } else {
-        rc = check_text_file(fd, &name, size, &err);
+        rc = check_text_file(f->fd, &f->name, f->size, err);
     }
     if (rc < 0) {
-        ws_error_prefix(&err, "refusing %s", path);
-        ws_log_err(WS_LOG_ERROR, &err);
-        close(fd);
-        return WS_EXIT_FAIL;
+        ws_error_prefix(err, "refusing %s", path);
+        ws_push_file_close(f);
+        return -1;
     }
 #ifdef POSIX_FADV_SEQUENTIAL
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
+    return 0;
+}
 
-    ws_repo **repos;
-    int nrepos;
-    if (ws_cmd_open_repos(cfg, &repos, &nrepos, &err) < 0) {
-        ws_log_err(WS_LOG_ERROR, &err);
-        close(fd);
-        return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
-    }
+void ws_push_file_close(ws_push_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+int ws_push_file_store(ws_push_file *f, ws_repo **repos, int nrepos, const ws_push_opts *o,
+                       ws_objhdr *oh, ws_error *err)
+{
+    const ws_wal_name *name = &f->name;
+    double t0 = ws_now();
+    int failed = 0;
+    ws_error first;
+    ws_error_clear(&first);
+#define FAIL_WITH(e)                                                                               \
+    do {                                                                                           \
+        ws_log_err(WS_LOG_ERROR, (e));                                                             \
+        if (!failed++)                                                                             \
+            first = *(e);                                                                          \
+    } while (0)
 
     /* The cluster check comes first and is all-or-nothing: WAL of another cluster is
      * written nowhere. A repository that cannot be reached is skipped here and fails the
      * push below, after the others have stored the file. */
-    int exit_code = WS_EXIT_OK;
     ws_repo **targets = calloc((size_t)nrepos, sizeof *targets);
     int ntargets = 0;
-    if (!targets) {
-        ws_log_error("out of memory");
-        exit_code = WS_EXIT_FAIL;
-    }
-    for (int i = 0; i < nrepos && targets; i++) {
-        if (is_segment) {
-            ws_repo_identity want = {WS_REPO_FORMAT, hdr.sysid, hdr.pg_version, hdr.seg_size};
-            if (ws_repo_identity_ensure(repos[i], &want, &err) < 0) {
-                ws_error_prefix(&err, "not archiving %s", name.name);
-                ws_log_err(WS_LOG_ERROR, &err);
-                exit_code = WS_EXIT_FAIL;
-                if (err.code == WS_EMISMATCH || err.code == WS_ECORRUPT || err.code == WS_ECONFIG) {
+    if (!targets)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    for (int i = 0; i < nrepos; i++) {
+        if (f->is_segment) {
+            ws_error e;
+            ws_error_clear(&e);
+            ws_repo_identity want = {WS_REPO_FORMAT, f->hdr.sysid, f->hdr.pg_version,
+                                     f->hdr.seg_size};
+            if (ws_repo_identity_ensure(repos[i], &want, &e) < 0) {
+                ws_error_prefix(&e, "not archiving %s", name->name);
+                FAIL_WITH(&e);
+                if (e.code == WS_EMISMATCH || e.code == WS_ECORRUPT || e.code == WS_ECONFIG) {
                     ntargets = 0;
                     break;
                 }
@@ -198,43 +206,93 @@ int ws_cmd_push(const ws_config *cfg)
     }
 
     char key[128];
-    ws_repo_wal_key(&name, key, sizeof key);
+    ws_repo_wal_key(name, key, sizeof key);
     if (ntargets > 0) {
         ws_repo_obj_writer *w;
         ws_repo_put_result *res = calloc((size_t)ntargets, sizeof *res);
-        ws_objhdr oh;
-        if (!res || ws_repo_obj_create(targets, ntargets, key, ws_objkind_of(name.kind), codec,
-                                       (int)level, size, &w, &err) < 0) {
-            ws_log_err(WS_LOG_ERROR, &err);
-            exit_code = WS_EXIT_FAIL;
-        } else if (stream_file(w, fd, size, path, &err) < 0) {
+        ws_error e;
+        ws_error_clear(&e);
+        if (!res) {
+            ws_error_set(&e, WS_ENOMEM, "out of memory");
+            FAIL_WITH(&e);
+        } else if (ws_repo_obj_create(targets, ntargets, key, ws_objkind_of(name->kind), o->codec,
+                                      o->level, f->size, &w, &e) < 0) {
+            FAIL_WITH(&e);
+        } else if (stream_file(w, f->fd, f->size, f->path, &e) < 0) {
             ws_repo_obj_abort(w);
-            ws_error_prefix(&err, "not archiving %s", name.name);
-            ws_log_err(WS_LOG_ERROR, &err);
-            exit_code = WS_EXIT_FAIL;
+            ws_error_prefix(&e, "not archiving %s", name->name);
+            FAIL_WITH(&e);
         } else {
-            ws_repo_obj_commit(w, &oh, res, &err);
+            ws_repo_obj_commit(w, oh, res, &e);
             double ms = (ws_now() - t0) * 1000;
             for (int i = 0; i < ntargets; i++) {
                 const char *where = ws_repo_describe(targets[i]);
                 if (res[i].status == WS_PUT_STORED)
-                    ws_log_info("archived %s (%.1f MiB, %s) to %s in %.0f ms", name.name, mib(size),
-                                ws_codec_name(codec), where, ms);
+                    ws_log_info("archived %s (%.1f MiB, %s) to %s in %.0f ms", name->name,
+                                mib(f->size), ws_codec_name(o->codec), where, ms);
                 else if (res[i].status == WS_PUT_IDENTICAL)
                     ws_log_info("%s is already archived in %s with the same contents; "
                                 "nothing to do",
-                                name.name, where);
+                                name->name, where);
                 else {
-                    ws_error_prefix(&res[i].err, "not archived %s", name.name);
-                    ws_log_err(WS_LOG_ERROR, &res[i].err);
-                    exit_code = WS_EXIT_FAIL;
+                    ws_error_prefix(&res[i].err, "not archived %s", name->name);
+                    FAIL_WITH(&res[i].err);
                 }
             }
         }
         free(res);
     }
+#undef FAIL_WITH
     free(targets);
+    if (failed) {
+        *err = first;
+        return -1;
+    }
+    return 0;
+}
+
+int ws_cmd_push(const ws_config *cfg)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    if (ws_config_nargs(cfg) != 1) {
+        ws_log_error("usage: walship push WALPATH (archive_command = 'walship push %%p')");
+        return WS_EXIT_USAGE;
+    }
+    const char *path = ws_config_arg(cfg, 0);
+    ws_push_opts opts;
+    int async;
+    if (ws_push_opts_get(cfg, &opts, &err) < 0 ||
+        ws_config_get_bool(cfg, "async", &async, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    ws_push_file f;
+    if (ws_push_file_open(path, &f, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_FAIL;
+    }
+    /* async = on: the agent stores the file (docs/async.md); this process only waits for
+     * its acknowledgement. */
+    if (async) {
+        int code = ws_agent_push(cfg, &f);
+        if (code >= 0) {
+            ws_push_file_close(&f);
+            return code;
+        }
+        ws_log_debug("%s is not in a pg_wal directory: archiving it in-process", path);
+    }
+
+    ws_repo **repos;
+    int nrepos;
+    if (ws_cmd_open_repos(cfg, &repos, &nrepos, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        ws_push_file_close(&f);
+        return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+    }
+    ws_objhdr oh;
+    int rc = ws_push_file_store(&f, repos, nrepos, &opts, &oh, &err);
     ws_cmd_close_repos(repos, nrepos);
-    close(fd);
-    return exit_code;
+    ws_push_file_close(&f);
+    return rc < 0 ? WS_EXIT_FAIL : WS_EXIT_OK;
 }

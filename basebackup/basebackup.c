@@ -1,0 +1,759 @@
+/*
+ * basebackup.c — `walship basebackup`: a streaming base backup over the replication
+ * protocol, straight into the repository.
+ *
+ * The story: connect (replication=true), IDENTIFY_SYSTEM and refuse a repository of another
+ * cluster before any data moves; BASE_BACKUP with TARGET 'client' so PostgreSQL 15 sends
+ * one CopyOut of typed messages ('n' new archive, 'd' data, 'p' progress, 'm' manifest);
+ * each archive runs through the tar parser into the store (packed and parted objects), the
+ * server's backup_manifest into one object; then wait until the WAL from the start to the
+ * stop segment is in every repository, and only then write the walship manifest — last,
+ * create-only-if-absent. Any failure before that removes what was written; a killed
+ * process leaves objects without a manifest, which nothing lists or restores.
+ */
+#include "basebackup/manifest.h"
+#include "basebackup/store.h"
+#include "basebackup/tar.h"
+#include "basebackup/verify.h"
+#include "walship/cmd.h"
+#include "walship/log.h"
+#include "walship/pq_dl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PACK_THRESHOLD   (1u << 20)
+#define PACK_SIZE        (16u << 20)
+#define PROGRESS_LOG_SEC 5.0
+#define PROGRESS_TTY_SEC 0.25
+
+typedef struct bb {
+    const ws_config *cfg;
+    ws_repo **repos;
+    int nrepos;
+    PGconn *conn;
+    char id[WS_MANIFEST_ID_MAX];
+    int objects_written; /* something may exist under backup/<id>/: clean up on failure */
+    ws_manifest_info info;
+    ws_manifest_builder *mb;
+    ws_bb_store *store;
+    ws_bb_verify *verify;
+    ws_tar_parser *tar;
+    int archives_expected, archives_seen, in_manifest;
+    double wal_timeout, wal_deadline; /* deadline 0 = not waiting for WAL */
+    /* progress */
+    uint64_t total_bytes, done_bytes;
+    double t_start, t_last_progress;
+    int tty;
+} bb;
+
+/* ---- small helpers ---- */
+
+static double mib(uint64_t n)
+{
+    return (double)n / (1024.0 * 1024.0);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || end == s || errno || v <= 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    double mul = 1;
+    if (!*end || !strcasecmp(end, "B"))
+        mul = 1;
+    else if (!strcasecmp(end, "kB") || !strcasecmp(end, "KiB") || !strcasecmp(end, "k"))
+        mul = 1024.0;
+    else if (!strcasecmp(end, "MB") || !strcasecmp(end, "MiB") || !strcasecmp(end, "M"))
+        mul = 1024.0 * 1024;
+    else if (!strcasecmp(end, "GB") || !strcasecmp(end, "GiB") || !strcasecmp(end, "G"))
+        mul = 1024.0 * 1024 * 1024;
+    else
+        return -1;
+    *out = (uint64_t)(v * mul);
+    return *out ? 0 : -1;
+}
+
+static int pq_fail(bb *b, ws_error *err, const char *what, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = PQerrorMessage(b->conn);
+    char clean[512];
+    snprintf(clean, sizeof clean, "%s", msg);
+    size_t n = strlen(clean);
+    while (n && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
+        clean[--n] = '\0';
+    return ws_error_set(err, WS_ETRANSIENT, "%s: %s", what, clean[0] ? clean : "(no message)");
+}
+
+/* Runs a replication command that returns one result set. The caller PQclears *res. */
+static int simple_query(bb *b, const char *sql, int min_cols, PGresult **res, ws_error *err)
+{
+    *res = PQexec(b->conn, sql);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) < 1 ||
+        PQnfields(*res) < min_cols) {
+        char what[128];
+        snprintf(what, sizeof what, "%s failed", sql);
+        pq_fail(b, err, what, *res);
+        PQclear(*res);
+        *res = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- connecting and identifying ---- */
+
+static PGconn *connect_pg(const char *pgconn, int replication, ws_error *err)
+{
+    const char *keys[4], *vals[4];
+    int n = 0;
+    if (pgconn && *pgconn) {
+        keys[n] = "dbname";
+        vals[n++] = pgconn;
+    }
+    if (replication) {
+        keys[n] = "replication";
+        vals[n++] = "true";
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = "walship";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c) {
+        ws_error_set(err, WS_ENOMEM, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+        size_t l = strlen(msg);
+        while (l && msg[l - 1] == '\n')
+            msg[--l] = '\0';
+        ws_error_set(err, WS_ETRANSIENT, "cannot connect to PostgreSQL%s: %s",
+                     replication ? " for replication" : "", msg);
+        ws_error_hint(err, "check pgconn / the PG* environment; the role needs the REPLICATION "
+                           "attribute and a \"replication\" line in pg_hba.conf");
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* IDENTIFY_SYSTEM and SHOW wal_segment_size; then every repository must belong to this
+ * cluster (or be new: it then records this cluster as its owner). */
+static int identify(bb *b, ws_error *err)
+{
+    int version = PQserverVersion(b->conn);
+    if (version < 150000) {
+        ws_error_set(err, WS_ECONFIG,
+                     "the server runs PostgreSQL %d.%d; walship basebackup needs 15 or later",
+                     version / 10000, version % 100);
+        ws_error_hint(err, "its BASE_BACKUP TARGET 'client' stream is what walship reads");
+        return -1;
+    }
+    b->info.pg_version_num = version;
+    PGresult *res;
+    if (simple_query(b, "IDENTIFY_SYSTEM", 2, &res, err) < 0)
+        return -1;
+    char *end;
+    errno = 0;
+    b->info.sysid = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+    int bad = errno || *end;
+    PQclear(res);
+    if (bad)
+        return ws_error_set(err, WS_EINVAL, "IDENTIFY_SYSTEM returned a malformed system id");
+    if (simple_query(b, "SHOW wal_segment_size", 1, &res, err) < 0)
+        return -1;
+    uint64_t seg;
+    char segtext[64];
+    snprintf(segtext, sizeof segtext, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (parse_size(segtext, &seg) < 0 || !ws_wal_seg_size_valid(seg))
+        return ws_error_set(err, WS_EINVAL, "SHOW wal_segment_size returned \"%s\"", segtext);
+    b->info.seg_size = (uint32_t)seg;
+
+    ws_repo_identity want = {WS_REPO_FORMAT, b->info.sysid, version / 10000, (uint32_t)seg};
+    for (int i = 0; i < b->nrepos; i++) {
+        if (ws_repo_identity_ensure(b->repos[i], &want, err) < 0) {
+            ws_error_prefix(err, "refusing to back up into %s", ws_repo_describe(b->repos[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- progress ---- */
+
+static void progress(bb *b, int final)
+{
+    double now = ws_now();
+    double every = b->tty ? PROGRESS_TTY_SEC : PROGRESS_LOG_SEC;
+    if (!final && now - b->t_last_progress < every)
+        return;
+    b->t_last_progress = now;
+    double el = now - b->t_start;
+    double rate = el > 0 ? mib(b->done_bytes) / el : 0;
+    char line[256];
+    if (b->total_bytes > 0 && b->done_bytes <= b->total_bytes) {
+        double pct = 100.0 * (double)b->done_bytes / (double)b->total_bytes;
+        double eta = rate > 0 ? (mib(b->total_bytes) - mib(b->done_bytes)) / rate : 0;
+        snprintf(line, sizeof line, "%.1f/%.1f MiB (%.0f%%), %.1f MiB/s, ETA %.0f s",
+                 mib(b->done_bytes), mib(b->total_bytes), pct, rate, eta);
+    } else {
+        snprintf(line, sizeof line, "%.1f MiB, %.1f MiB/s", mib(b->done_bytes), rate);
+    }
+    if (b->tty) {
+        if (ws_log_get_level() >= WS_LOG_INFO)
+            fprintf(stderr, "\r%-72s%s", line, final ? "\n" : "");
+    } else if (!final) {
+        ws_log_info("progress: %s", line);
+    }
+}
+
+/* ---- the copy stream ---- */
+
+/* Waits for the next CopyData message. Returns its length, -1 at the end of the stream, -2
+ * on failure (err set). While waiting for the server's end-of-backup WAL archiving, gives up
+ * at the deadline. */
+static int next_message(bb *b, char **buf, ws_error *err)
+{
+    for (;;) {
+        int r = PQgetCopyData(b->conn, buf, 1);
+        if (r == -2) {
+            pq_fail(b, err, "reading the backup stream failed", NULL);
+            return -2;
+        }
+        if (r != 0)
+            return r;
+        double now = ws_now();
+        if (b->wal_deadline > 0 && now >= b->wal_deadline) {
+            ws_error_set(err, WS_ETRANSIENT,
+                         "the server has not archived the backup's last WAL segment after "
+                         "%.0f s (basebackup-wal-timeout)",
+                         b->wal_timeout);
+            ws_error_hint(err, "archive_command is failing or slow: see pg_stat_archiver and "
+                               "the server log");
+            return -2;
+        }
+        double wait = b->tty ? PROGRESS_TTY_SEC : 1.0;
+        if (b->wal_deadline > 0 && b->wal_deadline - now < wait)
+            wait = b->wal_deadline - now;
+        struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)(wait * 1000) + 1);
+        if (pr < 0 && errno != EINTR) {
+            ws_error_errno(err, WS_EIO, errno, "poll on the replication connection");
+            return -2;
+        }
+        progress(b, 0);
+        if (pr > 0 && !PQconsumeInput(b->conn)) {
+            pq_fail(b, err, "reading the backup stream failed", NULL);
+            return -2;
+        }
+    }
+}
+
+static int end_archive(bb *b, ws_error *err)
+{
+    if (!b->tar)
+        return 0;
+    int rc = ws_tar_parser_finish(b->tar, err);
+    ws_tar_parser_free(b->tar);
+    b->tar = NULL;
+    return rc;
+}
+
+/* 'n': archive name and tablespace path, each NUL-terminated. */
+static int new_archive(bb *b, const char *msg, int len, ws_error *err)
+{
+    if (end_archive(b, err) < 0)
+        return -1;
+    const char *name = msg + 1;
+    const char *nul = memchr(name, '\0', (size_t)(len - 1));
+    if (!nul)
+        return ws_error_set(err, WS_EINVAL, "malformed new-archive message");
+    const char *loc = nul + 1;
+    if (loc >= msg + len || !memchr(loc, '\0', (size_t)(msg + len - loc)))
+        return ws_error_set(err, WS_EINVAL, "malformed new-archive message");
+    uint32_t oid = 0;
+    if (strcmp(name, "base.tar") != 0) {
+        char *end;
+        unsigned long v = strtoul(name, &end, 10);
+        if (end == name || strcmp(end, ".tar") != 0 || v == 0 || v > UINT32_MAX)
+            return ws_error_set(err, WS_EINVAL,
+                                "refusing archive \"%.100s\": not base.tar or <oid>.tar", name);
+        oid = (uint32_t)v;
+        /* the tablespace list came in the header; its archive must match one entry */
+    }
+    b->archives_seen++;
+    ws_log_debug("archive %s (%s)", name, *loc ? loc : "data directory");
+    ws_bb_store_set_tablespace(b->store, oid);
+    if (!(b->tar = ws_tar_parser_new(ws_bb_store_tar_callbacks(), b->store)))
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int receive_stream(bb *b, ws_error *err)
+{
+    PGresult *res = PQgetResult(b->conn);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        pq_fail(b, err, "the server did not start the backup stream", res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    for (;;) {
+        char *msg;
+        int len = next_message(b, &msg, err);
+        if (len == -1)
+            break;
+        if (len < 0)
+            return -1;
+        int rc = 0;
+        switch (len > 0 ? msg[0] : 0) {
+        case 'n':
+            rc = new_archive(b, msg, len, err);
+            break;
+        case 'd':
+            if (b->in_manifest) {
+                rc = ws_bb_store_blob_write(b->store, msg + 1, (size_t)len - 1, err);
+                if (rc == 0)
+                    rc = ws_bb_verify_feed(b->verify, msg + 1, (size_t)len - 1, err);
+            } else if (!b->tar)
+                rc = ws_error_set(err, WS_EINVAL, "archive data before any archive began");
+            else {
+                rc = ws_tar_parser_feed(b->tar, msg + 1, (size_t)len - 1, err);
+                b->done_bytes += (uint64_t)len - 1;
+                /* after the last archive the server waits for its stop segment to be
+                 * archived before it sends the manifest: that wait has a deadline */
+                if (rc == 0 && b->archives_seen >= b->archives_expected &&
+                    ws_tar_parser_ended(b->tar) && b->wal_deadline == 0)
+                    b->wal_deadline = ws_now() + b->wal_timeout;
+            }
+            break;
+        case 'p':
+            /* the server's own count of bytes sent; ours (done_bytes) is finer-grained */
+            if (len != 9)
+                rc = ws_error_set(err, WS_EINVAL, "malformed progress message");
+            break;
+        case 'm':
+            b->wal_deadline = 0;
+            if ((rc = end_archive(b, err)) == 0 &&
+                (rc = ws_bb_store_blob_begin(b->store, WS_MANIFEST_SERVER, err)) == 0)
+                b->in_manifest = 1;
+            break;
+        default:
+            rc = ws_error_set(err, WS_EINVAL, "unknown message type 0x%02x in the backup stream",
+                              len > 0 ? (unsigned char)msg[0] : 0);
+        }
+        PQfreemem(msg);
+        progress(b, 0);
+        if (rc < 0)
+            return -1;
+    }
+    if (end_archive(b, err) < 0)
+        return -1;
+    if (!b->in_manifest)
+        return ws_error_set(err, WS_EINVAL, "the backup stream ended without a backup manifest");
+    b->in_manifest = 0;
+    if (ws_bb_store_blob_end(b->store, err) < 0 || ws_bb_store_finish(b->store, err) < 0)
+        return -1;
+    uint64_t checked;
+    if (ws_bb_verify_finish(b->verify, &checked, err) < 0)
+        return -1;
+    ws_log_info("all %" PRIu64 " files match the server's backup_manifest (size and SHA-256)",
+                checked);
+    if (b->archives_seen != b->archives_expected)
+        return ws_error_set(err, WS_EINVAL, "the server sent %d archives, its header announced %d",
+                            b->archives_seen, b->archives_expected);
+    return 0;
+}
+
+/* ---- BASE_BACKUP ---- */
+
+static int label_ok(const char *s)
+{
+    if (strlen(s) > 1000)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The id is the UTC start time; a second backup in the same second gets a suffix. */
+static int choose_id(bb *b, ws_error *err)
+{
+    char stamp[32];
+    time_t t = (time_t)b->info.start_time;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    for (int n = 1; n < 100; n++) {
+        if (n == 1)
+            snprintf(b->id, sizeof b->id, "%s", stamp);
+        else
+            snprintf(b->id, sizeof b->id, "%s-%d", stamp, n);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "backup/%s/", b->id);
+        int taken = 0;
+        for (int i = 0; i < b->nrepos && !taken; i++) {
+            ws_storage_info info;
+            char key[128];
+            ws_manifest_key(b->id, "data/000001", key, sizeof key);
+            if (ws_storage_stat(ws_repo_storage(b->repos[i]), key, &info, err) == 0)
+                taken = 1;
+            else if (err->code != WS_ENOENT)
+                return -1;
+            ws_manifest_key(b->id, WS_MANIFEST_NAME, key, sizeof key);
+            if (ws_storage_stat(ws_repo_storage(b->repos[i]), key, &info, err) == 0)
+                taken = 1;
+            else if (err->code != WS_ENOENT)
+                return -1;
+        }
+        if (!taken) {
+            ws_error_clear(err);
+            snprintf(b->info.id, sizeof b->info.id, "%s", b->id);
+            return 0;
+        }
+    }
+    return ws_error_set(err, WS_EEXIST, "no free backup id for %s", stamp);
+}
+
+static int start_backup(bb *b, const char *label, const char *checkpoint, long max_rate,
+                        ws_error *err)
+{
+    char quoted[2 * 1024 + 3], *q = quoted;
+    *q++ = '\'';
+    for (const char *c = label; *c; c++) {
+        if (*c == '\'')
+            *q++ = '\'';
+        *q++ = *c;
+    }
+    *q++ = '\'';
+    *q = '\0';
+    char sql[4096], rate[48] = "";
+    if (max_rate > 0)
+        snprintf(rate, sizeof rate, ", MAX_RATE %ld", max_rate);
+    snprintf(sql, sizeof sql,
+             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT true, WAL false, "
+             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TARGET 'client'%s)",
+             quoted, checkpoint, rate);
+    ws_log_info("starting the backup (checkpoint %s)", checkpoint);
+    if (!PQsendQuery(b->conn, sql))
+        return pq_fail(b, err, "sending BASE_BACKUP failed", NULL);
+
+    /* result 1: start LSN and timeline, once the checkpoint is done */
+    PGresult *res = PQgetResult(b->conn);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2) {
+        pq_fail(b, err, "the server could not start the backup", res);
+        PQclear(res);
+        return -1;
+    }
+    b->info.start_time = (int64_t)time(NULL);
+    int bad = ws_wal_parse_lsn(PQgetvalue(res, 0, 0), &b->info.start_lsn) < 0;
+    b->info.start_tli = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (bad || b->info.start_tli == 0)
+        return ws_error_set(err, WS_EINVAL, "BASE_BACKUP returned a malformed start position");
+
+    /* result 2: tablespaces (oid, location, size in kB); the data directory last, NULLs */
+    res = PQgetResult(b->conn);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) < 3) {
+        pq_fail(b, err, "the server sent no tablespace list", res);
+        PQclear(res);
+        return -1;
+    }
+    if (choose_id(b, err) < 0) {
+        PQclear(res);
+        return -1;
+    }
+    b->archives_expected = PQntuples(res);
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (!PQgetisnull(res, i, 2))
+            b->total_bytes += strtoull(PQgetvalue(res, i, 2), NULL, 10) * 1024;
+        if (PQgetisnull(res, i, 0))
+            continue;
+        ws_manifest_entry e;
+        memset(&e, 0, sizeof e);
+        e.kind = WS_MANIFEST_TABLESPACE;
+        e.tablespace = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+        snprintf(e.path, sizeof e.path, "%s", PQgetvalue(res, i, 1));
+        if (e.tablespace == 0 || ws_manifest_add(b->mb, &e, err) < 0) {
+            PQclear(res);
+            return e.tablespace ? -1 : ws_error_set(err, WS_EINVAL, "malformed tablespace oid");
+        }
+    }
+    PQclear(res);
+    ws_log_info("backup %s: start LSN %X/%X on timeline %" PRIu32 ", %d tablespace(s), about "
+                "%.1f MiB",
+                b->id, (unsigned)(b->info.start_lsn >> 32), (unsigned)b->info.start_lsn,
+                b->info.start_tli, b->archives_expected - 1, mib(b->total_bytes));
+    return 0;
+}
+
+static int finish_backup(bb *b, ws_error *err)
+{
+    PGresult *res = PQgetResult(b->conn);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        pq_fail(b, err, "the backup failed at its end", res);
+        if (state && strcmp(state, "XX001") == 0)
+            ws_error_hint(err, "a data page failed its checksum: the cluster has corruption");
+        PQclear(res);
+        return -1;
+    }
+    b->info.stop_time = (int64_t)time(NULL);
+    int bad = ws_wal_parse_lsn(PQgetvalue(res, 0, 0), &b->info.stop_lsn) < 0;
+    b->info.stop_tli = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (bad || b->info.stop_tli == 0 || b->info.stop_lsn < b->info.start_lsn)
+        return ws_error_set(err, WS_EINVAL, "BASE_BACKUP returned a malformed stop position");
+    /* CommandComplete, then the end of results */
+    while ((res = PQgetResult(b->conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            pq_fail(b, err, "the backup failed at its end", res);
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
+/* ---- completeness: the WAL from start to stop is in every repository ---- */
+
+static int switch_wal(bb *b)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    PGconn *c = connect_pg(ws_config_get(b->cfg, "pgconn"), 0, &err);
+    if (!c) {
+        ws_log_warn("cannot run pg_switch_wal(): %s", err.msg);
+        return -1;
+    }
+    PGresult *res = PQexec(c, "SELECT CASE WHEN pg_is_in_recovery() THEN NULL "
+                              "ELSE pg_switch_wal() END");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        ws_log_warn("pg_switch_wal() failed: %s", PQresultErrorMessage(res));
+    else
+        ws_log_info("switched WAL so that the backup's last segment gets archived");
+    PQclear(res);
+    PQfinish(c);
+    return 0;
+}
+
+static int wait_for_wal(bb *b, ws_error *err)
+{
+    ws_manifest_info *in = &b->info;
+    uint64_t first = ws_wal_lsn_segno(in->start_lsn, in->seg_size);
+    /* the stop LSN is the end of the backup's last record: its bytes are before it */
+    uint64_t last = ws_wal_lsn_segno(in->stop_lsn > 0 ? in->stop_lsn - 1 : 0, in->seg_size);
+    if (last < first)
+        last = first;
+    ws_wal_format_segment(in->start_wal, in->start_tli, first, in->seg_size);
+    ws_wal_format_segment(in->stop_wal, in->stop_tli, last, in->seg_size);
+    /* across a timeline switch only the stop segment is checked: the earlier ones are on
+     * the old timeline's names */
+    if (in->start_tli != in->stop_tli)
+        first = last;
+    double deadline = ws_now() + b->wal_timeout;
+    int switched = 0;
+    ws_log_info("waiting for WAL %s..%s to be in the repository", in->start_wal, in->stop_wal);
+    for (uint64_t seg = first; seg <= last;) {
+        char name[32], key[128];
+        ws_wal_format_segment(name, in->stop_tli, seg, in->seg_size);
+        ws_wal_name wn;
+        if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
+            return -1;
+        int have = 0;
+        ws_error last_err;
+        ws_error_clear(&last_err);
+        for (int i = 0; i < b->nrepos; i++) {
+            ws_objhdr h;
+            if (ws_repo_obj_header(b->repos[i], key, &h, &last_err) == 0)
+                have++;
+            else
+                break;
+        }
+        if (have == b->nrepos) {
+            seg++;
+            continue;
+        }
+        double now = ws_now();
+        if (now >= deadline) {
+            ws_error_set(err, WS_ETRANSIENT,
+                         "WAL segment %s, which the backup needs, is not in the repository "
+                         "after %.0f s (basebackup-wal-timeout): %s",
+                         name, b->wal_timeout, last_err.msg);
+            ws_error_hint(err, "check that archive_command is 'walship push %%p' with this "
+                               "repository and that it succeeds (pg_stat_archiver)");
+            return -1;
+        }
+        if (!switched && seg == last && now > deadline - b->wal_timeout + 2.0) {
+            switched = 1;
+            switch_wal(b);
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* ---- the command ---- */
+
+static int read_options(bb *b, const char **label, const char **checkpoint, long *max_rate,
+                        ws_bb_store_opts *so, ws_error *err)
+{
+    *max_rate = 0;
+    if (ws_config_get(b->cfg, "basebackup-max-rate") &&
+        ws_config_get_long(b->cfg, "basebackup-max-rate", 32, 1048576, max_rate, err) < 0)
+        return -1;
+    *checkpoint = ws_config_get(b->cfg, "checkpoint");
+    if (strcmp(*checkpoint, "fast") != 0 && strcmp(*checkpoint, "spread") != 0)
+        return ws_error_set(err, WS_ECONFIG, "checkpoint = \"%s\" (from %s) is not fast or spread",
+                            *checkpoint, ws_config_source(b->cfg, "checkpoint"));
+    *label = ws_config_get(b->cfg, "label");
+    if (*label && !label_ok(*label))
+        return ws_error_set(err, WS_ECONFIG,
+                            "label is longer than 1000 bytes or has control characters");
+    if (ws_config_get_seconds(b->cfg, "basebackup-wal-timeout", &b->wal_timeout, err) < 0)
+        return -1;
+    long level;
+    if (ws_codec_parse(ws_config_get(b->cfg, "compress"), &so->codec) < 0)
+        return ws_error_set(err, WS_ECONFIG, "compress = \"%s\" (from %s) is not lz4 or none",
+                            ws_config_get(b->cfg, "compress"),
+                            ws_config_source(b->cfg, "compress"));
+    if (ws_config_get_long(b->cfg, "compress-level", 1, 12, &level, err) < 0)
+        return -1;
+    so->level = (int)level;
+    const char *ps = ws_config_get(b->cfg, "basebackup-part-size");
+    if (parse_size(ps, &so->part_size) < 0 || so->part_size < 64 * 1024)
+        return ws_error_set(err, WS_ECONFIG,
+                            "basebackup-part-size = \"%s\" (from %s) is not a size of 64kB or "
+                            "more (e.g. 1GB, 256MB)",
+                            ps ? ps : "", ws_config_source(b->cfg, "basebackup-part-size"));
+    so->pack_threshold = PACK_THRESHOLD < so->part_size ? PACK_THRESHOLD : so->part_size;
+    so->pack_size = PACK_SIZE;
+    return 0;
+}
+
+static int run_backup(bb *b, ws_error *err)
+{
+    const char *label = NULL, *checkpoint = NULL;
+    long max_rate = 0;
+    ws_bb_store_opts so;
+    memset(&so, 0, sizeof so);
+    if (read_options(b, &label, &checkpoint, &max_rate, &so, err) < 0)
+        return WS_EXIT_USAGE;
+    if (ws_cmd_open_repos(b->cfg, &b->repos, &b->nrepos, err) < 0)
+        return err->code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+    if (ws_pq_load(err) < 0)
+        return WS_EXIT_FAIL;
+    if (!(b->conn = connect_pg(ws_config_get(b->cfg, "pgconn"), 1, err)))
+        return WS_EXIT_FAIL;
+    if (identify(b, err) < 0)
+        return WS_EXIT_FAIL;
+    if (!(b->mb = ws_manifest_builder_new()))
+        return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
+
+    b->t_start = ws_now();
+    char default_label[64];
+    if (!label) {
+        snprintf(default_label, sizeof default_label, "walship basebackup");
+        label = default_label;
+    }
+    if (start_backup(b, label, checkpoint, max_rate, err) < 0)
+        return WS_EXIT_FAIL;
+    snprintf(b->info.label, sizeof b->info.label, "%s", label);
+    so.repos = b->repos;
+    so.nrepos = b->nrepos;
+    so.id = b->id;
+    if (!(b->verify = ws_bb_verify_new()))
+        return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
+    so.verify = b->verify;
+    if (ws_bb_store_new(&so, b->mb, &b->store, err) < 0)
+        return WS_EXIT_FAIL;
+    b->objects_written = 1;
+    if (receive_stream(b, err) < 0 || finish_backup(b, err) < 0)
+        return WS_EXIT_FAIL;
+    progress(b, 1);
+    PQfinish(b->conn);
+    b->conn = NULL;
+
+    ws_bb_store_stats st;
+    ws_bb_store_get_stats(b->store, &st);
+    ws_log_info("backup %s: stop LSN %X/%X on timeline %" PRIu32 ", %" PRIu64 " files, "
+                "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored)",
+                b->id, (unsigned)(b->info.stop_lsn >> 32), (unsigned)b->info.stop_lsn,
+                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes));
+    if (wait_for_wal(b, err) < 0)
+        return WS_EXIT_FAIL;
+    b->info.original_size = st.bytes;
+    b->info.stored_size = st.stored_bytes;
+    b->info.file_count = st.files;
+    if (ws_manifest_write(b->mb, &b->info, b->repos, b->nrepos, err) < 0)
+        return WS_EXIT_FAIL;
+    ws_log_info("backup %s complete: %.1f MiB in %.1f s; WAL %s..%s archived", b->id, mib(st.bytes),
+                ws_now() - b->t_start, b->info.start_wal, b->info.stop_wal);
+    return WS_EXIT_OK;
+}
+
+int ws_cmd_basebackup(const ws_config *cfg)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    if (ws_config_nargs(cfg) != 0) {
+        ws_log_error("usage: walship basebackup [--pgconn CONNINFO] [--label TEXT] "
+                     "[--checkpoint fast|spread]");
+        return WS_EXIT_USAGE;
+    }
+    bb b;
+    memset(&b, 0, sizeof b);
+    b.cfg = cfg;
+    b.tty = isatty(STDERR_FILENO);
+    int rc = run_backup(&b, &err);
+    if (rc != WS_EXIT_OK) {
+        if (b.tty && b.done_bytes)
+            fputc('\n', stderr);
+        if (b.id[0])
+            ws_error_prefix(&err, "backup %s failed", b.id);
+        else
+            ws_error_prefix(&err, "backup failed");
+        ws_log_err(WS_LOG_ERROR, &err);
+    }
+    if (b.conn) {
+        /* a walsender waiting for WAL archiving notices a closed socket only when it next
+         * writes: cancel it, so the server ends the backup now */
+        PGcancel *c = PQgetCancel(b.conn);
+        char buf[256];
+        if (c) {
+            PQcancel(c, buf, sizeof buf);
+            PQfreeCancel(c);
+        }
+        PQfinish(b.conn);
+    }
+    ws_tar_parser_free(b.tar);
+    ws_bb_store_free(b.store);
+    ws_bb_verify_free(b.verify);
+    if (rc != WS_EXIT_OK && b.objects_written) {
+        ws_bb_store_remove_all(b.repos, b.nrepos, b.id);
+        ws_log_info("removed the objects of the failed backup %s; nothing was listed", b.id);
+    }
+    ws_manifest_builder_free(b.mb);
+    ws_cmd_close_repos(b.repos, b.nrepos);
+    return rc;
+}

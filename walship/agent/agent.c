@@ -1,0 +1,616 @@
+/*
+ * agent.c — the async push agent: one per spool, detached from the archiver.
+ *
+ * A libuv loop watches pg_wal/archive_status (uv_fs_event, plus a rescan every TICK_MS in
+ * case an event is lost), takes .ready files oldest first (timeline history files first, as
+ * PostgreSQL does) and runs push's pipeline for up to push-parallel of them at once on the
+ * libuv thread pool. The storage drivers are synchronous and not thread-safe, so every slot
+ * owns its own set of open repositories: a job uses its slot's set alone. The loop thread
+ * only decides, and writes acknowledgements and errors when a job is done.
+ *
+ * The thread pool is shared with the S3 client's payload hashing (uv_queue_work on each
+ * slot's own loop): with every pool thread blocked in a job waiting for its hash, nothing
+ * would run it. UV_THREADPOOL_SIZE is therefore set to push-parallel + 4 before the pool
+ * starts.
+ */
+#include "walship/agent/spool.h"
+#include "walship/cmd.h"
+#include "walship/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define TICK_MS       500
+#define CLEAN_EVERY_S 10.0
+#define CHECK_EVERY_S 30.0
+#define BACKOFF_MAX_S 10.0
+
+typedef struct agent agent;
+
+typedef struct file_entry {
+    char name[WS_WAL_NAME_MAX];
+    int busy;
+    int acked; /* acknowledged by this agent: nothing to do until PostgreSQL renames it */
+    int failures;
+    double next_try;
+    int seen; /* in the last scan */
+} file_entry;
+
+typedef struct slot {
+    agent *a;
+    uv_work_t work;
+    ws_repo **repos;
+    int nrepos;
+    int busy;
+    /* the job */
+    char name[WS_WAL_NAME_MAX];
+    char path[PATH_MAX + WS_WAL_NAME_MAX];
+    int rc;
+    ws_error err;
+    ws_objhdr oh;
+    struct stat before, after;
+} slot;
+
+struct agent {
+    const ws_config *cfg;
+    const ws_spool *sp;
+    ws_push_opts opts;
+    uv_loop_t loop;
+    uv_fs_event_t watch;
+    uv_timer_t tick, kick;
+    uv_signal_t sigterm, sigint;
+    int nslots, inflight;
+    slot *slots;
+    /* a separate set for the periodic check of walship.repo, run on the pool */
+    ws_repo **vrepos;
+    int nvrepos;
+    uv_work_t vwork;
+    int vbusy;
+    char root[WS_CONFIG_MAX_REPOS][65]; /* hex SHA-256 of walship.repo; "" not seen yet */
+    char vroot[WS_CONFIG_MAX_REPOS][65];
+    int vok[WS_CONFIG_MAX_REPOS];
+    char set_id[65];
+    file_entry *files;
+    int nfiles, capfiles;
+    double idle_timeout, last_work, last_clean, last_check;
+    int lockfd;
+    int stopping, closed, watching;
+    int exit_code;
+};
+
+static void scan(agent *a);
+static void maybe_close(agent *a);
+
+/* ---- the file table ---- */
+
+static file_entry *find_file(agent *a, const char *name, int create)
+{
+    for (int i = 0; i < a->nfiles; i++)
+        if (strcmp(a->files[i].name, name) == 0)
+            return &a->files[i];
+    if (!create)
+        return NULL;
+    if (a->nfiles == a->capfiles) {
+        int cap = a->capfiles ? a->capfiles * 2 : 64;
+        file_entry *nf = realloc(a->files, (size_t)cap * sizeof *nf);
+        if (!nf)
+            return NULL;
+        a->files = nf;
+        a->capfiles = cap;
+    }
+    file_entry *e = &a->files[a->nfiles++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+/* PostgreSQL's order (pgarch.c): timeline history files first, then by name. */
+static int ready_cmp(const void *x, const void *y)
+{
+    const file_entry *a = *(file_entry *const *)x, *b = *(file_entry *const *)y;
+    int ha = strstr(a->name, ".history") != NULL, hb = strstr(b->name, ".history") != NULL;
+    if (ha != hb)
+        return hb - ha;
+    return strcmp(a->name, b->name);
+}
+
+/* ---- jobs on the thread pool ---- */
+
+static void job_work(uv_work_t *w)
+{
+    slot *s = w->data;
+    ws_error_clear(&s->err);
+    ws_push_file f;
+    s->rc = ws_push_file_open(s->path, &f, &s->err);
+    if (s->rc < 0)
+        return;
+    s->before = f.st;
+    s->rc = ws_push_file_store(&f, s->repos, s->nrepos, &s->a->opts, &s->oh, &s->err);
+    if (fstat(f.fd, &s->after) < 0)
+        memset(&s->after, 0, sizeof s->after);
+    ws_push_file_close(&f);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    slot *s = w->data;
+    agent *a = s->a;
+    const ws_spool *sp = a->sp;
+    file_entry *e = find_file(a, s->name, 1);
+    ws_spool_fileid before, after;
+    ws_spool_fileid_of(&s->before, &before);
+    ws_spool_fileid_of(&s->after, &after);
+    if (status == 0 && s->rc == 0 && !ws_spool_fileid_equal(&before, &after)) {
+        s->rc = ws_error_set(&s->err, WS_EINVAL, "%s changed while being archived", s->name);
+    }
+    if (status == 0 && s->rc == 0) {
+        /* Durable in every repository: only now may push say "archived". */
+        ws_spool_ack ack;
+        snprintf(ack.set_id, sizeof ack.set_id, "%s", a->set_id);
+        ws_sha256_hex(s->oh.sha256, ack.sha256);
+        ack.file = before;
+        ws_error err;
+        if (ws_spool_ack_write(sp, s->name, &ack, &err) < 0) {
+            ws_log_err(WS_LOG_ERROR, &err);
+            if (e) {
+                e->failures++;
+                e->next_try = ws_now() + 1;
+            }
+        } else {
+            ws_spool_error_remove(sp, s->name);
+            char req[PATH_MAX];
+            ws_spool_path(sp, s->name, ".req", req, sizeof req);
+            unlink(req);
+            if (e) {
+                e->acked = 1;
+                e->failures = 0;
+            }
+        }
+    } else {
+        if (status != 0)
+            ws_error_set(&s->err, WS_EINTERNAL, "job for %s cancelled", s->name);
+        char text[1024];
+        if (s->err.hint[0])
+            snprintf(text, sizeof text, "%s HINT: %s", s->err.msg, s->err.hint);
+        else
+            snprintf(text, sizeof text, "%s", s->err.msg);
+        /* the pipeline logged its own failures; an open failure is logged here */
+        if (s->before.st_ino == 0)
+            ws_log_error("%s", text);
+        ws_spool_error_write(sp, s->name, text);
+        if (e) {
+            e->failures++;
+            double b = 0.5;
+            for (int i = 1; i < e->failures && b < BACKOFF_MAX_S; i++)
+                b *= 2;
+            e->next_try = ws_now() + (b > BACKOFF_MAX_S ? BACKOFF_MAX_S : b);
+        }
+    }
+    if (e)
+        e->busy = 0;
+    s->busy = 0;
+    a->inflight--;
+    a->last_work = ws_now();
+    if (a->stopping)
+        maybe_close(a);
+    else
+        scan(a);
+}
+
+static void start_job(agent *a, slot *s, file_entry *e)
+{
+    s->busy = 1;
+    e->busy = 1;
+    snprintf(s->name, sizeof s->name, "%s", e->name);
+    snprintf(s->path, sizeof s->path, "%s/%s", a->sp->wal_dir, e->name);
+    memset(&s->before, 0, sizeof s->before);
+    memset(&s->after, 0, sizeof s->after);
+    s->work.data = s;
+    a->inflight++;
+    int rc = uv_queue_work(&a->loop, &s->work, job_work, job_done);
+    if (rc != 0) {
+        ws_log_error("cannot queue %s: %s", e->name, uv_strerror(rc));
+        s->busy = 0;
+        e->busy = 0;
+        a->inflight--;
+    }
+}
+
+/* ---- scanning ---- */
+
+static int has_suffix(const char *s, const char *suffix, size_t *stem)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    if (n <= k || strcmp(s + n - k, suffix) != 0)
+        return 0;
+    *stem = n - k;
+    return 1;
+}
+
+/* Adds the WAL names of dir's entries ending in suffix to the table, marked seen. */
+static void collect(agent *a, const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT && strcmp(dir, a->sp->status_dir) == 0) {
+            ws_log_info("%s is gone; stopping", dir);
+            a->stopping = 1;
+        }
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t stem;
+        char name[WS_WAL_NAME_MAX];
+        ws_wal_name wn;
+        ws_error err;
+        if (!has_suffix(de->d_name, suffix, &stem) || stem >= sizeof name)
+            continue;
+        memcpy(name, de->d_name, stem);
+        name[stem] = '\0';
+        if (ws_wal_parse_name(name, &wn, &err) < 0)
+            continue;
+        file_entry *e = find_file(a, name, 1);
+        if (e)
+            e->seen = 1;
+    }
+    closedir(d);
+}
+
+/* 1 if name needs archiving: it exists and this agent has not acknowledged this inode. */
+static int needs_work(agent *a, file_entry *e)
+{
+    if (e->acked)
+        return 0;
+    char path[PATH_MAX + WS_WAL_NAME_MAX];
+    snprintf(path, sizeof path, "%s/%s", a->sp->wal_dir, e->name);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return 0;
+    ws_spool_ack ack;
+    if (ws_spool_ack_read(a->sp, e->name, &ack) == 0 && ws_spool_ack_valid(&ack, a->set_id, &st)) {
+        e->acked = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void scan(agent *a)
+{
+    if (a->stopping)
+        return;
+    for (int i = 0; i < a->nfiles; i++)
+        a->files[i].seen = 0;
+    collect(a, a->sp->status_dir, ".ready");
+    collect(a, a->sp->dir, ".req");
+    if (a->stopping) {
+        maybe_close(a);
+        return;
+    }
+    /* forget files PostgreSQL is done with */
+    int k = 0;
+    for (int i = 0; i < a->nfiles; i++)
+        if (a->files[i].seen || a->files[i].busy)
+            a->files[k++] = a->files[i];
+    a->nfiles = k;
+
+    double now = ws_now();
+    file_entry **todo = malloc((size_t)(a->nfiles ? a->nfiles : 1) * sizeof *todo);
+    if (!todo)
+        return;
+    int ntodo = 0, waiting = 0;
+    for (int i = 0; i < a->nfiles; i++) {
+        file_entry *e = &a->files[i];
+        if (e->busy || !needs_work(a, e)) {
+            if (e->acked && !e->busy) {
+                char req[PATH_MAX];
+                ws_spool_path(a->sp, e->name, ".req", req, sizeof req);
+                unlink(req);
+            }
+            continue;
+        }
+        if (now < e->next_try) {
+            waiting++;
+            continue;
+        }
+        todo[ntodo++] = e;
+    }
+    qsort(todo, (size_t)ntodo, sizeof *todo, ready_cmp);
+    int next = 0;
+    for (int i = 0; i < a->nslots && next < ntodo; i++)
+        if (!a->slots[i].busy)
+            start_job(a, &a->slots[i], todo[next++]);
+    free(todo);
+    if (ntodo || waiting || a->inflight)
+        a->last_work = now;
+}
+
+/* ---- housekeeping ---- */
+
+/* Acknowledgements, errors and requests for files PostgreSQL has recycled or removed. */
+static void clean_spool(agent *a)
+{
+    DIR *d = opendir(a->sp->dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    static const char *suffixes[] = {".ack", ".error", ".req"};
+    while ((de = readdir(d))) {
+        for (size_t i = 0; i < 3; i++) {
+            size_t stem;
+            char name[WS_WAL_NAME_MAX], path[PATH_MAX + WS_WAL_NAME_MAX];
+            ws_wal_name wn;
+            ws_error err;
+            if (!has_suffix(de->d_name, suffixes[i], &stem) || stem >= sizeof name)
+                continue;
+            memcpy(name, de->d_name, stem);
+            name[stem] = '\0';
+            if (ws_wal_parse_name(name, &wn, &err) < 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", a->sp->wal_dir, name);
+            if (access(path, F_OK) == 0 || errno != ENOENT)
+                continue;
+            file_entry *e = find_file(a, name, 0);
+            if (e && e->busy)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", a->sp->dir, de->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+/* On the pool: walship.repo of every repository, hashed. A repository replaced under a
+ * running agent (wiped and re-created) must not be written through its cached identity
+ * nor keep its acknowledgements: the agent stops and the next push starts a fresh one. */
+static void check_work(uv_work_t *w)
+{
+    agent *a = w->data;
+    for (int i = 0; i < a->nvrepos; i++) {
+        char *text = NULL;
+        size_t len;
+        ws_error err;
+        a->vok[i] = 1;
+        if (ws_storage_get_small(ws_repo_storage(a->vrepos[i]), WS_REPO_ROOT_KEY, 65536, &text,
+                                 &len, &err) == 0) {
+            unsigned char d[32];
+            ws_sha256(text, len, d);
+            ws_sha256_hex(d, a->vroot[i]);
+        } else if (err.code == WS_ENOENT) {
+            snprintf(a->vroot[i], sizeof a->vroot[i], "absent");
+        } else {
+            a->vok[i] = 0; /* unreachable: judged at the next check */
+        }
+        free(text);
+    }
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+    agent *a = w->data;
+    a->vbusy = 0;
+    for (int i = 0; status == 0 && i < a->nvrepos; i++) {
+        if (!a->vok[i])
+            continue;
+        int absent = strcmp(a->vroot[i], "absent") == 0;
+        if (a->root[i][0] && strcmp(a->root[i], "absent") != 0 && strcmp(a->root[i], a->vroot[i]))
+            if (!a->stopping) {
+                ws_log_warn("the repository %s was %s under the agent; restarting it",
+                            ws_repo_describe(a->vrepos[i]), absent ? "emptied" : "replaced");
+                a->stopping = 1;
+            }
+        memcpy(a->root[i], a->vroot[i], sizeof a->root[i]);
+    }
+    if (a->stopping)
+        maybe_close(a);
+}
+
+static void periodic_checks(agent *a, double now)
+{
+    a->last_check = now;
+    if (!ws_spool_lock_current(a->sp, a->lockfd)) {
+        ws_log_warn("%s/agent.lock was replaced; stopping", a->sp->dir);
+        a->stopping = 1;
+        return;
+    }
+    ws_spool_state st;
+    if (ws_spool_state_read(a->sp, &st) < 0 || st.pid != (long)getpid() ||
+        strcmp(st.set_id, a->set_id) != 0) {
+        ws_spool_state mine = {(long)getpid(), "", ""};
+        snprintf(mine.config_id, sizeof mine.config_id, "%s", a->sp->config_id);
+        snprintf(mine.set_id, sizeof mine.set_id, "%s", a->set_id);
+        ws_error err;
+        if (ws_spool_state_write(a->sp, &mine, &err) < 0)
+            ws_log_err(WS_LOG_WARN, &err);
+    }
+    if (!a->vbusy) {
+        a->vbusy = 1;
+        a->vwork.data = a;
+        if (uv_queue_work(&a->loop, &a->vwork, check_work, check_done) != 0)
+            a->vbusy = 0;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    agent *a = t->data;
+    double now = ws_now();
+    if (!a->stopping && now - a->last_check >= CHECK_EVERY_S)
+        periodic_checks(a, now);
+    if (!a->stopping && now - a->last_clean >= CLEAN_EVERY_S) {
+        a->last_clean = now;
+        clean_spool(a);
+    }
+    scan(a);
+    if (!a->stopping && a->inflight == 0 && now - a->last_work >= a->idle_timeout) {
+        ws_log_debug("no work for %g s; exiting", a->idle_timeout);
+        clean_spool(a);
+        a->stopping = 1;
+    }
+    if (a->stopping)
+        maybe_close(a);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    scan(t->data);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void)events;
+    agent *a = h->data;
+    if (status < 0 || !filename || strstr(filename, ".ready"))
+        if (!uv_is_active((uv_handle_t *)&a->kick))
+            uv_timer_start(&a->kick, on_kick, 2, 0); /* batch a burst of events */
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    agent *a = h->data;
+    ws_log_info("signal %d: finishing %d file(s) in flight, then exiting", signum, a->inflight);
+    a->stopping = 1;
+    maybe_close(a);
+}
+
+/* Once stopping and nothing runs on the pool: close every handle so that uv_run returns. */
+static void maybe_close(agent *a)
+{
+    if (a->closed || a->inflight > 0 || a->vbusy)
+        return;
+    a->closed = 1;
+    if (a->watching)
+        uv_close((uv_handle_t *)&a->watch, NULL);
+    uv_close((uv_handle_t *)&a->tick, NULL);
+    uv_close((uv_handle_t *)&a->kick, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+/* ---- start and stop ---- */
+
+static int random_hex(char out[65])
+{
+    unsigned char r[32];
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t k = getrandom(r + got, sizeof r - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        got += (size_t)k;
+    }
+    ws_sha256_hex(r, out);
+    return 0;
+}
+
+static int open_sets(agent *a, ws_error *err)
+{
+    a->slots = calloc((size_t)a->nslots, sizeof *a->slots);
+    if (!a->slots)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    for (int i = 0; i < a->nslots; i++) {
+        a->slots[i].a = a;
+        if (ws_cmd_open_repos(a->cfg, &a->slots[i].repos, &a->slots[i].nrepos, err) < 0)
+            return -1;
+    }
+    return ws_cmd_open_repos(a->cfg, &a->vrepos, &a->nvrepos, err);
+}
+
+static void close_sets(agent *a)
+{
+    for (int i = 0; a->slots && i < a->nslots; i++)
+        if (a->slots[i].repos)
+            ws_cmd_close_repos(a->slots[i].repos, a->slots[i].nrepos);
+    free(a->slots);
+    if (a->vrepos)
+        ws_cmd_close_repos(a->vrepos, a->nvrepos);
+}
+
+static int run(agent *a, ws_error *err)
+{
+    long parallel;
+    if (ws_push_opts_get(a->cfg, &a->opts, err) < 0 ||
+        ws_config_get_long(a->cfg, "push-parallel", 1, 32, &parallel, err) < 0 ||
+        ws_config_get_seconds(a->cfg, "agent-idle-timeout", &a->idle_timeout, err) < 0)
+        return -1;
+    a->nslots = (int)parallel;
+    char pool[16];
+    snprintf(pool, sizeof pool, "%d", a->nslots + 4);
+    setenv("UV_THREADPOOL_SIZE", pool, 1);
+
+    char nonce[65], both[140];
+    if (random_hex(nonce) < 0)
+        return ws_error_errno(err, WS_EINTERNAL, errno, "getrandom");
+    snprintf(both, sizeof both, "%s %s", a->sp->config_id, nonce);
+    unsigned char d[32];
+    ws_sha256(both, strlen(both), d);
+    ws_sha256_hex(d, a->set_id);
+
+    if (open_sets(a, err) < 0)
+        return -1;
+    if (uv_loop_init(&a->loop) != 0)
+        return ws_error_set(err, WS_EINTERNAL, "uv_loop_init failed");
+    uv_timer_init(&a->loop, &a->tick);
+    uv_timer_init(&a->loop, &a->kick);
+    uv_signal_init(&a->loop, &a->sigterm);
+    uv_signal_init(&a->loop, &a->sigint);
+    a->tick.data = a->kick.data = a->sigterm.data = a->sigint.data = a->watch.data = a;
+    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a->sigint, on_signal, SIGINT);
+    if (uv_fs_event_init(&a->loop, &a->watch) == 0) {
+        a->watching = 1;
+        int rc = uv_fs_event_start(&a->watch, on_fs_event, a->sp->status_dir, 0);
+        if (rc != 0)
+            ws_log_debug("not watching %s (%s): rescanning every %d ms", a->sp->status_dir,
+                         uv_strerror(rc), TICK_MS);
+    }
+    uv_timer_start(&a->tick, on_tick, TICK_MS, TICK_MS);
+
+    double now = ws_now();
+    a->last_work = a->last_clean = now;
+    periodic_checks(a, now); /* writes agent.state: from here on push trusts this agent */
+    ws_spool_error_remove(a->sp, NULL);
+    ws_log_debug("agent %ld started on %s (%d in parallel)", (long)getpid(), a->sp->wal_dir,
+                 a->nslots);
+    clean_spool(a);
+    scan(a);
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&a->loop) != 0)
+        ws_log_debug("the agent's loop had handles left at exit");
+    return 0;
+}
+
+int ws_agent_main(const ws_config *cfg, const ws_spool *sp)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    agent a;
+    memset(&a, 0, sizeof a);
+    a.cfg = cfg;
+    a.sp = sp;
+    a.lockfd = ws_spool_lock(sp, &err);
+    if (a.lockfd == -2)
+        return 0; /* another push started one first */
+    int rc = a.lockfd < 0 ? -1 : run(&a, &err);
+    if (rc < 0) {
+        ws_error_prefix(&err, "the agent cannot run");
+        ws_log_err(WS_LOG_ERROR, &err);
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s%s", err.msg, err.hint[0] ? " HINT: " : "", err.hint);
+        ws_spool_error_write(sp, NULL, text);
+    }
+    close_sets(&a);
+    free(a.files);
+    if (a.lockfd >= 0)
+        close(a.lockfd); /* last: from here on a push may start a new agent */
+    return rc < 0 ? (err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL) : WS_EXIT_OK;
+}

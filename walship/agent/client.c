@@ -1,0 +1,194 @@
+/*
+ * client.c — `walship push %p` with async = on: answer from the spool when the agent has
+ * acknowledged exactly this file, else make sure the agent runs and wait for its answer.
+ */
+#include "walship/agent/agent.h"
+#include "walship/agent/spool.h"
+#include "walship/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* After starting an agent, how long to let it take the lock before starting another. */
+#define SPAWN_GRACE_S 2.0
+#define SPAWN_MAX     5
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* The detached agent's process: no terminal, no inherited descriptors but stderr (which
+ * PostgreSQL sends to its log), in its own session so that nothing aimed at the archiver's
+ * process group reaches it. */
+static void become_agent(void)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = 3; fd < (int)max; fd++)
+        close(fd);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        if (null > 2)
+            close(null);
+    }
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    ws_log_setup("walship agent", ws_log_get_level());
+}
+
+/* Double fork: the agent is reparented to init (or a subreaper) at once, so it never
+ * becomes a zombie of the archiver, and it outlives this push. Returns 1 in the agent, 0
+ * in push, -1 on error. */
+static int spawn_agent(ws_error *err)
+{
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot start the agent: fork");
+    if (pid == 0) {
+        setsid();
+        pid_t p2 = fork();
+        if (p2 != 0)
+            _exit(p2 < 0 ? 1 : 0);
+        return 1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* Whether an error file is new since the push began (each write is a rename, so a new file
+ * has another inode or mtime). */
+static int changed(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino != b->st_ino || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+           a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_size != b->st_size;
+}
+
+static int check_settings(const ws_config *cfg, double *timeout, ws_error *err)
+{
+    long n;
+    double idle;
+    if (ws_config_get_seconds(cfg, "archive-timeout", timeout, err) < 0 ||
+        ws_config_get_long(cfg, "push-parallel", 1, 32, &n, err) < 0 ||
+        ws_config_get_seconds(cfg, "agent-idle-timeout", &idle, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Asks the agent to archive name even when PostgreSQL has no .ready for it (a manual push),
+ * or again after a mismatching acknowledgement. */
+static void request(const ws_spool *sp, const char *name)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, name, ".req", path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+int ws_agent_push(const ws_config *cfg, ws_push_file *f)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    double timeout;
+    if (check_settings(cfg, &timeout, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    ws_spool sp;
+    if (ws_spool_init(&sp, cfg, f->path, &err) < 0) {
+        if (err.code == WS_ENOENT)
+            return -1; /* not in a pg_wal: the caller archives in-process */
+        ws_log_err(WS_LOG_ERROR, &err);
+        return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+    }
+    const char *name = f->name.name;
+    double t0 = ws_now(), deadline = t0 + timeout, last_spawn = -1e9, nap = 0.002;
+    int spawns = 0, requested = 0;
+    long termed = 0;
+    char text[1024], last_text[1024] = "";
+    struct stat base_file, base_global, es;
+    int have_file = ws_spool_error_read(&sp, name, text, sizeof text, &base_file) == 0;
+    if (have_file)
+        snprintf(last_text, sizeof last_text, "%s", text);
+    int have_global = ws_spool_error_read(&sp, NULL, text, sizeof text, &base_global) == 0;
+
+    for (;;) {
+        long pid = ws_spool_agent_pid(&sp);
+        ws_spool_state st;
+        if (pid == 0) {
+            if (spawns < SPAWN_MAX && ws_now() - last_spawn > SPAWN_GRACE_S) {
+                spawns++;
+                last_spawn = ws_now();
+                int r = spawn_agent(&err);
+                if (r < 0) {
+                    ws_log_err(WS_LOG_ERROR, &err);
+                    return WS_EXIT_FAIL;
+                }
+                if (r == 1) {
+                    ws_push_file_close(f);
+                    become_agent();
+                    return ws_agent_main(cfg, &sp);
+                }
+                ws_log_debug("started the agent for %s", sp.dir);
+            }
+        } else if (ws_spool_state_read(&sp, &st) == 0 && st.pid == pid) {
+            if (strcmp(st.config_id, sp.config_id) != 0) {
+                /* It runs an older configuration (another repository, new credentials):
+                 * it finishes what it has started and exits; then a new one starts. */
+                if (termed != pid) {
+                    ws_log_info("the agent (pid %ld) runs another configuration; restarting it",
+                                pid);
+                    kill((pid_t)pid, SIGTERM);
+                    termed = pid;
+                }
+            } else {
+                ws_spool_ack ack;
+                if (ws_spool_ack_read(&sp, name, &ack) == 0 &&
+                    ws_spool_ack_valid(&ack, st.set_id, &f->st)) {
+                    ws_log_debug("%s acknowledged by the agent (sha256 %.16s...)", name,
+                                 ack.sha256);
+                    return WS_EXIT_OK;
+                }
+                if (!requested) {
+                    request(&sp, name);
+                    requested = 1;
+                }
+            }
+        }
+        if (ws_spool_error_read(&sp, name, text, sizeof text, &es) == 0) {
+            if (!have_file || changed(&es, &base_file)) {
+                ws_log_error("%s", text);
+                return WS_EXIT_FAIL;
+            }
+        }
+        if (ws_spool_error_read(&sp, NULL, text, sizeof text, &es) == 0) {
+            if (!have_global || changed(&es, &base_global)) {
+                ws_log_error("%s", text);
+                return WS_EXIT_FAIL;
+            }
+        }
+        if (ws_now() >= deadline) {
+            ws_log_error("%s was not acknowledged by the agent within archive-timeout (%g s)%s%s",
+                         name, timeout, last_text[0] ? "; its last error: " : "", last_text);
+            return WS_EXIT_FAIL;
+        }
+        sleep_s(nap);
+        nap = nap * 2 > 0.025 ? 0.025 : nap * 2;
+    }
+}

@@ -1,0 +1,349 @@
+/* spool.c — the spool directory shared by async push and its agent (spool.h). */
+#include "walship/agent/spool.h"
+
+#include "walship/stage/stage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s%s", sp->dir, name, suffix);
+}
+
+/* ---- the configuration's id: what the agent depends on, hashed ---- */
+
+typedef struct idbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} idbuf;
+
+static void idbuf_add(idbuf *b, const char *a, const char *c)
+{
+    size_t need = strlen(a) + strlen(c) + 3;
+    if (b->len + need > b->cap) {
+        size_t cap = (b->cap + need) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    b->len += (size_t)sprintf(b->s + b->len, "%s=%s\n", a, c);
+}
+
+typedef struct id_ctx {
+    const ws_config *cfg;
+    idbuf *b;
+    int repo;
+} id_ctx;
+
+static void id_option(void *arg, const char *key, const char *value_name, const char *def,
+                      const char *help)
+{
+    (void)value_name;
+    (void)def;
+    (void)help;
+    id_ctx *c = arg;
+    /* Settings of the push process alone: changing them must not restart the agent. */
+    static const char *skip[] = {"config",  "json",      "help",
+                                 "version", "log-level", "archive-timeout"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (strcmp(key, skip[i]) == 0)
+            return;
+    const char *v = ws_config_repo_get(c->cfg, c->repo, key);
+    idbuf_add(c->b, key, v ? v : "\x01");
+}
+
+static int config_id(const ws_config *cfg, char out[65], ws_error *err)
+{
+    idbuf b = {0};
+    int n = ws_config_repo_count(cfg);
+    if (n == 0) {
+        ws_error_set(err, WS_ECONFIG, "no repository configured");
+        ws_error_hint(err, "set repo = /path/or/s3://bucket in the config file, or pass --repo");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        ws_storage_config sc;
+        if (ws_config_storage(cfg, i, &sc, err) < 0) {
+            free(b.s);
+            return -1;
+        }
+        char k[16];
+        snprintf(k, sizeof k, "repo%d", i + 1);
+        idbuf_add(&b, k, sc.url);
+        id_ctx c = {cfg, &b, i};
+        ws_config_each_option(id_option, &c);
+    }
+    if (b.oom) {
+        free(b.s);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
+    unsigned char d[32];
+    ws_sha256(b.s, b.len, d);
+    ws_sha256_hex(d, out);
+    free(b.s);
+    return 0;
+}
+
+int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err)
+{
+    memset(sp, 0, sizeof *sp);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", wal_path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (!realpath(dir, sp->wal_dir))
+        return ws_error_errno(err, WS_EIO, errno, "cannot resolve %s", dir);
+    if (strlen(sp->wal_dir) > PATH_MAX - 64)
+        return ws_error_set(err, WS_EINVAL, "path too long: %s", sp->wal_dir);
+    snprintf(sp->status_dir, sizeof sp->status_dir, "%s/archive_status", sp->wal_dir);
+    struct stat st;
+    if (stat(sp->status_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return ws_error_set(err, WS_ENOENT, "%s has no archive_status directory: not a pg_wal",
+                            sp->wal_dir);
+    const char *spool = ws_config_get(cfg, "spool-path");
+    if (spool && *spool) {
+        if (spool[0] != '/')
+            return ws_error_set(err, WS_ECONFIG,
+                                "spool-path = \"%s\" (from %s) is not an absolute path", spool,
+                                ws_config_source(cfg, "spool-path"));
+        if (strlen(spool) > PATH_MAX - 128)
+            return ws_error_set(err, WS_ECONFIG, "spool-path is too long");
+        snprintf(sp->dir, sizeof sp->dir, "%s", spool);
+    } else {
+        snprintf(sp->dir, sizeof sp->dir, "%s/walship", sp->wal_dir);
+    }
+    if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
+        return ws_error_errno(err, WS_EIO, errno, "cannot create the spool %s", sp->dir);
+    return config_id(cfg, sp->config_id, err);
+}
+
+/* ---- small files, written whole ---- */
+
+static int write_whole(const char *path, const char *text, ws_error *err)
+{
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot create %s", tmp);
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t k = write(fd, text + off, len - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            ws_error_errno(err, WS_EIO, errno, "cannot write %s", tmp);
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)k;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        ws_error_errno(err, WS_EIO, errno, "cannot write %s", path);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads up to len-1 bytes of path; -1 if absent or unreadable. */
+static int read_whole(const char *path, char *buf, size_t len, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (st && fstat(fd, st) < 0) {
+        close(fd);
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len - 1) {
+        ssize_t k = read(fd, buf + off, len - 1 - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    buf[off] = '\0';
+    close(fd);
+    return 0;
+}
+
+static int is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* ---- acknowledgements ---- */
+
+void ws_spool_fileid_of(const struct stat *st, ws_spool_fileid *id)
+{
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (uint64_t)st->st_size;
+    id->mtime_s = (int64_t)st->st_mtim.tv_sec;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_nsec;
+    id->ctime_s = (int64_t)st->st_ctim.tv_sec;
+    id->ctime_ns = (int64_t)st->st_ctim.tv_nsec;
+}
+
+int ws_spool_fileid_equal(const ws_spool_fileid *a, const ws_spool_fileid *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+           a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
+{
+    char path[PATH_MAX], text[512];
+    ws_spool_path(sp, name, ".ack", path, sizeof path);
+    const ws_spool_fileid *f = &a->file;
+    snprintf(text, sizeof text,
+             "set = %s\nsha256 = %s\nsize = %" PRIu64 "\nfile = %" PRIu64 " %" PRIu64 " %" PRId64
+             " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+             a->set_id, a->sha256, f->size, f->dev, f->ino, f->mtime_s, f->mtime_ns, f->ctime_s,
+             f->ctime_ns);
+    return write_whole(path, text, err);
+}
+
+int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
+{
+    char path[PATH_MAX], text[512];
+    ws_spool_path(sp, name, ".ack", path, sizeof path);
+    if (read_whole(path, text, sizeof text, NULL) < 0)
+        return -1;
+    memset(a, 0, sizeof *a);
+    ws_spool_fileid *f = &a->file;
+    if (sscanf(text,
+               "set = %64s\nsha256 = %64s\nsize = %" SCNu64 "\nfile = %" SCNu64 " %" SCNu64
+               " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64,
+               a->set_id, a->sha256, &f->size, &f->dev, &f->ino, &f->mtime_s, &f->mtime_ns,
+               &f->ctime_s, &f->ctime_ns) != 9)
+        return -1;
+    return is_hex64(a->set_id) && is_hex64(a->sha256) ? 0 : -1;
+}
+
+int ws_spool_ack_valid(const ws_spool_ack *a, const char *set_id, const struct stat *st)
+{
+    ws_spool_fileid now;
+    ws_spool_fileid_of(st, &now);
+    return strcmp(a->set_id, set_id) == 0 && ws_spool_fileid_equal(&a->file, &now);
+}
+
+/* ---- errors ---- */
+
+int ws_spool_error_write(const ws_spool *sp, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, name ? name : "agent", ".error", path, sizeof path);
+    ws_error err;
+    char line[1024];
+    snprintf(line, sizeof line, "%s\n", text);
+    return write_whole(path, line, &err);
+}
+
+int ws_spool_error_read(const ws_spool *sp, const char *name, char *text, size_t len,
+                        struct stat *st)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, name ? name : "agent", ".error", path, sizeof path);
+    if (read_whole(path, text, len, st) < 0)
+        return -1;
+    text[strcspn(text, "\n")] = '\0';
+    return 0;
+}
+
+void ws_spool_error_remove(const ws_spool *sp, const char *name)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, name ? name : "agent", ".error", path, sizeof path);
+    unlink(path);
+}
+
+/* ---- the agent's state and lock ---- */
+
+int ws_spool_state_write(const ws_spool *sp, const ws_spool_state *s, ws_error *err)
+{
+    char path[PATH_MAX], text[256];
+    ws_spool_path(sp, "agent", ".state", path, sizeof path);
+    snprintf(text, sizeof text, "pid = %ld\nconfig = %s\nset = %s\n", s->pid, s->config_id,
+             s->set_id);
+    return write_whole(path, text, err);
+}
+
+int ws_spool_state_read(const ws_spool *sp, ws_spool_state *s)
+{
+    char path[PATH_MAX], text[256];
+    ws_spool_path(sp, "agent", ".state", path, sizeof path);
+    if (read_whole(path, text, sizeof text, NULL) < 0)
+        return -1;
+    memset(s, 0, sizeof *s);
+    if (sscanf(text, "pid = %ld\nconfig = %64s\nset = %64s", &s->pid, s->config_id, s->set_id) != 3)
+        return -1;
+    return is_hex64(s->config_id) && is_hex64(s->set_id) ? 0 : -1;
+}
+
+long ws_spool_agent_pid(const ws_spool *sp)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, "agent", ".lock", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    long pid = 0;
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+        pid = (long)fl.l_pid;
+    close(fd);
+    return pid;
+}
+
+int ws_spool_lock(const ws_spool *sp, ws_error *err)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, "agent", ".lock", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot open %s", path);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EACCES || e == EAGAIN)
+            return -2;
+        return ws_error_errno(err, WS_EIO, e, "cannot lock %s", path);
+    }
+    return fd;
+}
+
+int ws_spool_lock_current(const ws_spool *sp, int fd)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, "agent", ".lock", path, sizeof path);
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}

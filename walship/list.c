@@ -1,0 +1,430 @@
+/*
+ * list.c — `walship list [--json]`: what the repository holds. Backups are those with a
+ * manifest (a backup without one never finished and is not restorable); the WAL archive is
+ * summarised per timeline with its gaps, since a gap between a backup's stop segment and the
+ * recovery target is where point-in-time recovery would stop.
+ *
+ * The JSON shape is a stable interface, documented in docs/basebackup.md.
+ */
+#include "basebackup/manifest.h"
+#include "walship/cmd.h"
+#include "walship/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct name_list {
+    char **v;
+    int n, cap;
+} name_list;
+
+static int name_add(name_list *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(s)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void name_free(name_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- collecting ---- */
+
+typedef struct scan {
+    name_list ids, manifests, wal;
+    int oom;
+} scan;
+
+static int backup_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    scan *s = arg;
+    const char *id = key + strlen("backup/");
+    const char *slash = strchr(id, '/');
+    if (!slash || (size_t)(slash - id) >= WS_MANIFEST_ID_MAX)
+        return 0;
+    char buf[WS_MANIFEST_ID_MAX];
+    snprintf(buf, sizeof buf, "%.*s", (int)(slash - id), id);
+    if (strcmp(slash + 1, WS_MANIFEST_NAME) == 0 && name_add(&s->manifests, buf) < 0)
+        s->oom = 1;
+    /* every id once: keys of one backup need not come together */
+    for (int i = s->ids.n - 1; i >= 0 && i >= s->ids.n - 4; i--)
+        if (strcmp(s->ids.v[i], buf) == 0)
+            return 0;
+    if (name_add(&s->ids, buf) < 0)
+        s->oom = 1;
+    return 0;
+}
+
+static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    scan *s = arg;
+    const char *base = strrchr(key, '/');
+    if (base && name_add(&s->wal, base + 1) < 0)
+        s->oom = 1;
+    return 0;
+}
+
+static void dedupe(name_list *l)
+{
+    if (l->n == 0) /* qsort's base may not be NULL, even for no elements */
+        return;
+    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_str);
+    int o = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (o > 0 && strcmp(l->v[o - 1], l->v[i]) == 0) {
+            free(l->v[i]);
+            continue;
+        }
+        l->v[o++] = l->v[i];
+    }
+    l->n = o;
+}
+
+/* ---- WAL per timeline ---- */
+
+typedef struct gap {
+    uint64_t first, last;
+} gap;
+
+typedef struct timeline {
+    uint32_t tli;
+    uint64_t first, last, count;
+    gap *gaps;
+    int ngaps;
+} timeline;
+
+typedef struct wal_summary {
+    timeline *tl;
+    int ntl;
+    name_list history, partial, backup_files;
+} wal_summary;
+
+static int summarise_wal(name_list *wal, uint32_t seg_size, wal_summary *w)
+{
+    memset(w, 0, sizeof *w);
+    /* names sort by timeline, then segment number: one pass */
+    for (int i = 0; i < wal->n; i++) {
+        ws_wal_name n;
+        ws_error err;
+        uint64_t segno;
+        if (ws_wal_parse_name(wal->v[i], &n, &err) < 0)
+            continue;
+        if (n.kind == WS_WAL_HISTORY) {
+            if (name_add(&w->history, n.name) < 0)
+                return -1;
+            continue;
+        }
+        if (n.kind == WS_WAL_PARTIAL || n.kind == WS_WAL_BACKUP) {
+            if (name_add(n.kind == WS_WAL_PARTIAL ? &w->partial : &w->backup_files, n.name) < 0)
+                return -1;
+            continue;
+        }
+        if (n.kind != WS_WAL_SEGMENT || ws_wal_segno(&n, seg_size, &segno) < 0)
+            continue;
+        timeline *t = w->ntl ? &w->tl[w->ntl - 1] : NULL;
+        if (!t || t->tli != n.tli) {
+            timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
+            if (!nt)
+                return -1;
+            w->tl = nt;
+            t = &w->tl[w->ntl++];
+            memset(t, 0, sizeof *t);
+            t->tli = n.tli;
+            t->first = t->last = segno;
+            t->count = 1;
+            continue;
+        }
+        if (segno == t->last)
+            continue;
+        if (segno > t->last + 1) {
+            gap *ng = realloc(t->gaps, (size_t)(t->ngaps + 1) * sizeof *ng);
+            if (!ng)
+                return -1;
+            t->gaps = ng;
+            t->gaps[t->ngaps].first = t->last + 1;
+            t->gaps[t->ngaps].last = segno - 1;
+            t->ngaps++;
+        }
+        t->last = segno;
+        t->count++;
+    }
+    return 0;
+}
+
+static void wal_summary_free(wal_summary *w)
+{
+    for (int i = 0; i < w->ntl; i++)
+        free(w->tl[i].gaps);
+    free(w->tl);
+    name_free(&w->history);
+    name_free(&w->partial);
+    name_free(&w->backup_files);
+}
+
+/* ---- output ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(f, "\\u%04x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+static void human(uint64_t n, char out[32])
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(out, 32, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static void lsn_str(uint64_t lsn, char out[32])
+{
+    snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+}
+
+static void print_json(FILE *f, const char *repo, ws_manifest_info *b, int nb,
+                       name_list *incomplete, const wal_summary *w, uint32_t seg_size)
+{
+    char t1[32], t2[32], l1[32], l2[32], seg[32];
+    fprintf(f, "{\"repository\":");
+    json_str(f, repo);
+    fprintf(f, ",\"backups\":[");
+    for (int i = 0; i < nb; i++) {
+        ws_manifest_info *m = &b[i];
+        ws_manifest_format_time(m->start_time, t1);
+        ws_manifest_format_time(m->stop_time, t2);
+        lsn_str(m->start_lsn, l1);
+        lsn_str(m->stop_lsn, l2);
+        fprintf(f, "%s{\"id\":", i ? "," : "");
+        json_str(f, m->id);
+        fprintf(f, ",\"label\":");
+        json_str(f, m->label);
+        fprintf(f,
+                ",\"complete\":true,\"start_time\":\"%s\",\"stop_time\":\"%s\","
+                "\"duration_seconds\":%" PRId64 ",\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\","
+                "\"start_timeline\":%" PRIu32 ",\"stop_timeline\":%" PRIu32
+                ",\"start_wal\":\"%s\",\"stop_wal\":\"%s\",\"original_size\":%" PRIu64
+                ",\"stored_size\":%" PRIu64 ",\"file_count\":%" PRIu64
+                ",\"pg_version_num\":%d,\"system_identifier\":\"%" PRIu64 "\"}",
+                t1, t2, m->stop_time - m->start_time, l1, l2, m->start_tli, m->stop_tli,
+                m->start_wal, m->stop_wal, m->original_size, m->stored_size, m->file_count,
+                m->pg_version_num, m->sysid);
+    }
+    fprintf(f, "],\"incomplete_backups\":[");
+    for (int i = 0; i < incomplete->n; i++) {
+        fprintf(f, "%s", i ? "," : "");
+        json_str(f, incomplete->v[i]);
+    }
+    fprintf(f, "],\"wal\":{\"segment_size\":%" PRIu32 ",\"timelines\":[", seg_size);
+    for (int i = 0; i < w->ntl; i++) {
+        const timeline *t = &w->tl[i];
+        char a[32], z[32];
+        ws_wal_format_segment(a, t->tli, t->first, seg_size);
+        ws_wal_format_segment(z, t->tli, t->last, seg_size);
+        fprintf(f,
+                "%s{\"timeline\":%" PRIu32 ",\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64
+                ",\"gaps\":[",
+                i ? "," : "", t->tli, a, z, t->count);
+        for (int g = 0; g < t->ngaps; g++) {
+            ws_wal_format_segment(a, t->tli, t->gaps[g].first, seg_size);
+            ws_wal_format_segment(z, t->tli, t->gaps[g].last, seg_size);
+            fprintf(f, "%s{\"first\":\"%s\",\"last\":\"%s\",\"missing\":%" PRIu64 "}", g ? "," : "",
+                    a, z, t->gaps[g].last - t->gaps[g].first + 1);
+        }
+        fprintf(f, "]}");
+    }
+    const name_list *lists[3] = {&w->history, &w->partial, &w->backup_files};
+    const char *names[3] = {"history_files", "partial_segments", "backup_history_files"};
+    fprintf(f, "]");
+    for (int k = 0; k < 3; k++) {
+        fprintf(f, ",\"%s\":[", names[k]);
+        for (int i = 0; i < lists[k]->n; i++) {
+            fprintf(f, "%s", i ? "," : "");
+            json_str(f, lists[k]->v[i]);
+        }
+        fprintf(f, "]");
+    }
+    (void)seg;
+    fprintf(f, "}}\n");
+}
+
+static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
+                       name_list *incomplete, const wal_summary *w, uint32_t seg_size)
+{
+    fprintf(f, "repository %s\n\n", repo);
+    if (nb == 0)
+        fprintf(f, "no backups\n");
+    else
+        fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3s %10s %10s %8s\n", "backup", "label",
+                "start (UTC)", "stop (UTC)", "start LSN", "stop LSN", "TLI", "size", "stored",
+                "duration");
+    for (int i = 0; i < nb; i++) {
+        ws_manifest_info *m = &b[i];
+        char t1[32], t2[32], l1[32], l2[32], s1[32], s2[32], label[21], dur[32];
+        ws_manifest_format_time(m->start_time, t1);
+        ws_manifest_format_time(m->stop_time, t2);
+        lsn_str(m->start_lsn, l1);
+        lsn_str(m->stop_lsn, l2);
+        human(m->original_size, s1);
+        human(m->stored_size, s2);
+        snprintf(label, sizeof label, "%s", m->label);
+        snprintf(dur, sizeof dur, "%" PRId64 "s", m->stop_time - m->start_time);
+        fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3" PRIu32 " %10s %10s %8s\n", m->id, label,
+                t1, t2, l1, l2, m->stop_tli, s1, s2, dur);
+    }
+    if (incomplete->n)
+        fprintf(f,
+                "(%d incomplete backup(s) without a manifest, not restorable: their objects "
+                "wait for removal)\n",
+                incomplete->n);
+    fprintf(f, "\n");
+    if (w->ntl == 0)
+        fprintf(f, "no WAL segments\n");
+    for (int i = 0; i < w->ntl; i++) {
+        const timeline *t = &w->tl[i];
+        char a[32], z[32];
+        ws_wal_format_segment(a, t->tli, t->first, seg_size);
+        ws_wal_format_segment(z, t->tli, t->last, seg_size);
+        fprintf(f, "WAL timeline %" PRIu32 ": %s .. %s, %" PRIu64 " segment(s), %s\n", t->tli, a, z,
+                t->count, t->ngaps ? "GAPS:" : "no gaps");
+        for (int g = 0; g < t->ngaps; g++) {
+            ws_wal_format_segment(a, t->tli, t->gaps[g].first, seg_size);
+            ws_wal_format_segment(z, t->tli, t->gaps[g].last, seg_size);
+            fprintf(f, "  missing %s .. %s (%" PRIu64 ")\n", a, z,
+                    t->gaps[g].last - t->gaps[g].first + 1);
+        }
+    }
+    if (w->history.n)
+        fprintf(f, "timeline history files: %d (last %s)\n", w->history.n,
+                w->history.v[w->history.n - 1]);
+    if (w->partial.n)
+        fprintf(f, "partial segments: %d\n", w->partial.n);
+}
+
+static int cmp_backup(const void *a, const void *b)
+{
+    const ws_manifest_info *x = a, *y = b;
+    if (x->start_time != y->start_time)
+        return x->start_time < y->start_time ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+int ws_cmd_list(const ws_config *cfg)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    if (ws_config_nargs(cfg) != 0) {
+        ws_log_error("usage: walship list [--json]");
+        return WS_EXIT_USAGE;
+    }
+    int json = ws_config_flag(cfg, "json");
+    ws_repo **repos;
+    int nrepos;
+    if (ws_cmd_open_repos(cfg, &repos, &nrepos, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+    }
+    ws_repo *r = repos[0];
+    ws_storage *st = ws_repo_storage(r);
+    scan s;
+    memset(&s, 0, sizeof s);
+    ws_manifest_info *backups = NULL;
+    name_list incomplete = {0};
+    wal_summary w;
+    memset(&w, 0, sizeof w);
+    int rc = WS_EXIT_FAIL, nb = 0;
+    uint32_t seg_size = 0;
+    ws_repo_identity id;
+    if (ws_repo_identity_get(r, &id, &err) == 0)
+        seg_size = id.seg_size;
+    else if (err.code != WS_ENOENT)
+        goto out;
+    if (ws_storage_list(st, "backup/", backup_cb, &s, &err) < 0 ||
+        (seg_size && ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0))
+        goto out;
+    if (s.oom) {
+        ws_error_set(&err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    dedupe(&s.ids);
+    dedupe(&s.manifests);
+    if (s.wal.n)
+        qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
+    backups = calloc((size_t)s.manifests.n + 1, sizeof *backups);
+    if (!backups) {
+        ws_error_set(&err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < s.ids.n; i++) {
+        const char *bid = s.ids.v[i];
+        if (!s.manifests.n ||
+            !bsearch(&bid, s.manifests.v, (size_t)s.manifests.n, sizeof *s.manifests.v, cmp_str)) {
+            if (name_add(&incomplete, bid) < 0)
+                goto out;
+            continue;
+        }
+        if (ws_manifest_read(r, bid, &backups[nb], NULL, NULL, &err) < 0) {
+            /* one unreadable manifest must not hide the others: report and go on */
+            ws_error_prefix(&err, "backup %s", bid);
+            ws_log_err(WS_LOG_WARN, &err);
+            continue;
+        }
+        nb++;
+    }
+    if (nb)
+        qsort(backups, (size_t)nb, sizeof *backups, cmp_backup);
+    if (summarise_wal(&s.wal, seg_size ? seg_size : WS_WAL_SEG_MIN, &w) < 0) {
+        ws_error_set(&err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (json)
+        print_json(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+    else
+        print_text(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+    rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
+out:
+    if (rc != WS_EXIT_OK && err.msg[0])
+        ws_log_err(WS_LOG_ERROR, &err);
+    free(backups);
+    name_free(&s.ids);
+    name_free(&s.manifests);
+    name_free(&s.wal);
+    name_free(&incomplete);
+    wal_summary_free(&w);
+    ws_cmd_close_repos(repos, nrepos);
+    return rc;
+}
