@@ -12,6 +12,7 @@
  * retrying after any non-zero status, so there a failure is logged and exits 1.
  */
 #include "walship/cmd.h"
+#include "walship/fsutil.h"
 #include "walship/log.h"
 
 #include <errno.h>
@@ -24,25 +25,6 @@
 #include <unistd.h>
 
 typedef enum { TRY_OK, TRY_ABSENT, TRY_RETRY, TRY_FAILED } try_result;
-
-static int fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 /* Restores name from one repository into dest via a temporary file. */
 static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char *key,
@@ -89,7 +71,10 @@ static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char 
             return TRY_ABSENT;
         return err->code == WS_ETRANSIENT ? TRY_RETRY : TRY_FAILED;
     }
-    fsync_parent(dest);
+    char dir[PATH_MAX];
+    ws_dirname(dest, dir, sizeof dir);
+    if (ws_fsync_dir(dir, err) < 0)
+        ws_log(WS_LOG_WARN, "%s", err->msg); /* the file is complete; only its name may not be */
     return TRY_OK;
 }
 

@@ -14,18 +14,11 @@ use Carp qw(croak);
 use Digest::SHA qw(sha256 sha256_hex);
 use Exporter 'import';
 use File::Temp qw(tempfile);
+require WalshipTest;    # slurp_file
 
 our @EXPORT = qw(read_object read_manifest file_bytes pct_decode);
 
-sub _slurp
-{
-	my ($path) = @_;
-	open my $fh, '<:raw', $path or croak "open $path: $!";
-	local $/;
-	my $c = <$fh>;
-	close $fh;
-	return $c // '';
-}
+sub _slurp { return WalshipTest::slurp_file(@_) }
 
 # read_object($path): the object's plaintext, after checking magic, length and SHA-256.
 sub read_object

@@ -1,5 +1,6 @@
 /* spool.c — the spool directory shared by async push and its agent (spool.h). */
 #include "walship/agent/spool.h"
+#include "walship/fsutil.h"
 
 #include "walship/stage/stage.h"
 
@@ -99,14 +100,7 @@ int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_e
 {
     memset(sp, 0, sizeof *sp);
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", wal_path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    ws_dirname(wal_path, dir, sizeof dir);
     if (!realpath(dir, sp->wal_dir))
         return ws_error_errno(err, WS_EIO, errno, "cannot resolve %s", dir);
     if (strlen(sp->wal_dir) > PATH_MAX - 64)

@@ -8,6 +8,8 @@
  */
 #include "walship/storage/storage.h"
 
+#include "walship/fsutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,20 +57,6 @@ static int io_code(int e)
     return e == ENOENT ? WS_ENOENT : WS_EIO;
 }
 
-static int fsync_dir(const char *dir, ws_error *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return ws_error_errno(err, WS_EIO, errno, "cannot open directory %s", dir);
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    /* Some file systems (and NAS clients) cannot fsync a directory; they report EINVAL. */
-    if (rc < 0 && e != EINVAL)
-        return ws_error_errno(err, WS_EIO, e, "cannot fsync directory %s", dir);
-    return 0;
-}
-
 /* mkdir -p of path's parent directories below (and including) the root, each 0700 and
  * fsync'd into its parent when created. */
 static int make_parents(posix_storage *s, const char *path, ws_error *err)
@@ -102,7 +90,7 @@ static int make_parents(posix_storage *s, const char *path, ws_error *err)
     char *ps = strrchr(parent, '/');
     if (ps && ps != parent) {
         *ps = '\0';
-        return fsync_dir(parent, err);
+        return ws_fsync_dir(parent, err);
     }
     return 0;
 }
@@ -253,7 +241,7 @@ static int posix_commit(ws_storage_writer *w_, const ws_meta *meta, ws_error *er
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", w->final);
     *strrchr(dir, '/') = '\0';
-    rc = fsync_dir(dir, err);
+    rc = ws_fsync_dir(dir, err);
     free(w);
     return rc;
 }
