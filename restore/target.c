@@ -338,8 +338,8 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
     if (t->kind != WS_RS_TARGET_TIME && t->kind != WS_RS_TARGET_LSN) {
         snprintf(why, whylen, "the newest complete backup%s",
                  t->kind == WS_RS_TARGET_XID || t->kind == WS_RS_TARGET_NAME
-                     ? " (an xid or restore point cannot be placed before replay; use --backup "
-                       "for an older one)"
+                     ? "; an xid or restore point cannot be placed before replay, so give "
+                       "--backup for an older one"
                      : "");
         return &cat->backups[cat->n - 1];
     }
@@ -360,9 +360,13 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
             continue;
         char lsn[32];
         lsn_text(b->stop_lsn, lsn);
-        snprintf(why, whylen, "the newest complete backup that ends (%s) before the target%s",
-                 t->kind == WS_RS_TARGET_TIME ? "time" : lsn,
-                 tli > 1 ? " on the target timeline's path" : "");
+        if (t->kind == WS_RS_TARGET_TIME)
+            snprintf(why, whylen, "the newest complete backup that ends before the target time%s",
+                     tli > 1 ? " on the target timeline's path" : "");
+        else
+            snprintf(why, whylen,
+                     "the newest complete backup that ends (at %s) before the target%s", lsn,
+                     tli > 1 ? " on the target timeline's path" : "");
         return b;
     }
     if (!oldest) {
