@@ -134,9 +134,9 @@ sub recovery_block
 	};
 }
 
-# tree_snapshot($dir, skip => qr/.../) -> { relpath => description }: type, mode, size and
-# SHA-256 for files, target for symlinks (not followed), mode for directories. Paths matching
-# skip (relative) are left out.
+# tree_snapshot($dir, skip => qr/.../, modes => 1) -> { relpath => description }: type, mode,
+# size and SHA-256 for files, target for symlinks (not followed), mode for directories. Paths
+# matching skip (relative) are left out; modes => 0 leaves the modes out.
 sub tree_snapshot
 {
 	my ($dir, %o) = @_;
@@ -151,7 +151,7 @@ sub tree_snapshot
 				(my $rel = $p) =~ s{^\Q$dir\E/}{};
 				return if $o{skip} && $rel =~ $o{skip};
 				my @st = lstat $p or return;
-				my $mode = sprintf '%04o', $st[2] & 07777;
+				my $mode = ($o{modes} // 1) ? sprintf('%04o', $st[2] & 07777) : '-';
 				if (-l _)
 				{
 					$s{$rel} = 'symlink -> ' . readlink($p);

@@ -54,6 +54,7 @@ sub refused
 {
 	my ($name, $global, $args, $exit, $res, $pgdata) = @_;
 	my ($rc, $out, $err) = walship_restore($global, @$args);
+	note("$name: exit $rc: $err");
 	is($rc, $exit, "$name: exit $exit") or diag("stdout: $out\nstderr: $err");
 	like($err, qr/^walship( restore)?: /m, "$name: a walship error on stderr") if $exit == 2;
 	like($err, qr/^walship restore: /m, "$name: the message is prefixed 'walship restore:'")
@@ -70,6 +71,7 @@ my @usage = (
 	[ 'two targets', [ '--pgdata', $nd, '--target-name', 'x', '--target-xid', '1000' ] ],
 	[ 'unknown --target', [ '--pgdata', $nd, '--target', 'soon' ] ],
 	[ 'bad --target-action', [ '--pgdata', $nd, '--target-name', 'x', '--target-action', 'explode' ] ],
+	[ '--target-action without a target', [ '--pgdata', $nd, '--target-action', 'promote' ] ],
 	[ 'bad --target-timeline', [ '--pgdata', $nd, '--target-timeline', 'newest' ] ],
 	[ 'malformed --target-lsn', [ '--pgdata', $nd, '--target-lsn', 'not-an-lsn' ] ],
 	[ 'malformed --target-time', [ '--pgdata', $nd, '--target-time', 'yesterday-ish' ] ],
@@ -113,7 +115,7 @@ for my $how (qw(flag env))
 	my $r = restored_node("repo_$how");
 	my ($rc, $out, $err) =
 	  $how eq 'flag'
-	  ? walship_restore([ '--repo', $repo ], '--pgdata', $r->pgdata, '--target-action', 'promote')
+	  ? walship_restore([ '--repo', $repo ], '--pgdata', $r->pgdata)
 	  : walship_restore([], '--pgdata', $r->pgdata, { env => { WALSHIP_REPO => $repo } });
 	is($rc, 0, "repo by $how: restore exits 0") or diag($err);
 	my $blk = recovery_block($r->pgdata) // { settings => {} };
@@ -181,13 +183,23 @@ my ($label_line) = $plain =~ /^(file = base \S+ \S+ \S+ \S+ backup_label \S+)$/m
 ok($label_line, "b2's manifest has a backup_label line to borrow extents from");
 my ($mtime) = $label_line =~ /^file = base \S+ (\S+)/;
 my $abs = "$base/abs_escape";
+my $outside = make_pg_dir("$base/outside", 0700);
 my @evil = (
 	[ 'file ../',         $label_line =~ s/ backup_label / ..\/escape_file /r,       '../escape_file' ],
 	[ 'file ../../',      $label_line =~ s/ backup_label / base\/..\/..\/escape2 /r, 'base/../../escape2' ],
 	[ 'absolute file',    $label_line =~ s/ backup_label / $abs /r,                   $abs ],
 	[ 'dir ../',          "dir = base 0700 $mtime ../escape_dir",                    '../escape_dir' ],
 	[ 'symlink ../',      "symlink = base 0777 $mtime ../escape_link /etc",          '../escape_link' ],
+	# a file below a symlink of the backup: written through it, it would land in $outside
+	[ 'file below a symlink', "symlink = base 0777 $mtime via_link $outside\n"
+		  . ($label_line =~ s/ backup_label / via_link\/escape3 /r), 'via_link' ],
+	# a tablespace's file climbing out of the tablespace directory
+	[ 'tablespace file ../', "tablespace = 99999 $base/ts_forged\n"
+		  . "symlink = base 0777 $mtime pg_tblspc/99999 $base/ts_forged\n"
+		  . ($label_line =~ s/^file = base (.*) backup_label /file = 99999 $1 ..\/escape_ts /r),
+		'../escape_ts' ],
 );
+my $nevil = 0;
 for my $e (@evil)
 {
 	my ($what, $line, $shown) = @$e;
@@ -196,14 +208,15 @@ for my $e (@evil)
 	$forged =~ s/^file-count = (\d+)$/'file-count = ' . ($1 + 1)/me if $line =~ /^file /;
 	isnt($forged, $plain, "$what: forged manifest line '$line'");
 	forge_object($mpath, $forged, $kind);
-	(my $nm = "evil_$what") =~ s/\W+/_/g;
-	my $ev = restored_node($nm);
+	my $ev = restored_node('evil' . ++$nevil);
 	refused("manifest with $what", [ '-c', $econf ], [ '--pgdata', $ev->pgdata, '--backup', $b2 ], 1,
 		[qr/\Q$shown\E/]);
 	is_deeply([ files_under($ev->pgdata) ], [], "$what: nothing written in PGDATA");
 	is_deeply([ grep { $_ ne 'sock' } dir_entries($ev->basedir) ], [ grep { -e $ev->pgdata } 'pgdata' ],
 		"$what: nothing written beside PGDATA");
-	ok(!-e $abs, "$what: nothing written at the absolute path");
+	ok(!-e $abs && !-e "$base/escape_ts" && !-e "$base/ts_forged",
+		"$what: nothing written at the absolute path or the forged tablespace");
+	is_deeply([ dir_entries($outside) ], [], "$what: nothing written through a symlink");
 }
 
 done_testing();
