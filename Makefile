@@ -2,7 +2,7 @@
 #   make                 build ./walship
 #   make check           unit tests (C, TAP) + integration tests (prove, real PostgreSQL, S3 servers)
 #   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san/)
-#   make demo            archive + recover a scratch cluster end to end
+#   make demo            point-in-time recovery of a scratch cluster (a DROP TABLE undone), end to end
 #   make bench           benchmarks against the floor and the peers (writes docs/benchmarks.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 

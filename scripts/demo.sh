@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh — walship end to end in a minute: a scratch PostgreSQL cluster archives its WAL with
-# `walship push` into a local repository, then a copy of an earlier base backup is brought back
-# to the present through `walship fetch`, and the two clusters' row counts are compared.
+# demo.sh — point-in-time recovery with walship, end to end in a minute. A scratch PostgreSQL
+# cluster archives its WAL with `walship push` into a local repository and is backed up with
+# `walship basebackup`; pgbench writes; the moment is recorded; someone runs DROP TABLE; then
+# `walship restore --target-time` brings a new data directory back to that moment, PostgreSQL
+# replays the WAL through `walship fetch` and stops there, and the tables' row counts are
+# printed beside the original's.
 #
 # `make demo` runs it with WALSHIP_BIN set. Everything lives in a temp directory that is removed
 # on exit (WALSHIP_KEEP=1 keeps it). As root, PostgreSQL and walship run as the postgres user.
@@ -99,7 +102,7 @@ wait_until() {
     return 1
 }
 
-heading "A scratch PostgreSQL cluster that archives through walship"
+heading "A scratch PostgreSQL cluster that archives through walship push"
 say "walship:  $bin ($("$bin" --version 2>/dev/null || echo '?'))"
 say "config:   $conf  ->  repo = $tmp/repo"
 as_pg "$pgbin/initdb" -D "$primary" -A trust --locale=C -E UTF8 --no-sync --wal-segsize=1 >/dev/null
@@ -116,73 +119,93 @@ say "archive_command = '$bin -c $conf push %p'"
 as_pg "$pgbin/pg_ctl" -D "$primary" -l "$tmp/primary.log" -w start >/dev/null
 say "started on socket $sock, port $port1"
 
-heading "A base backup, taken before the load (pg_basebackup -X none: no WAL inside)"
-as_pg "$pgbin/pg_basebackup" -D "$tmp/backup" -X none -c fast -h "$sock" -p "$port1" --no-sync 2>&1 |
-    sed 's/^/   pg_basebackup: /'
-say "$(du -sh "$tmp/backup" | cut -f1) in $tmp/backup; every change after it must come from the repository"
+heading "Some data, then a base backup with walship basebackup"
+as_pg "$pgbin/pgbench" -i -s 2 -q -h "$sock" -p "$port1" postgres 2>&1 | tail -1 | sed 's/^/   pgbench -i -s 2: /'
+as_pg "$bin" -c "$conf" basebackup --pgconn "host=$sock port=$port1 dbname=postgres" \
+    --checkpoint fast --label "demo nightly" 2>&1 | grep -E 'complete|match' | sed 's/^/   /'
+as_pg "$bin" -c "$conf" list | sed 's/^/   /'
 
-heading "Write load: pgbench -i -s 2, and a table of 5,000 events"
-as_pg "$pgbin/pgbench" -i -s 2 -q -h "$sock" -p "$port1" postgres 2>&1 | tail -1 | sed 's/^/   /'
-psql1 <<'SQL'
-CREATE TABLE demo_events (id bigint PRIMARY KEY, at timestamptz NOT NULL, payload text);
-INSERT INTO demo_events SELECT g, now(), md5(g::text) FROM generate_series(1, 5000) g;
-SQL
+heading "The working day: pgbench writes for 5 seconds"
+as_pg "$pgbin/pgbench" -n -c 2 -T 5 -h "$sock" -p "$port1" postgres 2>&1 |
+    grep -E '^(number of transactions actually processed|tps)' | sed 's/^/   /'
+
+tables="pgbench_accounts pgbench_branches pgbench_tellers pgbench_history"
+count_sql="SELECT string_agg(c::text, ' ' ORDER BY o) FROM (
+  SELECT 1 o, count(*) c FROM pgbench_accounts UNION ALL SELECT 2, count(*) FROM pgbench_branches
+  UNION ALL SELECT 3, count(*) FROM pgbench_tellers UNION ALL SELECT 4, count(*) FROM pgbench_history) s"
+sum_sql="SELECT sum(abalance) FROM pgbench_accounts"
+
+heading "The moment to come back to"
+read -r -a at_moment <<<"$(psql1 -c "$count_sql")"
+sum_moment=$(psql1 -c "$sum_sql")
+sleep 1
+moment=$(psql1 -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
+sleep 1
+say "recorded: $moment"
+say "pgbench_history has ${at_moment[3]} rows, sum(abalance) = $sum_moment"
+
+heading "A second later, a mistake: DROP TABLE pgbench_accounts"
+drop_xid=$(psql1 <<<"BEGIN; DROP TABLE pgbench_accounts; SELECT pg_current_xact_id(); COMMIT;")
+say "DROP TABLE committed as transaction $drop_xid at $(psql1 -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'HH24:MI:SS.US')")"
+psql1 -c "CREATE TABLE after_the_drop AS SELECT generate_series(1, 1000) AS n"
+say "and the day goes on: a new table, more WAL"
 last=$(psql1 -c 'SELECT pg_walfile_name(pg_switch_wal())')
-say "switched WAL; the last completed segment is $last"
 wait_until psql1 "SELECT coalesce(last_archived_wal >= '$last', false) FROM pg_stat_archiver"
-psql1 -c "SELECT format('archived %s files, last %s, %s failures', archived_count,
-                        last_archived_wal, failed_count) FROM pg_stat_archiver" | sed 's/^/   /'
+psql1 -c "SELECT format('archived %s WAL files so far, %s failures', archived_count, failed_count)
+          FROM pg_stat_archiver" | sed 's/^/   /'
 
-heading "What is in the repository"
-if [[ -f $tmp/repo/walship.repo ]]; then
-    say "walship.repo (written by the first push):"
-    grep -v '^#' "$tmp/repo/walship.repo" | sed 's/^/     /'
-fi
-segments=$(find "$tmp/repo" -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l)
-repobytes=$(du -sb "$tmp/repo" | cut -f1)
-for d in "$tmp/repo"/wal/*/; do
-    [[ -d $d ]] || continue
-    n=$(find "$d" -type f | wc -l)
-    say "${d#"$tmp/repo/"}  ($n files)"
-    ls -l "$d" | sed -n '2,4p;$p' | sed 's/^/     /'
-done
-[[ -d $tmp/repo/wal ]] || find "$tmp/repo" -type f | head -20 | sed 's/^/     /'
-say "repository: $((repobytes / 1024)) KiB in all, for $segments segments of 1 MiB (lz4)"
+heading "The plan: walship restore --target-time '$moment' --dry-run"
+as_pg "$bin" -c "$conf" restore --pgdata "$restored" --target-time "$moment" \
+    --target-action promote --dry-run | sed 's/^/   /'
 
-heading "Recovery: the old backup brought forward through walship fetch"
-as_pg cp -a "$tmp/backup" "$restored"
+heading "walship restore into a new data directory"
+as_pg "$bin" -c "$conf" restore --pgdata "$restored" --target-time "$moment" \
+    --target-action promote 2>&1 | sed 's/^/   /'
 cat >>"$restored/postgresql.conf" <<CONF
 port = $port2
-unix_socket_directories = '$sock'
 archive_mode = off
-restore_command = '$bin -c $conf fetch %f %p'
 CONF
-as_pg touch "$restored/recovery.signal"
-say "restore_command = '$bin -c $conf fetch %f %p', recovery.signal"
+say "its own port ($port2), archiving off; the recovery settings are in postgresql.auto.conf:"
+sed -n '/^# walship restore: begin/,/^# walship restore: end/p' "$restored/postgresql.auto.conf" |
+    sed 's/^/     /'
+
+heading "PostgreSQL starts, replays WAL through walship fetch, stops at $moment"
 as_pg "$pgbin/pg_ctl" -D "$restored" -l "$tmp/restored.log" -w start >/dev/null
 wait_until psql2 'SELECT NOT pg_is_in_recovery()'
-say "recovery replayed $(grep -c 'restored log file' "$tmp/restored.log" || true) files fetched from the repository, then promoted:"
-grep -E 'restored log file|archive recovery complete|selected new timeline' "$tmp/restored.log" |
-    sed -E 's/^.*(LOG|INFO): +//' | sed -n '1,2p;$p' | sed 's/^/     /'
+say "$(grep -c 'restored log file' "$tmp/restored.log" || true) WAL files fetched from the repository; from the server log:"
+grep -E 'recovery stopping|last completed transaction|selected new timeline|archive recovery complete' \
+    "$tmp/restored.log" | sed -E 's/^.*(LOG|INFO): +//' | sed 's/^/     /'
+say "(transaction $drop_xid was the DROP TABLE: recovery stopped just before it)"
 
-heading "Row counts: original and recovered copy"
-printf '   %-20s %12s %12s\n' table original recovered
-differ=0
-for t in pgbench_accounts pgbench_branches pgbench_tellers demo_events; do
-    a=$(psql1 -c "SELECT count(*) FROM $t")
-    b=$(psql2 -c "SELECT count(*) FROM $t" 2>/dev/null || echo missing)
+heading "Row counts: at $moment, on the primary now, and restored"
+printf '   %-18s %12s %12s %12s\n' table "at $(cut -d' ' -f2 <<<"$moment")" "primary now" restored
+ok=1
+i=0
+for t in $tables; do
+    a=${at_moment[$i]}
+    if [[ $(psql1 -c "SELECT to_regclass('$t') IS NULL") == t ]]; then
+        p=dropped
+    else
+        p=$(psql1 -c "SELECT count(*) FROM $t")
+    fi
+    r=$(psql2 -c "SELECT count(*) FROM $t" 2>/dev/null || echo missing)
     mark=
-    [[ $a == "$b" ]] || { mark="  <-- differs"; differ=1; }
-    printf '   %-20s %12s %12s%s\n' "$t" "$a" "$b" "$mark"
+    [[ $a == "$r" ]] || { mark="  <-- differs"; ok=0; }
+    printf '   %-18s %12s %12s %12s%s\n' "$t" "$a" "$p" "$r" "$mark"
+    i=$((i + 1))
 done
-a=$(psql1 -c "SELECT md5(string_agg(payload, '' ORDER BY id)) FROM demo_events")
-b=$(psql2 -c "SELECT md5(string_agg(payload, '' ORDER BY id)) FROM demo_events")
-if ((differ == 0)) && [[ $a == "$b" ]]; then
-    say "demo_events contents match (md5 $b)"
-else
-    say "the recovered copy differs from the original"
-    exit 1
+sum_restored=$(psql2 -c "$sum_sql")
+say "sum(abalance): $sum_moment at the moment, $sum_restored restored"
+[[ $sum_moment == "$sum_restored" ]] || ok=0
+if [[ $(psql2 -c "SELECT to_regclass('after_the_drop') IS NULL") != t ]]; then
+    say "after_the_drop exists in the restored cluster: recovery went past the target"
+    ok=0
 fi
 
 heading "Done"
-say "the recovered copy holds every row written after its base backup, all of it fetched by walship"
+if ((ok)); then
+    say "pgbench_accounts is back, exactly as it was at $moment; nothing written after it is there"
+else
+    say "the restored cluster does not match the moment"
+    exit 1
+fi
