@@ -5,7 +5,7 @@
 # pg_ctl start, replay through walship fetch) must hold exactly the rows committed before its
 # target: no more, no fewer. Also: the backup chosen for each target, the restored files
 # against the manifest (modes, sizes, SHA-256), the recovery block in postgresql.auto.conf,
-# the default action (pause), --target immediate, no target (end of the archive), --standby
+# the default action (pause), --target-action shutdown, --target immediate, no target (end of the archive), --standby
 # and --dry-run; a stale recovery target carried by the backups is disabled.
 use strict;
 use warnings;
@@ -18,7 +18,7 @@ use WalshipRestore;
 
 use Digest::SHA;
 use Text::ParseWords qw(shellwords);
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 
 my $bin  = walship_bin();
 my $base = tmp_base();
@@ -234,6 +234,24 @@ restore_case(
 	settings => { recovery_target_name => 'rp55', recovery_target_action => 'promote' },
 	rows     => '55|55',
 	log      => qr/recovery stopping at restore point "rp55"/);
+
+# ---- --target-action shutdown: the server stops by itself at the target
+{
+	my $r = restored_node('shutdown');
+	my ($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r->pgdata, '--target-name', 'rp55',
+		'--target-action', 'shutdown');
+	is($rc, 0, 'shutdown: walship restore exits 0') or diag($err);
+	check_block('shutdown', $r->pgdata, $b2,
+		{ recovery_target_name => 'rp55', recovery_target_action => 'shutdown' });
+	configure_restored($r);
+	$r->start(fail_ok => 1);    # pg_ctl -w may see it ready, or already gone
+	my $deadline = time + timeout_default();
+	sleep 0.1 while $r->is_alive && time < $deadline;
+	ok(!$r->is_alive, 'shutdown: the server stopped by itself');
+	like($r->log_content, qr/recovery stopping at restore point "rp55".*shutdown at recovery target/s,
+		'shutdown: at the restore point');
+	$r->kill9;
+}
 
 # ---- immediate, from b1 chosen by id: exactly the rows of the backup
 restore_case(

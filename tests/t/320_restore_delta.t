@@ -1,11 +1,14 @@
 # 320_restore_delta.t — walship restore --delta and --tablespace-map. A cluster with a tablespace
 # is backed up; one full restore (A) and a second (B) each map the tablespace to a directory of
 # their own. B is then damaged: a file's bytes changed, one grown, one's mode changed, files
-# removed (in PGDATA and in the tablespace), files and a directory added, junk in pg_wal. A delta
-# restore of B must bring it back identical to A — same paths, types, modes, sizes and SHA-256,
-# postgresql.auto.conf and recovery.signal included (same options) — keep an untouched file
-# (same inode), and B must start and recover. A restore without --tablespace-map while the
-# original location still holds the primary's tablespace is refused and touches nothing there.
+# removed (in PGDATA and in the tablespace), files and a directory added, junk in pg_wal, the
+# postmaster.pid of a crashed server, and a database directory (base/1) replaced by a symlink
+# to a copy elsewhere with one file of it damaged. A delta restore of B must bring it back
+# identical to A — same paths, types, sizes and SHA-256, then modes; postgresql.auto.conf and
+# recovery.signal included (same options) — without writing through the symlink, keep an
+# untouched file (same inode), and B must start, recover and open every database. A restore
+# without --tablespace-map while the original location still holds the primary's tablespace
+# is refused and touches nothing there.
 use strict;
 use warnings;
 
@@ -13,6 +16,8 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use WalshipTest;
 use WalshipRestore;
+
+use POSIX ();
 
 my $bin  = walship_bin();
 my $base = tmp_base();
@@ -98,6 +103,25 @@ for my $f ("$pb/stray.txt", "$pb/base/5/999999", "$ts_dbdir/999999",
 	spurt_file($f, "stray\n");
 	chown_pg($f);
 }
+# a crashed server's postmaster.pid (its process gone): not a running server, and not in the
+# backup
+my $dead = fork // die "fork: $!";
+POSIX::_exit(0) if $dead == 0;
+waitpid($dead, 0);
+spurt_file("$pb/postmaster.pid", "$dead\n$pb\n1795000000\n5432\n/tmp\n\n  5432001      0\nready   \n");
+chown_pg("$pb/postmaster.pid");
+# a database directory replaced by a symlink to a copy elsewhere, one file of it damaged: delta
+# must not write through the link (nor keep it)
+my $outside = "$base/outside_db";
+system('cp', '-a', "$pb/base/1", $outside) == 0 or die 'cp -a base/1';
+system('rm', '-rf', "$pb/base/1") == 0 or die 'rm base/1';
+symlink $outside, "$pb/base/1" or die "symlink: $!";
+{
+	open my $fh, '>>:raw', "$outside/PG_VERSION" or die "$outside/PG_VERSION: $!";
+	print $fh "damage\n";
+	close $fh;
+}
+my $outside_snap = tree_snapshot($outside);
 make_pg_dir("$pb/straydir/sub", 0700);
 spurt_file("$pb/straydir/sub/f", "stray\n");
 chown_pg("$pb/straydir/sub/f");
@@ -118,6 +142,8 @@ is_deeply(\@diff, [], '... and the same modes (pg_hba.conf was chmod 0644: its b
 is_deeply([ diff_snapshots(tree_snapshot($ts{a}), tree_snapshot($ts{b})) ], [],
 	'... and so is its tablespace directory');
 is(readlink("$pb/pg_tblspc/$oid"), $ts{b}, '... whose symlink still points to the mapped one');
+is_deeply([ diff_snapshots($outside_snap, tree_snapshot($outside)) ], [],
+	'nothing written through a symlinked directory (base/1 -> elsewhere)');
 is((stat $kept)[1], $kept_ino, 'the untouched file was kept (same inode), not rewritten');
 is_deeply([ dir_entries("$pb/pg_wal") ], ['archive_status'], 'pg_wal emptied');
 my $blk = recovery_block($pb);
@@ -130,6 +156,8 @@ ok(wait_recovery_done($node{b}), 'B recovered to the end of the archive and prom
 is($node{b}->safe_psql('SELECT count(*), max(n) FROM t'), '6000|6000', 'B: t has all 6000 rows');
 is($node{b}->safe_psql('SELECT count(*), max(n) FROM in_ts'), '4000|4000',
 	'B: in_ts (in the tablespace) has all 4000 rows');
+my ($trc, $tout, $terr) = $node{b}->psql_full('SELECT count(*) > 0 FROM pg_class', db => 'template1');
+is("$trc $tout", '0 t', 'B: template1 (base/1, the symlinked directory) is complete') or diag($terr);
 is($node{b}->safe_psql("SELECT pg_tablespace_location($oid)"), $ts{b},
 	'B: the tablespace lives at the mapped location');
 $node{b}->stop;

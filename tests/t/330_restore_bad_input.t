@@ -2,7 +2,8 @@
 # exit code, a clear message and nothing written: usage errors (exit 2), an unknown backup id,
 # a target older than every backup (the message names the oldest restorable point), a
 # non-empty PGDATA (suggesting --delta), a PGDATA with a running postmaster, a corrupt backup
-# object midway (exit 1 naming the object; the PGDATA left cannot be started), and forged
+# object midway (exit 1 naming the object; the PGDATA left cannot be started; once the object
+# is repaired, --delta over it finishes the restore), and forged
 # manifests whose entries escape PGDATA (../, absolute paths, a symlink): refused before
 # anything is written. Also the restore_command written for a repository given by --repo or
 # WALSHIP_REPO (no config file): it repeats --repo, and PostgreSQL recovers through it.
@@ -138,6 +139,7 @@ system('cp', '-a', $repo, $crepo) == 0 or die 'cp -a repo';
 my $cconf = write_config("$base/corrupt.conf", repo => $crepo);
 my ($victim) = reverse sort grep { /^\d+$/ } dir_entries("$crepo/backup/$b2/data");
 my $vpath = "$crepo/backup/$b2/data/$victim";
+my $vgood = slurp_file($vpath);
 {
 	my $size = -s $vpath;
 	open my $fh, '+<:raw', $vpath or die "$vpath: $!";
@@ -164,6 +166,16 @@ else
 {
 	pass('corrupt object: no PGDATA left at all');
 }
+# the hint's way out: the object repaired, restore --delta finishes the job
+spurt_file($vpath, $vgood);
+my ($rc, $out);
+($rc, $out, $err) = walship_restore([ '-c', $cconf ], '--pgdata', $cr->pgdata, '--backup', $b2,
+	'--delta');
+is($rc, 0, 'object repaired: restore --delta over the incomplete PGDATA exits 0') or diag($err);
+configure_restored($cr);
+ok($cr->start(fail_ok => 1) && wait_recovery_done($cr), '... and PostgreSQL recovers from it');
+is($cr->safe_psql('SELECT count(*) FROM t'), '300', '... with all rows') if $cr->is_alive;
+$cr->stop;
 
 # ---- forged manifests: entries escaping PGDATA are refused before anything is written.
 # The forgery is a valid object (docs/repository-format.md, codec none); first an unchanged
