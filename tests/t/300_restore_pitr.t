@@ -5,8 +5,9 @@
 # pg_ctl start, replay through walship fetch) must hold exactly the rows committed before its
 # target: no more, no fewer. Also: the backup chosen for each target, the restored files
 # against the manifest (modes, sizes, SHA-256), the recovery block in postgresql.auto.conf,
-# the default action (pause), --target-action shutdown, --target immediate, no target (end of the archive), --standby
-# and --dry-run; a stale recovery target carried by the backups is disabled.
+# the default action (pause), --target-action shutdown, --target immediate, no target (the end
+# of the archive), --standby, --dry-run and the progress line on a terminal; a stale recovery
+# target carried by the backups is disabled.
 use strict;
 use warnings;
 
@@ -283,6 +284,20 @@ $r = restore_case(
 	keep       => 1);
 is($r->safe_psql('SELECT pg_is_in_recovery()'), 't', 'standby: still in recovery') if $r->is_alive;
 $r->stop;
+
+# ---- progress: on a terminal, a line redrawn in place that ends at 100%; none without one
+{
+	my $r = restored_node('tty');
+	my $cmd = join(' ', map { "'$_'" } $bin, @g, 'restore', '--pgdata', $r->pgdata);
+	my ($rc, $out, $err) = run(cmd => [ 'script', '-qec', $cmd, '/dev/null' ]);
+	is($rc, 0, 'on a terminal (script): restore exits 0') or diag("$out$err");
+	like($out, qr/\r[^\n]*\(100%\)/, '... with a progress line redrawn in place, ending at 100%')
+	  or diag($out);
+	my $r2 = restored_node('notty');
+	($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r2->pgdata);
+	is($rc, 0, 'without a terminal: restore exits 0') or diag($err);
+	unlike($err, qr/\r/, '... and no carriage returns on stderr');
+}
 
 # ---- --dry-run: the plan on stdout, nothing written
 my $dry = "$base/dry";

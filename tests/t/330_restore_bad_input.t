@@ -3,10 +3,12 @@
 # a target older than every backup (the message names the oldest restorable point), a
 # non-empty PGDATA (suggesting --delta), a PGDATA with a running postmaster, a corrupt backup
 # object midway (exit 1 naming the object; the PGDATA left cannot be started; once the object
-# is repaired, --delta over it finishes the restore), and forged
-# manifests whose entries escape PGDATA (../, absolute paths, a symlink): refused before
-# anything is written. Also the restore_command written for a repository given by --repo or
-# WALSHIP_REPO (no config file): it repeats --repo, and PostgreSQL recovers through it.
+# is repaired, --delta over it finishes the restore), a missing data object, forged manifests
+# whose entries escape PGDATA or a tablespace (../, absolute paths, a symlink, a file below a
+# symlink) refused before anything is written, and a manifest of an unknown later version.
+# Also the restore_command written for a repository given by --repo or WALSHIP_REPO (no config
+# file): it repeats --repo, and PostgreSQL recovers through it; and two repositories, the first
+# without backups.
 use strict;
 use warnings;
 
@@ -131,6 +133,22 @@ for my $how (qw(flag env))
 	$r->stop;
 }
 
+# ---- several repositories: the first holds no backup, the second does; restore takes it from
+# there, and PostgreSQL's fetch through the same config file finds the WAL there too
+{
+	my $empty = make_pg_dir("$base/empty_repo", 0700);
+	my $mconf = write_config("$base/multi.conf", repo1 => $empty, repo2 => $repo);
+	my $r = restored_node('multi');
+	my ($rc, $out, $err) = walship_restore([ '-c', $mconf ], '--pgdata', $r->pgdata);
+	is($rc, 0, 'two repositories, the first without backups: restore exits 0') or diag($err);
+	is((recovery_block($r->pgdata) // {})->{id}, $b2, '... the latest backup of the second');
+	configure_restored($r);
+	ok($r->start(fail_ok => 1) && wait_recovery_done($r), '... and PostgreSQL recovers');
+	is($r->safe_psql('SELECT count(*) FROM t'), '300', '... with all rows') if $r->is_alive;
+	$r->stop;
+	is_deeply([ dir_entries($empty) ], [], '... the empty repository stays empty');
+}
+
 # ---- a corrupt data object (a copy of the repository; the last data object of b2, bytes
 # flipped in its middle): exit 1 naming the object, and the PGDATA left cannot start
 $node->stop;
@@ -176,6 +194,14 @@ configure_restored($cr);
 ok($cr->start(fail_ok => 1) && wait_recovery_done($cr), '... and PostgreSQL recovers from it');
 is($cr->safe_psql('SELECT count(*) FROM t'), '300', '... with all rows') if $cr->is_alive;
 $cr->stop;
+
+# a data object missing (removed by hand, or a partial copy of the repository)
+rename $vpath, "$vpath.away" or die "rename $vpath: $!";
+my $mr = restored_node('missing');
+refused('missing object', [ '-c', $cconf ], [ '--pgdata', $mr->pgdata, '--backup', $b2 ], 1,
+	[qr{backup/\Q$b2\E/data/\Q$victim\E}]);
+ok(!-e $mr->pgdata . '/global/pg_control', 'missing object: no global/pg_control in PGDATA');
+rename "$vpath.away", $vpath;
 
 # ---- forged manifests: entries escaping PGDATA are refused before anything is written.
 # The forgery is a valid object (docs/repository-format.md, codec none); first an unchanged
@@ -230,5 +256,12 @@ for my $e (@evil)
 		"$what: nothing written at the absolute path or the forged tablespace");
 	is_deeply([ dir_entries($outside) ], [], "$what: nothing written through a symlink");
 }
+
+# a manifest of a later format version: refused, nothing written
+forge_object($mpath, $plain =~ s/^walship-backup-manifest = 1$/walship-backup-manifest = 2/mr, $kind);
+my $vr = restored_node('version2');
+refused('manifest version 2', [ '-c', $econf ], [ '--pgdata', $vr->pgdata, '--backup', $b2 ], 1,
+	[qr/version|walship-backup-manifest/i]);
+is_deeply([ files_under($vr->pgdata) ], [], 'manifest version 2: nothing written');
 
 done_testing();
