@@ -317,6 +317,9 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
         if (ws_repo_identity_ensure(repos[i], &want, err) < 0 ||
             ws_repo_gap_record(repos[i], &g, err) < 0) {
             ws_error_prefix(err, "not dropping %s (beyond push-queue-max)", f->name.name);
+            if (!err->hint[0])
+                ws_error_hint(err, "a segment is dropped only once its gap is recorded in every "
+                                   "repository; PostgreSQL keeps it and retries");
             rc = -1;
             break;
         }
@@ -327,8 +330,8 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
     }
     if (rc == 0) {
         ws_log_warn("dropped %s without archiving it: the archive backlog is %" PRIu64
-                    " files (%.1f MiB), over push-queue-max (%.1f MiB), and this is one of the "
-                    "%" PRIu64 " oldest segments beyond it; the gap is recorded in %s. "
+                    " files (%.1f MiB), over push-queue-max (%.1f MiB) by %" PRIu64
+                    " segment(s), dropped oldest first; the gap is recorded in %s. "
                     "Point-in-time recovery cannot replay past %s: take a new base backup",
                     f->name.name, v.backlog_files, mib(v.backlog_bytes), mib(limit), v.beyond_files,
                     where, f->name.name);

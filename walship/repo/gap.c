@@ -66,8 +66,8 @@ int ws_repo_gap_record(ws_repo *r, const ws_repo_gap *g, ws_error *err)
                        "walship-gap = %d\nsegment = %s\nreason = %s\ndropped-at = %s\n"
                        "backlog-files = %" PRIu64 "\nbacklog-bytes = %" PRIu64
                        "\nlimit-bytes = %" PRIu64 "\ncreated-by = walship %s\n",
-                       GAP_FORMAT, g->segment, g->reason, stamp, g->backlog_files,
-                       g->backlog_bytes, g->limit_bytes, WS_VERSION);
+                       GAP_FORMAT, g->segment, g->reason, stamp, g->backlog_files, g->backlog_bytes,
+                       g->limit_bytes, WS_VERSION);
     if (len < 0 || (size_t)len >= sizeof text)
         return ws_error_set(err, WS_EINVAL, "gap record of %s is too long", g->segment);
     ws_repo_obj_writer *w;
@@ -104,8 +104,7 @@ static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
 {
     mem_sink *m = (mem_sink *)st;
     if (len >= sizeof m->buf - m->len)
-        return ws_error_set(err, WS_ECORRUPT, "gap record is larger than %d bytes",
-                            GAP_RECORD_MAX);
+        return ws_error_set(err, WS_ECORRUPT, "gap record is larger than %d bytes", GAP_RECORD_MAX);
     memcpy(m->buf + m->len, buf, len);
     m->len += len;
     return 0;
@@ -138,8 +137,7 @@ static int parse_record(const char *text, const char *key, ws_repo_gap *g, ws_er
         if (buf[0] == '#' || buf[0] == '\0')
             continue;
         if (sscanf(buf, "%31[a-z-] = %199s", k, v) != 2)
-            return ws_error_set(err, WS_ECORRUPT, "gap record %s: malformed line \"%s\"", key,
-                                buf);
+            return ws_error_set(err, WS_ECORRUPT, "gap record %s: malformed line \"%s\"", key, buf);
         char *end;
         unsigned long long num = strtoull(v, &end, 10);
         int numeric = *end == '\0';
