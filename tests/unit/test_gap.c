@@ -61,8 +61,7 @@ int main(void)
        "... and the first record is kept");
     ok(ws_repo_gap_record(repo, &g, &err) == 0, "the identical record again: success");
 
-    ok(ws_repo_gap_get(repo, "00000001000000000000000D", &back, &err) < 0 &&
-           err.code == WS_ENOENT,
+    ok(ws_repo_gap_get(repo, "00000001000000000000000D", &back, &err) < 0 && err.code == WS_ENOENT,
        "no record: WS_ENOENT");
     ws_repo_gap bad = gap_of("00000001.history", 1);
     ok(ws_repo_gap_record(repo, &bad, &err) < 0 && err.code == WS_EINVAL,
@@ -77,8 +76,7 @@ int main(void)
     /* stray keys under gap/ are not records */
     ws_storage *s = ws_repo_storage(repo);
     ws_storage_put_small(s, "gap/0000000100000000/notes.txt", 0, "x", 1, NULL, &err);
-    ws_storage_put_small(s, "gap/0000000900000000/00000001000000000000000E", 0, "x", 1, NULL,
-                         &err);
+    ws_storage_put_small(s, "gap/0000000900000000/00000001000000000000000E", 0, "x", 1, NULL, &err);
     ws_repo_gap *list;
     int count;
     ok(ws_repo_gap_list(repo, &list, &count, &err) == 0, "list");

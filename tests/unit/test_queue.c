@@ -40,8 +40,7 @@ static ws_queue_verdict check(const char *name, uint64_t limit)
     ws_error err;
     ws_queue_verdict v;
     memset(&v, 0xff, sizeof v);
-    if (ws_wal_parse_name(name, &n, &err) < 0 ||
-        ws_queue_check(path, &n, MiB, limit, &v, &err) < 0)
+    if (ws_wal_parse_name(name, &n, &err) < 0 || ws_queue_check(path, &n, MiB, limit, &v, &err) < 0)
         diag("check %s: %s", name, err.msg);
     return v;
 }
