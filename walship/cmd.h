@@ -63,5 +63,6 @@ int ws_cmd_push(const ws_config *cfg);
 int ws_cmd_fetch(const ws_config *cfg);
 int ws_cmd_basebackup(const ws_config *cfg);
 int ws_cmd_list(const ws_config *cfg);
+int ws_cmd_restore(const ws_config *cfg);
 
 #endif

@@ -80,6 +80,31 @@ static const opt_def opts[] = {
     {"push-queue-max", 0, 0, "SIZE", "off",
      "push: past this much un-archived WAL, drop the oldest segments and record the gap "
      "(e.g. 4GB; off by default; docs/queue-max.md)"},
+    {"pgdata", 0, OPT_CLI_ONLY, "DIR", NULL, "restore: the data directory to restore into"},
+    {"backup", 0, OPT_CLI_ONLY, "ID", NULL,
+     "restore: the backup to restore (an id from walship list, or latest)"},
+    {"target-time", 0, OPT_CLI_ONLY, "TIMESTAMP", NULL,
+     "restore: recover up to this time (e.g. '2026-11-22 14:30:00+00')"},
+    {"target-lsn", 0, OPT_CLI_ONLY, "LSN", NULL, "restore: recover up to this WAL location"},
+    {"target-xid", 0, OPT_CLI_ONLY, "XID", NULL,
+     "restore: recover up to this transaction's commit"},
+    {"target-name", 0, OPT_CLI_ONLY, "NAME", NULL,
+     "restore: recover up to this restore point (pg_create_restore_point)"},
+    {"target", 0, OPT_CLI_ONLY, "immediate", NULL,
+     "restore: recover only until the backup is consistent"},
+    {"target-action", 0, OPT_CLI_ONLY, "ACTION", NULL,
+     "restore: at the target: pause (PostgreSQL's default) | promote | shutdown"},
+    {"target-timeline", 0, OPT_CLI_ONLY, "TLI", NULL,
+     "restore: latest (PostgreSQL's default) | current | a timeline number"},
+    {"tablespace-map", 0, OPT_CLI_ONLY, "OID=DIR[,...]", NULL,
+     "restore: put tablespace OID in DIR instead of its original location"},
+    {"delta", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
+     "restore: reuse a non-empty PGDATA, rewriting only files that differ"},
+    {"dry-run", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "restore: print the plan, change nothing"},
+    {"standby", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
+     "restore: write standby.signal instead of recovery.signal"},
+    {"restore-parallel", 0, 0, "N", "4",
+     "restore: objects downloaded and written at once (1 to 32)"},
     {"json", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "machine-readable output"},
     {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
     {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},
@@ -101,6 +126,7 @@ struct ws_config {
     char *command;
     char **args;
     int nargs;
+    char *file;   /* the config file read, if any */
     int repo_src; /* the source whose repos are used, -1 if none */
     int nrepos;
     char repo_keys[WS_CONFIG_MAX_REPOS][16];
@@ -410,11 +436,11 @@ int ws_config_load(int argc, char **argv, ws_config **out, ws_error *err)
     parse_env(c);
     const entry *cf = lookup(c, "config");
     const char *path = cf ? cf->value : getenv("WALSHIP_CONFIG");
+    if (!(path && *path) && access(WS_CONFIG_DEFAULT_FILE, F_OK) == 0)
+        path = WS_CONFIG_DEFAULT_FILE;
     if (path && *path) {
+        c->file = xstrdup(path);
         if (parse_file(c, path, err) < 0)
-            return -1;
-    } else if (access(WS_CONFIG_DEFAULT_FILE, F_OK) == 0) {
-        if (parse_file(c, WS_CONFIG_DEFAULT_FILE, err) < 0)
             return -1;
     }
     return pick_repos(c, err);
@@ -430,6 +456,7 @@ void ws_config_free(ws_config *c)
         free(c->e[i].where);
     }
     free(c->e);
+    free(c->file);
     free(c->command);
     free(c->args);
     free(c);
@@ -645,4 +672,30 @@ void ws_config_each_option(ws_config_doc_fn fn, void *arg)
 {
     for (size_t i = 0; i < NOPTS; i++)
         fn(arg, opts[i].key, opts[i].value_name, opts[i].def, opts[i].help);
+}
+
+const char *ws_config_file(const ws_config *c)
+{
+    return c->file;
+}
+
+void ws_config_each_explicit(const ws_config *c, ws_config_setting_fn fn, void *arg)
+{
+    for (int src = SRC_ENV; src >= SRC_FLAG; src--) {
+        /* the repositories first and in order, and only from the source that supplies them */
+        if (src == c->repo_src)
+            for (int r = 0; r < c->nrepos; r++)
+                fn(arg, "repo", ws_config_get(c, c->repo_keys[r]), 0);
+        for (int i = 0; i < c->n; i++) {
+            const entry *e = &c->e[i];
+            int idx;
+            const char *rest;
+            const opt_def *o = resolve_key(e->key, &idx);
+            if (e->src != src || !o || (o->flags & OPT_CLI_ONLY))
+                continue;
+            if (split_repo_key(e->key, &rest) && strcmp(rest, "repo") == 0)
+                continue;
+            fn(arg, e->key, e->value, (o->flags & OPT_SECRET) != 0);
+        }
+    }
 }

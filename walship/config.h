@@ -63,6 +63,14 @@ const char *ws_config_repo_get(const ws_config *c, int repo, const char *key);
 /* Fills a storage config for repository i (strings borrowed from c). */
 int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_error *err);
 
+/* The config file that was read (-c, $WALSHIP_CONFIG or the default file), or NULL. */
+const char *ws_config_file(const ws_config *c);
+/* Every setting given in the environment or on the command line that another walship process
+ * would need repeated to act the same (restore writes them into restore_command): config
+ * keys only, environment before flags, the repositories first and in order (key "repo").
+ * secret says the value must not be repeated anywhere visible. */
+typedef void (*ws_config_setting_fn)(void *arg, const char *key, const char *value, int secret);
+void ws_config_each_explicit(const ws_config *c, ws_config_setting_fn fn, void *arg);
 /* Option documentation for --help: calls fn for every option in the table. */
 typedef void (*ws_config_doc_fn)(void *arg, const char *key, const char *value_name,
                                  const char *def, const char *help);

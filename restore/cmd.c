@@ -1,0 +1,167 @@
+/*
+ * cmd.c — `walship restore --pgdata DIR [...]`: the command, in the order it does things.
+ *
+ *   1. options and the recovery target; the repository (the first that holds a complete
+ *      backup) and the backup that can reach the target;
+ *   2. the plan from its manifest, every path checked (nothing written yet); --dry-run
+ *      prints it here and stops;
+ *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta;
+ *      --delta hashes what is there to keep what already matches;
+ *   4. directories, tablespace links, files (backup_label and pg_control under temporary
+ *      names), in parallel, verified;
+ *   5. the recovery configuration; then everything synced, backup_label named, and
+ *      pg_control named last: only now can the directory start.
+ */
+#include "restore/restore.h"
+#include "walship/cmd.h"
+#include "walship/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static double mib(uint64_t n)
+{
+    return (double)n / (1024.0 * 1024.0);
+}
+
+static void lsn_text(uint64_t lsn, char out[32])
+{
+    snprintf(out, 32, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
+}
+
+static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char *repo,
+                       const ws_rs_target *t, const char *restore_command, int delta, int standby)
+{
+    const ws_manifest_info *b = &p->info;
+    char start[32], stop[32], slsn[32], elsn[32];
+    ws_manifest_format_time(b->start_time, start);
+    ws_manifest_format_time(b->stop_time, stop);
+    lsn_text(b->start_lsn, slsn);
+    lsn_text(b->stop_lsn, elsn);
+    fprintf(f, "walship restore plan (dry run: nothing is changed)\n");
+    fprintf(f, "  repository   %s\n", repo);
+    fprintf(f, "  backup       %s%s%s%s: %s\n", b->id, b->label[0] ? " (label \"" : "", b->label,
+            b->label[0] ? "\")" : "", why);
+    fprintf(f, "               %s to %s, LSN %s to %s, timeline %" PRIu32 "\n", start, stop, slsn,
+            elsn, b->stop_tli);
+    fprintf(f, "  pgdata       %s (%s)\n", p->pgdata,
+            p->pgdata_exists ? (delta ? "exists: delta" : "exists") : "will be created");
+    for (int i = 0; i < p->nts; i++)
+        fprintf(f, "  tablespace   %" PRIu32 " -> %s%s\n", p->ts[i].oid, p->ts[i].dest,
+                strcmp(p->ts[i].dest, p->ts[i].original) ? " (mapped)" : "");
+    fprintf(f, "  files        %" PRIu64 " of %" PRIu64 " to write (%.1f of %.1f MiB)",
+            p->files_write, p->files, mib(p->bytes_write), mib(p->bytes));
+    if (delta)
+        fprintf(f, ", %" PRIu64 " kept", p->files - p->files_write);
+    fprintf(f, "\n  signal       %s\n", standby ? "standby.signal" : "recovery.signal");
+    fprintf(f, "  postgresql.auto.conf gets:\n");
+    ws_rs_recovery_print(f, p, t, restore_command);
+}
+
+int ws_cmd_restore(const ws_config *cfg)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    const char *pgdata = ws_config_get(cfg, "pgdata");
+    if (ws_config_nargs(cfg) != 0 || !pgdata || !*pgdata) {
+        ws_log_error("usage: walship restore --pgdata DIR [--backup ID|latest] [--target-time TS "
+                     "| --target-lsn LSN | --target-xid XID | --target-name NAME | --target "
+                     "immediate] [...] (see walship help restore)");
+        return WS_EXIT_USAGE;
+    }
+    int delta = ws_config_flag(cfg, "delta"), dry = ws_config_flag(cfg, "dry-run");
+    int standby = ws_config_flag(cfg, "standby");
+    ws_rs_target t;
+    long threads;
+    if (ws_rs_target_parse(cfg, &t, &err) < 0 ||
+        ws_config_get_long(cfg, "restore-parallel", 1, 32, &threads, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    ws_repo **repos = NULL;
+    int nrepos = 0, rc = WS_EXIT_FAIL, started = 0, repo_index = -1;
+    ws_catalog cat;
+    memset(&cat, 0, sizeof cat);
+    ws_rs_plan plan;
+    memset(&plan, 0, sizeof plan);
+    char why[256], command[4096];
+    double t0 = ws_now();
+    if (ws_cmd_open_repos(cfg, &repos, &nrepos, &err) < 0) {
+        rc = err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+        goto out;
+    }
+    /* the first repository that can be read and holds a complete backup */
+    for (int i = 0; i < nrepos; i++) {
+        ws_catalog c;
+        ws_error e;
+        ws_error_clear(&e);
+        if (ws_catalog_load(repos[i], &c, &e) < 0) {
+            ws_error_prefix(&e, "%s", ws_repo_describe(repos[i]));
+            ws_log_err(WS_LOG_WARN, &e);
+            err = e;
+            continue;
+        }
+        if (repo_index < 0 || (cat.n == 0 && c.n > 0)) {
+            ws_catalog_free(&cat);
+            cat = c;
+            repo_index = i;
+        } else {
+            ws_catalog_free(&c);
+        }
+        if (cat.n > 0)
+            break;
+    }
+    if (repo_index < 0)
+        goto out;
+    ws_repo *r = repos[repo_index];
+    const ws_manifest_info *b =
+        ws_rs_choose_backup(r, &cat, ws_config_get(cfg, "backup"), &t, why, sizeof why, &err);
+    if (!b || ws_rs_plan_load(r, b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan, &err) < 0)
+        goto out;
+    struct stat st;
+    plan.pgdata_exists = stat(plan.pgdata, &st) == 0;
+    if (ws_rs_check_targets(&plan, delta, &err) < 0 ||
+        ws_rs_restore_command(cfg, command, sizeof command, &err) < 0)
+        goto out;
+    if (delta && plan.pgdata_exists && ws_rs_plan_delta(&plan, (int)threads, &err) < 0)
+        goto out;
+    if (dry) {
+        print_plan(stdout, &plan, why, ws_repo_describe(r), &t, command, delta, standby);
+        rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
+        goto out;
+    }
+    ws_log_info("restoring backup %s (%s) into %s: %" PRIu64 " files, %.1f MiB to write%s", b->id,
+                why, plan.pgdata, plan.files_write, mib(plan.bytes_write), delta ? " (delta)" : "");
+    started = 1;
+    if (ws_rs_prepare(&plan, delta, &err) < 0 ||
+        ws_rs_extract(&plan, cfg, repo_index, (int)threads, &err) < 0 ||
+        ws_rs_recovery_write(&plan, &t, command, standby, &err) < 0 ||
+        ws_rs_finish(&plan, &err) < 0)
+        goto out;
+    ws_log_info("restored backup %s into %s: %" PRIu64 " files written (%.1f MiB), %" PRIu64
+                " kept, in %.1f s",
+                b->id, plan.pgdata, plan.files_write, mib(plan.bytes_write),
+                plan.files - plan.files_write, ws_now() - t0);
+    ws_log_info("next: start PostgreSQL (pg_ctl -D %s start); it replays WAL through walship "
+                "fetch%s",
+                plan.pgdata, t.kind != WS_RS_TARGET_NONE ? " up to the target" : "");
+    rc = WS_EXIT_OK;
+out:
+    if (rc == WS_EXIT_FAIL && err.code == WS_ECONFIG)
+        rc = WS_EXIT_USAGE;
+    if (rc != WS_EXIT_OK && err.msg[0]) {
+        if (started)
+            ws_error_hint(&err,
+                          "%s is incomplete and cannot start (no global/pg_control); fix "
+                          "the cause, then rerun walship restore with --delta to finish it",
+                          plan.pgdata);
+        ws_log_err(WS_LOG_ERROR, &err);
+    }
+    ws_rs_plan_free(&plan);
+    ws_catalog_free(&cat);
+    ws_cmd_close_repos(repos, nrepos);
+    return rc;
+}

@@ -1,0 +1,386 @@
+/*
+ * target.c — the recovery target, and the backup that can reach it.
+ *
+ * A time or LSN target picks the newest complete backup that ends before it and lies on the
+ * timeline recovery will follow: the backup's timeline must be the target timeline or one of
+ * its ancestors, left after the backup's stop LSN (otherwise replay from that backup would
+ * follow the old timeline past the switch). The ancestry comes from the timeline's history
+ * file in the repository. xid and name targets cannot be placed before replay: they use the
+ * latest backup unless --backup says otherwise.
+ */
+#include "restore/restore.h"
+#include "walship/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int only_one(const ws_config *cfg, const char **which, ws_error *err)
+{
+    static const char *keys[] = {"target-time", "target-lsn", "target-xid", "target-name",
+                                 "target"};
+    *which = NULL;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        if (!ws_config_get(cfg, keys[i]))
+            continue;
+        if (*which) {
+            ws_error_set(err, WS_ECONFIG, "--%s and --%s cannot be combined", *which, keys[i]);
+            ws_error_hint(err, "give one recovery target (or none, to replay all archived WAL)");
+            return -1;
+        }
+        *which = keys[i];
+    }
+    return 0;
+}
+
+/* Parses up to n digits. */
+static int digits(const char **s, int n, int *out)
+{
+    int v = 0, k = 0;
+    while (k < n && isdigit((unsigned char)**s)) {
+        v = v * 10 + (**s - '0');
+        (*s)++;
+        k++;
+    }
+    *out = v;
+    return k == n ? 0 : -1;
+}
+
+int ws_rs_parse_time(const char *s, double *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int y, mo, d, h, mi, sec;
+    const char *p = s;
+    while (*p == ' ')
+        p++;
+    if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        digits(&p, 2, &d) < 0 || (*p != ' ' && *p != 'T') || !*++p || digits(&p, 2, &h) < 0 ||
+        *p++ != ':' || digits(&p, 2, &mi) < 0 || *p++ != ':' || digits(&p, 2, &sec) < 0)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    double frac = 0;
+    if (*p == '.') {
+        double scale = 0.1;
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        while (isdigit((unsigned char)*p)) {
+            frac += (*p++ - '0') * scale;
+            scale /= 10;
+        }
+    }
+    while (*p == ' ')
+        p++;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t;
+    if (*p == '\0') {
+        tm.tm_isdst = -1;
+        t = mktime(&tm);
+    } else {
+        long off = 0;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (strncmp(p, "UTC", 3) == 0) {
+            p += 3;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+            if (digits(&p, 2, &oh) < 0)
+                return -1;
+            if (*p == ':')
+                p++;
+            if (isdigit((unsigned char)*p) && digits(&p, 2, &om) < 0)
+                return -1;
+            off = sign * (oh * 3600L + om * 60L);
+        } else {
+            return -1;
+        }
+        if (*p != '\0')
+            return -1;
+        t = timegm(&tm) - off;
+    }
+    if (t == (time_t)-1)
+        return -1;
+    *out = (double)t + frac;
+    return 0;
+}
+
+int ws_rs_target_parse(const ws_config *cfg, ws_rs_target *t, ws_error *err)
+{
+    memset(t, 0, sizeof *t);
+    const char *which;
+    if (only_one(cfg, &which, err) < 0)
+        return -1;
+    if (which) {
+        t->value = ws_config_get(cfg, which);
+        if (strcmp(which, "target-time") == 0) {
+            t->kind = WS_RS_TARGET_TIME;
+            if (ws_rs_parse_time(t->value, &t->time) < 0) {
+                ws_error_set(err, WS_ECONFIG, "--target-time \"%s\" is not a timestamp", t->value);
+                ws_error_hint(err, "write it as 'YYYY-MM-DD HH:MM:SS[.frac][+HH[:MM]]', e.g. "
+                                   "'2026-11-22 14:30:00+00'");
+                return -1;
+            }
+        } else if (strcmp(which, "target-lsn") == 0) {
+            t->kind = WS_RS_TARGET_LSN;
+            if (ws_wal_parse_lsn(t->value, &t->lsn) < 0)
+                return ws_error_set(err, WS_ECONFIG,
+                                    "--target-lsn \"%s\" is not an LSN (e.g. 0/1A2B3C4D)",
+                                    t->value);
+        } else if (strcmp(which, "target-xid") == 0) {
+            t->kind = WS_RS_TARGET_XID;
+            char *end;
+            errno = 0;
+            unsigned long long x = strtoull(t->value, &end, 10);
+            if (!isdigit((unsigned char)t->value[0]) || *end || errno || x < 3 ||
+                x > UINT64_MAX / 2)
+                return ws_error_set(err, WS_ECONFIG,
+                                    "--target-xid \"%s\" is not a transaction id (a number >= 3)",
+                                    t->value);
+        } else if (strcmp(which, "target-name") == 0) {
+            t->kind = WS_RS_TARGET_NAME;
+            if (!t->value[0] || strlen(t->value) >= 64)
+                return ws_error_set(err, WS_ECONFIG,
+                                    "--target-name must be a restore point name of 1 to 63 bytes");
+        } else {
+            t->kind = WS_RS_TARGET_IMMEDIATE;
+            if (strcmp(t->value, "immediate") != 0)
+                return ws_error_set(err, WS_ECONFIG,
+                                    "--target \"%s\": the only such target is immediate", t->value);
+        }
+    }
+    t->action = ws_config_get(cfg, "target-action");
+    if (t->action) {
+        if (strcmp(t->action, "pause") != 0 && strcmp(t->action, "promote") != 0 &&
+            strcmp(t->action, "shutdown") != 0)
+            return ws_error_set(err, WS_ECONFIG,
+                                "--target-action \"%s\" is not pause, promote or shutdown",
+                                t->action);
+        if (t->kind == WS_RS_TARGET_NONE) {
+            ws_error_set(err, WS_ECONFIG, "--target-action needs a recovery target");
+            ws_error_hint(err, "without a target, recovery replays all archived WAL and promotes");
+            return -1;
+        }
+    }
+    t->timeline = ws_config_get(cfg, "target-timeline");
+    if (t->timeline && strcmp(t->timeline, "latest") != 0 && strcmp(t->timeline, "current") != 0) {
+        char *end;
+        unsigned long n = strtoul(t->timeline, &end, 10);
+        if (!isdigit((unsigned char)t->timeline[0]) || *end || n < 1 || n > UINT32_MAX)
+            return ws_error_set(err, WS_ECONFIG,
+                                "--target-timeline \"%s\" is not latest, current or a number",
+                                t->timeline);
+    }
+    return 0;
+}
+
+/* ---- timelines ---- */
+
+typedef struct history {
+    uint32_t tli; /* the timeline this history is of */
+    int n;
+    struct {
+        uint32_t tli;
+        uint64_t end; /* switch point: where this ancestor was left */
+    } anc[64];
+} history;
+
+typedef struct mem_sink {
+    ws_stage base;
+    char buf[16384];
+    size_t len;
+} mem_sink;
+
+static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    mem_sink *m = (mem_sink *)st;
+    if (len > sizeof m->buf - 1 - m->len)
+        return ws_error_set(err, WS_ECORRUPT, "timeline history file larger than %zu bytes",
+                            sizeof m->buf - 1);
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    return 0;
+}
+
+static void mem_free(ws_stage *st)
+{
+    free(st);
+}
+
+static const ws_stage_ops mem_ops = {"history", mem_write, NULL, mem_free};
+
+static int history_load(ws_repo *r, uint32_t tli, history *h, ws_error *err)
+{
+    memset(h, 0, sizeof *h);
+    h->tli = tli;
+    if (tli <= 1)
+        return 0;
+    char name[32], key[128];
+    snprintf(name, sizeof name, "%08" PRIX32 ".history", tli);
+    ws_wal_name wn;
+    if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
+        return -1;
+    mem_sink *m = calloc(1, sizeof *m);
+    if (!m)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    m->base.ops = &mem_ops;
+    if (ws_repo_obj_read(r, key, &m->base, NULL, err) < 0) {
+        ws_stage_free(&m->base);
+        if (err->code == WS_ENOENT)
+            ws_error_hint(err,
+                          "timeline %" PRIu32 " is not in the repository; check "
+                          "--target-timeline, or push its history file",
+                          tli);
+        return -1;
+    }
+    m->buf[m->len] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(m->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        while (isspace((unsigned char)*line))
+            line++;
+        if (!*line || *line == '#')
+            continue;
+        unsigned long parent;
+        char lsn[32];
+        if (sscanf(line, "%lu %31s", &parent, lsn) != 2 || h->n == 64 ||
+            ws_wal_parse_lsn(lsn, &h->anc[h->n].end) < 0) {
+            ws_stage_free(&m->base);
+            return ws_error_set(err, WS_ECORRUPT, "malformed line in %s: %.60s", name, line);
+        }
+        h->anc[h->n++].tli = (uint32_t)parent;
+    }
+    ws_stage_free(&m->base);
+    return 0;
+}
+
+static int max_tli_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    uint32_t *max = arg;
+    const char *base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    unsigned long t;
+    char rest[16];
+    if (strlen(base) == 16 && sscanf(base, "%8lX%15s", &t, rest) == 2 &&
+        strcmp(rest, ".history") == 0 && t > *max && t <= UINT32_MAX)
+        *max = (uint32_t)t;
+    return 0;
+}
+
+/* The timeline recovery will follow: the number given, else the newest in the repository
+ * (PostgreSQL's default, latest); 0 for current (the backup's own). */
+static int target_tli(ws_repo *r, const ws_rs_target *t, uint32_t *out, ws_error *err)
+{
+    if (t->timeline && strcmp(t->timeline, "current") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (t->timeline && strcmp(t->timeline, "latest") != 0) {
+        *out = (uint32_t)strtoul(t->timeline, NULL, 10);
+        return 0;
+    }
+    uint32_t max = 1;
+    if (ws_storage_list(ws_repo_storage(r), "wal/history/", max_tli_cb, &max, err) < 0)
+        return -1;
+    *out = max;
+    return 0;
+}
+
+/* Whether replay from b along h reaches past b's end: b's timeline is h's own, or an
+ * ancestor left at or after b's stop LSN. */
+static int on_path(const ws_manifest_info *b, const history *h)
+{
+    if (h->tli == 0 || b->stop_tli == h->tli)
+        return 1;
+    for (int i = 0; i < h->n; i++)
+        if (h->anc[i].tli == b->stop_tli)
+            return b->stop_lsn <= h->anc[i].end;
+    return 0;
+}
+
+static void lsn_text(uint64_t lsn, char out[32])
+{
+    snprintf(out, 32, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
+}
+
+const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
+                                            const char *backup_opt, const ws_rs_target *t,
+                                            char *why, size_t whylen, ws_error *err)
+{
+    if (cat->n == 0) {
+        ws_error_set(err, WS_ENOENT, "%s holds no complete backup", ws_repo_describe(r));
+        ws_error_hint(err, "take one with walship basebackup%s",
+                      cat->nincomplete ? " (the incomplete ones there were never finished)" : "");
+        return NULL;
+    }
+    if (backup_opt && strcmp(backup_opt, "latest") != 0) {
+        const ws_manifest_info *b = ws_catalog_find(cat, backup_opt);
+        if (!b) {
+            ws_error_set(err, WS_ENOENT, "no complete backup %s in %s", backup_opt,
+                         ws_repo_describe(r));
+            ws_error_hint(err, "walship list shows the backups (newest: %s)",
+                          cat->backups[cat->n - 1].id);
+            return NULL;
+        }
+        snprintf(why, whylen, "given with --backup");
+        return b;
+    }
+    if (t->kind != WS_RS_TARGET_TIME && t->kind != WS_RS_TARGET_LSN) {
+        snprintf(why, whylen, "the newest complete backup%s",
+                 t->kind == WS_RS_TARGET_XID || t->kind == WS_RS_TARGET_NAME
+                     ? "; an xid or restore point cannot be placed before replay, so give "
+                       "--backup for an older one"
+                     : "");
+        return &cat->backups[cat->n - 1];
+    }
+    uint32_t tli;
+    history h;
+    if (target_tli(r, t, &tli, err) < 0 || history_load(r, tli, &h, err) < 0)
+        return NULL;
+    const ws_manifest_info *oldest = NULL;
+    for (int i = cat->n - 1; i >= 0; i--) {
+        const ws_manifest_info *b = &cat->backups[i];
+        if (!on_path(b, &h))
+            continue;
+        oldest = b;
+        /* the backup is consistent at its stop; its stop time is whole seconds */
+        int before = t->kind == WS_RS_TARGET_TIME ? (double)b->stop_time + 1 <= t->time
+                                                  : b->stop_lsn <= t->lsn;
+        if (!before)
+            continue;
+        char lsn[32];
+        lsn_text(b->stop_lsn, lsn);
+        if (t->kind == WS_RS_TARGET_TIME)
+            snprintf(why, whylen, "the newest complete backup that ends before the target time%s",
+                     tli > 1 ? " on the target timeline's path" : "");
+        else
+            snprintf(why, whylen,
+                     "the newest complete backup that ends (at %s) before the target%s", lsn,
+                     tli > 1 ? " on the target timeline's path" : "");
+        return b;
+    }
+    if (!oldest) {
+        ws_error_set(err, WS_ENOENT, "no backup lies on timeline %" PRIu32 "'s history", tli);
+        ws_error_hint(err, "choose one with --backup, or --target-timeline current");
+        return NULL;
+    }
+    char when[32], lsn[32];
+    ws_manifest_format_time(oldest->stop_time, when);
+    lsn_text(oldest->stop_lsn, lsn);
+    ws_error_set(err, WS_ENOENT,
+                 "no backup ends before the target %s; the oldest restorable point is %s "
+                 "(LSN %s, the end of backup %s)",
+                 t->value, when, lsn, oldest->id);
+    ws_error_hint(err, "choose a later target");
+    return NULL;
+}
