@@ -314,8 +314,11 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
     char where[1024] = "";
     size_t used = 0;
     for (int i = 0; i < nrepos && rc == 0; i++) {
-        if (ws_repo_identity_ensure(repos[i], &want, err) < 0 ||
-            ws_repo_gap_record(repos[i], &g, err) < 0) {
+        int bad_identity = ws_repo_identity_ensure(repos[i], &want, err) < 0;
+        if (bad_identity || ws_repo_gap_record(repos[i], &g, err) < 0) {
+            if (bad_identity)
+                ws_error_prefix(err, "cannot record the gap of %s in %s", f->name.name,
+                                ws_repo_describe(repos[i]));
             ws_error_prefix(err, "not dropping %s (beyond push-queue-max)", f->name.name);
             if (!err->hint[0])
                 ws_error_hint(err, "a segment is dropped only once its gap is recorded in every "
