@@ -79,7 +79,7 @@ static const opt_def opts[] = {
      "async push: the agent's acknowledgements and errors (default: pg_wal/walship)"},
     {"push-queue-max", 0, 0, "SIZE", "off",
      "push: past this much un-archived WAL, drop the oldest segments and record the gap "
-     "(e.g. 4GB; off by default; docs/queue-max.md)"},
+     "(e.g. 4GB; docs/queue-max.md)"},
     {"pgdata", 0, OPT_CLI_ONLY, "DIR", NULL, "restore: the data directory to restore into"},
     {"backup", 0, OPT_CLI_ONLY, "ID", NULL,
      "restore: the backup to restore (an id from walship list, or latest)"},
