@@ -12,7 +12,9 @@
 #   C  the gap cannot be recorded: push exits 1, nothing is dropped or stored; once it can,
 #      the drop goes through;
 #   D  async = on: the same drop happens before the agent is involved, the rest goes through
-#      the agent.
+#      the agent;
+#   E  a gap breaks point-in-time recovery: a copy recovered from a base backup taken before the
+#      gap through walship fetch replays up to the last segment before it, and no further.
 # Bad values of push-queue-max are refused with exit 2 and nothing written.
 use strict;
 use warnings;
@@ -58,7 +60,9 @@ sub ready_segments
 	return @r;
 }
 
-# n more completed segments while archiving is off; returns the backlog (sorted segment names)
+# n more completed segments while archiving is off, each holding the rows of one batch (t.id =
+# the batch number); returns the backlog (sorted segment names)
+my ($batch, %batch_of) = (0);
 sub build_backlog
 {
 	my ($n) = @_;
@@ -66,8 +70,10 @@ sub build_backlog
 	my @made;
 	for (1 .. $n)
 	{
-		$node->safe_psql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g");
+		$batch++;
+		$node->safe_psql("INSERT INTO t SELECT $batch, md5(g::text) FROM generate_series(1, 100) g");
 		push @made, $node->switch_wal;
+		$batch_of{ $made[-1] } = $batch;
 	}
 	my $deadline = time + 30;
 	sleep 0.1 while time < $deadline && grep { status_of($_) ne 'ready' } @made;
@@ -141,6 +147,8 @@ ok($node->wait_for_archive($a[-1], 120), "A: the backlog up to $a[-1] is archive
 is(scalar(grep { -e "$repo/" . wal_key($_) } @a), scalar @a, 'A: with push-queue-max off every segment is stored');
 ok(!-e "$repo/gap", 'A: no gap record');
 unlike(log_since($off0), qr/WARNING: dropped/, 'A: no WARNING about dropped files');
+# a base backup from before any gap (pg_basebackup waits for its WAL to be archived)
+$node->backup('before_gap');
 
 # ---- B: push-queue-max = 3MB, async off
 write_config($conf, repo => $repo, 'push-queue-max' => '3MB');
@@ -280,6 +288,22 @@ $j = list_json();
 my @runs = map { "$_->{first}..$_->{last}:$_->{count}" } @{ $tl->{dropped} };
 is_deeply(\@runs, [ "$dropped[1]..$dropped[-1]:3", "$c[0]..$c[1]:2", "$d[0]..$d[2]:3" ],
 	'list --json: every dropped run, in order');
+
+# ---- E: recovery from the backup taken before the gap stops at the gap
+my $copy = WalshipTest::init_from_backup('restored', 'before_gap',
+	restore_command => "$bin -c $conf fetch %f %p", recovery => 1);
+$copy->start;
+ok($copy->poll_query_until('SELECT NOT pg_is_in_recovery()', 't', 120),
+	'E: recovery through walship fetch ends (at the first dropped segment)');
+# $dropped[0] was pushed by hand after all: the gap now starts at $dropped[1]
+like($copy->log_content, qr/walship fetch: \Q$dropped[1]\E is not in the archive.*redo done at/s,
+	"E: PostgreSQL ended recovery where fetch found $dropped[1] absent");
+is($copy->safe_psql('SELECT max(id) FROM t'), $batch_of{ $dropped[0] },
+	"E: the copy has every row up to $dropped[0], the last segment before the gap");
+my $lost = "SELECT count(*) FROM t WHERE id = $batch_of{ $dropped[1] }";
+is($node->safe_psql($lost) . '/' . $copy->safe_psql($lost), '100/0',
+	"E: the rows written into dropped $dropped[1] are on the primary, not on the copy");
+$copy->stop;
 
 $node->stop;
 done_testing();
