@@ -149,6 +149,10 @@ ok(!-e "$repo/gap", 'A: no gap record');
 unlike(log_since($off0), qr/WARNING: dropped/, 'A: no WARNING about dropped files');
 # a base backup from before any gap (pg_basebackup waits for its WAL to be archived)
 $node->backup('before_gap');
+# and the same moment as a walship backup, for restore's view of the gap (E)
+my ($bbrc, undef, $bberr) = run(
+	cmd => [ $bin, '-c', $conf, 'basebackup', '--pgconn', $node->connstr, '--checkpoint', 'fast' ]);
+is($bbrc, 0, 'a walship basebackup before any gap') or diag($bberr);
 
 # ---- B: push-queue-max = 3MB, async off
 write_config($conf, repo => $repo, 'push-queue-max' => '3MB');
@@ -304,6 +308,21 @@ my $lost = "SELECT count(*) FROM t WHERE id = $batch_of{ $dropped[1] }";
 is($node->safe_psql($lost) . '/' . $copy->safe_psql($lost), '100/0',
 	"E: the rows written into dropped $dropped[1] are on the primary, not on the copy");
 $copy->stop;
+
+# restore knows the gap: a target beyond it is refused before anything is written, and
+# without a target it warns that recovery stops there
+my $beyond = $node->safe_psql('SELECT pg_current_wal_lsn()');
+my $rdir   = "$base/restore_gap";
+my ($rrc, $rout, $rerr) = run(cmd => [ $bin, '-c', $conf, 'restore', '--pgdata', $rdir,
+		'--target-lsn', $beyond, '--dry-run' ]);
+is($rrc, 1, 'E: restore to an LSN beyond the gap exits 1');
+like($rerr, qr/walship restore: ERROR: the target \Q$beyond\E lies beyond WAL segment \Q$dropped[1]\E, which push-queue-max dropped.*cannot cross that gap/,
+	'... naming the first dropped segment') or diag($rerr);
+ok(!-e $rdir, '... and writes nothing');
+($rrc, $rout, $rerr) = run(cmd => [ $bin, '-c', $conf, 'restore', '--pgdata', $rdir, '--dry-run' ]);
+is($rrc, 0, 'E: restore without a target plans') or diag($rerr);
+like($rerr, qr/WARNING: WAL segment \Q$dropped[1]\E was dropped by push-queue-max.*stops there, and everything after it is lost/,
+	'... and warns that recovery stops at the gap');
 
 $node->stop;
 done_testing();
