@@ -8,7 +8,7 @@
  *
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
-#include "basebackup/manifest.h"
+#include "basebackup/catalog.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -53,30 +53,9 @@ static int cmp_str(const void *a, const void *b)
 /* ---- collecting ---- */
 
 typedef struct scan {
-    name_list ids, manifests, wal;
+    name_list wal;
     int oom;
 } scan;
-
-static int backup_cb(void *arg, const char *key, const ws_storage_info *info)
-{
-    (void)info;
-    scan *s = arg;
-    const char *id = key + strlen("backup/");
-    const char *slash = strchr(id, '/');
-    if (!slash || (size_t)(slash - id) >= WS_MANIFEST_ID_MAX)
-        return 0;
-    char buf[WS_MANIFEST_ID_MAX];
-    snprintf(buf, sizeof buf, "%.*s", (int)(slash - id), id);
-    if (strcmp(slash + 1, WS_MANIFEST_NAME) == 0 && name_add(&s->manifests, buf) < 0)
-        s->oom = 1;
-    /* every id once: keys of one backup need not come together */
-    for (int i = s->ids.n - 1; i >= 0 && i >= s->ids.n - 4; i--)
-        if (strcmp(s->ids.v[i], buf) == 0)
-            return 0;
-    if (name_add(&s->ids, buf) < 0)
-        s->oom = 1;
-    return 0;
-}
 
 static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
 {
@@ -86,22 +65,6 @@ static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
     if (base && name_add(&s->wal, base + 1) < 0)
         s->oom = 1;
     return 0;
-}
-
-static void dedupe(name_list *l)
-{
-    if (l->n == 0) /* qsort's base may not be NULL, even for no elements */
-        return;
-    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_str);
-    int o = 0;
-    for (int i = 0; i < l->n; i++) {
-        if (o > 0 && strcmp(l->v[o - 1], l->v[i]) == 0) {
-            free(l->v[i]);
-            continue;
-        }
-        l->v[o++] = l->v[i];
-    }
-    l->n = o;
 }
 
 /* ---- WAL per timeline ---- */
@@ -469,14 +432,6 @@ static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
         fprintf(f, "partial segments: %d\n", w->partial.n);
 }
 
-static int cmp_backup(const void *a, const void *b)
-{
-    const ws_manifest_info *x = a, *y = b;
-    if (x->start_time != y->start_time)
-        return x->start_time < y->start_time ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
-
 int ws_cmd_list(const ws_config *cfg)
 {
     ws_error err;
@@ -496,11 +451,11 @@ int ws_cmd_list(const ws_config *cfg)
     ws_storage *st = ws_repo_storage(r);
     scan s;
     memset(&s, 0, sizeof s);
-    ws_manifest_info *backups = NULL;
-    name_list incomplete = {0};
+    ws_catalog cat;
+    memset(&cat, 0, sizeof cat);
     wal_summary w;
     memset(&w, 0, sizeof w);
-    int rc = WS_EXIT_FAIL, nb = 0, ngaps = 0;
+    int rc = WS_EXIT_FAIL, ngaps = 0;
     ws_repo_gap *gaps = NULL;
     uint32_t seg_size = 0;
     ws_repo_identity id;
@@ -508,7 +463,7 @@ int ws_cmd_list(const ws_config *cfg)
         seg_size = id.seg_size;
     else if (err.code != WS_ENOENT)
         goto out;
-    if (ws_storage_list(st, "backup/", backup_cb, &s, &err) < 0 ||
+    if (ws_catalog_load(r, &cat, &err) < 0 ||
         (seg_size && ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0) ||
         (seg_size && ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0))
         goto out;
@@ -516,52 +471,25 @@ int ws_cmd_list(const ws_config *cfg)
         ws_error_set(&err, WS_ENOMEM, "out of memory");
         goto out;
     }
-    dedupe(&s.ids);
-    dedupe(&s.manifests);
     if (s.wal.n)
         qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
-    backups = calloc((size_t)s.manifests.n + 1, sizeof *backups);
-    if (!backups) {
-        ws_error_set(&err, WS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < s.ids.n; i++) {
-        const char *bid = s.ids.v[i];
-        if (!s.manifests.n ||
-            !bsearch(&bid, s.manifests.v, (size_t)s.manifests.n, sizeof *s.manifests.v, cmp_str)) {
-            if (name_add(&incomplete, bid) < 0)
-                goto out;
-            continue;
-        }
-        if (ws_manifest_read(r, bid, &backups[nb], NULL, NULL, &err) < 0) {
-            /* one unreadable manifest must not hide the others: report and go on */
-            ws_error_prefix(&err, "backup %s", bid);
-            ws_log_err(WS_LOG_WARN, &err);
-            continue;
-        }
-        nb++;
-    }
-    if (nb)
-        qsort(backups, (size_t)nb, sizeof *backups, cmp_backup);
+    name_list incomplete = {cat.incomplete, cat.nincomplete, cat.nincomplete};
     if (summarise_wal(&s.wal, seg_size ? seg_size : WS_WAL_SEG_MIN, &w) < 0 ||
         (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
         ws_error_set(&err, WS_ENOMEM, "out of memory");
         goto out;
     }
     if (json)
-        print_json(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+        print_json(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
     else
-        print_text(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+        print_text(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
     rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
 out:
     if (rc != WS_EXIT_OK && err.msg[0])
         ws_log_err(WS_LOG_ERROR, &err);
-    free(backups);
+    ws_catalog_free(&cat);
     free(gaps);
-    name_free(&s.ids);
-    name_free(&s.manifests);
     name_free(&s.wal);
-    name_free(&incomplete);
     wal_summary_free(&w);
     ws_cmd_close_repos(repos, nrepos);
     return rc;
