@@ -119,7 +119,8 @@ int ws_cmd_restore(const ws_config *cfg)
     ws_repo *r = repos[repo_index];
     const ws_manifest_info *b =
         ws_rs_choose_backup(r, &cat, ws_config_get(cfg, "backup"), &t, why, sizeof why, &err);
-    if (!b || ws_rs_plan_load(r, b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan, &err) < 0)
+    if (!b || ws_rs_check_gaps(r, b, &t, &err) < 0 ||
+        ws_rs_plan_load(r, b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan, &err) < 0)
         goto out;
     struct stat st;
     plan.pgdata_exists = stat(plan.pgdata, &st) == 0;

@@ -58,6 +58,11 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
                                             const char *backup_opt, const ws_rs_target *t,
                                             char *why, size_t whylen, ws_error *err);
 
+/* Gap records (push-queue-max) after the backup's end, whose segment was never stored:
+ * a target known to lie beyond the first is refused (WS_ENOENT); otherwise a warning says
+ * that recovery will stop there. */
+int ws_rs_check_gaps(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *t, ws_error *err);
+
 /* ---- the plan (layout.c) ---- */
 
 typedef struct ws_rs_entry {

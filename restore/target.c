@@ -384,3 +384,56 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
     ws_error_hint(err, "choose a later target");
     return NULL;
 }
+
+/* ---- gaps left by push-queue-max ---- */
+
+int ws_rs_check_gaps(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *t, ws_error *err)
+{
+    ws_repo_gap *gaps = NULL;
+    int n = 0;
+    if (ws_repo_gap_list(r, &gaps, &n, err) < 0)
+        return -1;
+    int rc = 0;
+    const ws_repo_gap *first = NULL;
+    uint64_t first_segno = 0, stop_segno = ws_wal_lsn_segno(b->stop_lsn - 1, b->seg_size);
+    for (int i = 0; i < n; i++) {
+        ws_wal_name wn;
+        uint64_t segno;
+        char key[128];
+        ws_storage_info info;
+        ws_error e;
+        if (ws_wal_parse_name(gaps[i].segment, &wn, &e) < 0 ||
+            ws_wal_segno(&wn, b->seg_size, &segno) < 0 || wn.tli < b->stop_tli ||
+            segno <= stop_segno || (first && segno >= first_segno))
+            continue;
+        /* the segment's own object wins over its gap record */
+        if (ws_repo_wal_key(&wn, key, sizeof key) == 0 &&
+            ws_storage_stat(ws_repo_storage(r), key, &info, &e) == 0)
+            continue;
+        first = &gaps[i];
+        first_segno = segno;
+    }
+    if (first) {
+        char when[32];
+        ws_manifest_format_time(first->dropped_at, when);
+        uint64_t gap_lsn = first_segno * (uint64_t)b->seg_size;
+        int beyond = (t->kind == WS_RS_TARGET_LSN && t->lsn >= gap_lsn) ||
+                     (t->kind == WS_RS_TARGET_TIME && t->time >= (double)first->dropped_at);
+        if (beyond) {
+            ws_error_set(err, WS_ENOENT,
+                         "the target %s lies beyond WAL segment %s, which push-queue-max dropped "
+                         "(recorded %s): recovery from backup %s cannot cross that gap",
+                         t->value, first->segment, when, b->id);
+            ws_error_hint(err, "choose a backup taken after the gap (walship list), or a target "
+                               "before it");
+            rc = -1;
+        } else if (t->kind != WS_RS_TARGET_IMMEDIATE) {
+            ws_log_warn("WAL segment %s was dropped by push-queue-max (recorded %s): recovery "
+                        "from backup %s stops there%s",
+                        first->segment, when, b->id,
+                        t->kind == WS_RS_TARGET_NONE ? ", and everything after it is lost" : "");
+        }
+    }
+    free(gaps);
+    return rc;
+}

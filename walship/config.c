@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,9 @@ static const opt_def opts[] = {
      "async push: the agent exits after this long without work"},
     {"spool-path", 0, 0, "DIR", NULL,
      "async push: the agent's acknowledgements and errors (default: pg_wal/walship)"},
+    {"push-queue-max", 0, 0, "SIZE", "off",
+     "push: past this much un-archived WAL, drop the oldest segments and record the gap "
+     "(e.g. 4GB; docs/queue-max.md)"},
     {"pgdata", 0, OPT_CLI_ONLY, "DIR", NULL, "restore: the data directory to restore into"},
     {"backup", 0, OPT_CLI_ONLY, "ID", NULL,
      "restore: the backup to restore (an id from walship list, or latest)"},
@@ -528,6 +532,58 @@ int ws_config_get_long(const ws_config *c, const char *key, long min, long max, 
     if (!v || !*v || *end || errno || n < min || n > max) {
         char what[96];
         snprintf(what, sizeof what, "a whole number from %ld to %ld", min, max);
+        return bad_value(c, key, what, err);
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || end == v || errno || !isfinite(d) || d <= 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"kB", 1024.0},
+                 {"KiB", 1024.0},
+                 {"MB", 1024.0 * 1024},
+                 {"MiB", 1024.0 * 1024},
+                 {"GB", 1024.0 * 1024 * 1024},
+                 {"GiB", 1024.0 * 1024 * 1024},
+                 {"TB", 1024.0 * 1024 * 1024 * 1024},
+                 {"TiB", 1024.0 * 1024 * 1024 * 1024}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(end, units[i].unit) == 0) {
+            d *= units[i].mul;
+            if (d >= 18446744073709551615.0)
+                return -1;
+            *out = (uint64_t)d;
+            return 0;
+        }
+    return -1;
+}
+
+int ws_config_get_size(const ws_config *c, const char *key, uint64_t min, uint64_t *out,
+                       ws_error *err)
+{
+    const char *v = ws_config_get(c, key);
+    if (v && strcasecmp(v, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    uint64_t n;
+    if (parse_size(v, &n) < 0 || n < min) {
+        char what[96];
+        snprintf(what, sizeof what, "a size of at least %" PRIu64 " bytes (4GB, 512MB) or off",
+                 min);
         return bad_value(c, key, what, err);
     }
     *out = n;

@@ -46,6 +46,10 @@ const char *ws_config_get(const ws_config *c, const char *key);
 int ws_config_get_bool(const ws_config *c, const char *key, int *out, ws_error *err);
 int ws_config_get_long(const ws_config *c, const char *key, long min, long max, long *out,
                        ws_error *err);
+/* Sizes: "4GB", "512MB", "64kB", "1048576" (units of 1024; B, kB/KiB, MB/MiB, GB/GiB,
+ * TB/TiB, any case) of at least min bytes, or "off" → 0. */
+int ws_config_get_size(const ws_config *c, const char *key, uint64_t min, uint64_t *out,
+                       ws_error *err);
 /* Durations: "30", "30s", "500ms", "2min", "1h" → seconds. */
 int ws_config_get_seconds(const ws_config *c, const char *key, double *out, ws_error *err);
 /* Where a key's value came from: "--flag", "WALSHIP_X", "/etc/walship/walship.conf:12",

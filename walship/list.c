@@ -2,11 +2,13 @@
  * list.c — `walship list [--json]`: what the repository holds. Backups are those with a
  * manifest (a backup without one never finished and is not restorable); the WAL archive is
  * summarised per timeline with its gaps, since a gap between a backup's stop segment and the
- * recovery target is where point-in-time recovery would stop.
+ * recovery target is where point-in-time recovery would stop. Segments push dropped under
+ * push-queue-max (gap records, docs/queue-max.md) are shown as such, apart from segments that
+ * are simply missing; a segment stored after all is not counted as dropped.
  *
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
-#include "basebackup/manifest.h"
+#include "basebackup/catalog.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -51,30 +53,9 @@ static int cmp_str(const void *a, const void *b)
 /* ---- collecting ---- */
 
 typedef struct scan {
-    name_list ids, manifests, wal;
+    name_list wal;
     int oom;
 } scan;
-
-static int backup_cb(void *arg, const char *key, const ws_storage_info *info)
-{
-    (void)info;
-    scan *s = arg;
-    const char *id = key + strlen("backup/");
-    const char *slash = strchr(id, '/');
-    if (!slash || (size_t)(slash - id) >= WS_MANIFEST_ID_MAX)
-        return 0;
-    char buf[WS_MANIFEST_ID_MAX];
-    snprintf(buf, sizeof buf, "%.*s", (int)(slash - id), id);
-    if (strcmp(slash + 1, WS_MANIFEST_NAME) == 0 && name_add(&s->manifests, buf) < 0)
-        s->oom = 1;
-    /* every id once: keys of one backup need not come together */
-    for (int i = s->ids.n - 1; i >= 0 && i >= s->ids.n - 4; i--)
-        if (strcmp(s->ids.v[i], buf) == 0)
-            return 0;
-    if (name_add(&s->ids, buf) < 0)
-        s->oom = 1;
-    return 0;
-}
 
 static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
 {
@@ -86,33 +67,26 @@ static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
     return 0;
 }
 
-static void dedupe(name_list *l)
-{
-    if (l->n == 0) /* qsort's base may not be NULL, even for no elements */
-        return;
-    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_str);
-    int o = 0;
-    for (int i = 0; i < l->n; i++) {
-        if (o > 0 && strcmp(l->v[o - 1], l->v[i]) == 0) {
-            free(l->v[i]);
-            continue;
-        }
-        l->v[o++] = l->v[i];
-    }
-    l->n = o;
-}
-
 /* ---- WAL per timeline ---- */
 
 typedef struct gap {
     uint64_t first, last;
+    uint64_t dropped; /* how many of them push-queue-max dropped */
 } gap;
+
+/* A run of consecutive dropped segments; dropped_at is the earliest record's time. */
+typedef struct drop_range {
+    uint64_t first, last;
+    int64_t dropped_at;
+} drop_range;
 
 typedef struct timeline {
     uint32_t tli;
-    uint64_t first, last, count;
+    uint64_t first, last, count; /* count 0: only dropped segments, first/last unset */
     gap *gaps;
     int ngaps;
+    drop_range *drops;
+    int ndrops;
 } timeline;
 
 typedef struct wal_summary {
@@ -163,6 +137,7 @@ static int summarise_wal(name_list *wal, uint32_t seg_size, wal_summary *w)
             if (!ng)
                 return -1;
             t->gaps = ng;
+            memset(&t->gaps[t->ngaps], 0, sizeof t->gaps[t->ngaps]);
             t->gaps[t->ngaps].first = t->last + 1;
             t->gaps[t->ngaps].last = segno - 1;
             t->ngaps++;
@@ -173,10 +148,73 @@ static int summarise_wal(name_list *wal, uint32_t seg_size, wal_summary *w)
     return 0;
 }
 
-static void wal_summary_free(wal_summary *w)
+static int cmp_tli(const void *a, const void *b)
+{
+    const timeline *x = a, *y = b;
+    return x->tli < y->tli ? -1 : x->tli > y->tli;
+}
+
+static timeline *timeline_of(wal_summary *w, uint32_t tli)
 {
     for (int i = 0; i < w->ntl; i++)
+        if (w->tl[i].tli == tli)
+            return &w->tl[i];
+    timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
+    if (!nt)
+        return NULL;
+    w->tl = nt;
+    memset(&w->tl[w->ntl], 0, sizeof w->tl[w->ntl]);
+    w->tl[w->ntl].tli = tli;
+    return &w->tl[w->ntl++];
+}
+
+/* Adds the gap records (sorted by name) of segments that are not stored (wal, sorted) to
+ * their timelines as runs, and counts them into the gaps they fall in. */
+static int summarise_drops(const ws_repo_gap *gaps, int ngaps, name_list *wal, uint32_t seg_size,
+                           wal_summary *w)
+{
+    for (int i = 0; i < ngaps; i++) {
+        ws_wal_name n;
+        ws_error err;
+        uint64_t segno;
+        const char *seg = gaps[i].segment;
+        if (ws_wal_parse_name(seg, &n, &err) < 0 || n.kind != WS_WAL_SEGMENT ||
+            ws_wal_segno(&n, seg_size, &segno) < 0)
+            continue;
+        if (wal->n && bsearch(&seg, wal->v, (size_t)wal->n, sizeof *wal->v, cmp_str))
+            continue; /* stored after all: the segment wins */
+        /* the array may move: timelines are looked up again by number */
+        uint32_t tli = n.tli;
+        timeline *t = timeline_of(w, tli);
+        if (!t)
+            return -1;
+        drop_range *d = t->ndrops ? &t->drops[t->ndrops - 1] : NULL;
+        if (d && segno == d->last + 1) {
+            d->last = segno;
+            if (gaps[i].dropped_at < d->dropped_at)
+                d->dropped_at = gaps[i].dropped_at;
+        } else {
+            drop_range *nd = realloc(t->drops, (size_t)(t->ndrops + 1) * sizeof *nd);
+            if (!nd)
+                return -1;
+            t->drops = nd;
+            t->drops[t->ndrops++] = (drop_range){segno, segno, gaps[i].dropped_at};
+        }
+        for (int g = 0; t->count && g < t->ngaps; g++)
+            if (segno >= t->gaps[g].first && segno <= t->gaps[g].last)
+                t->gaps[g].dropped++;
+    }
+    if (w->ntl > 1)
+        qsort(w->tl, (size_t)w->ntl, sizeof *w->tl, cmp_tli);
+    return 0;
+}
+
+static void wal_summary_free(wal_summary *w)
+{
+    for (int i = 0; i < w->ntl; i++) {
         free(w->tl[i].gaps);
+        free(w->tl[i].drops);
+    }
     free(w->tl);
     name_free(&w->history);
     name_free(&w->partial);
@@ -255,15 +293,34 @@ static void print_json(FILE *f, const char *repo, ws_manifest_info *b, int nb,
         char a[32], z[32];
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
         ws_wal_format_segment(z, t->tli, t->last, seg_size);
-        fprintf(f,
-                "%s{\"timeline\":%" PRIu32 ",\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64
-                ",\"gaps\":[",
-                i ? "," : "", t->tli, a, z, t->count);
+        if (t->count)
+            fprintf(f,
+                    "%s{\"timeline\":%" PRIu32
+                    ",\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64 ",\"gaps\":[",
+                    i ? "," : "", t->tli, a, z, t->count);
+        else /* only dropped segments on this timeline */
+            fprintf(f,
+                    "%s{\"timeline\":%" PRIu32
+                    ",\"first\":null,\"last\":null,\"count\":0,\"gaps\":[",
+                    i ? "," : "", t->tli);
         for (int g = 0; g < t->ngaps; g++) {
             ws_wal_format_segment(a, t->tli, t->gaps[g].first, seg_size);
             ws_wal_format_segment(z, t->tli, t->gaps[g].last, seg_size);
-            fprintf(f, "%s{\"first\":\"%s\",\"last\":\"%s\",\"missing\":%" PRIu64 "}", g ? "," : "",
-                    a, z, t->gaps[g].last - t->gaps[g].first + 1);
+            fprintf(f,
+                    "%s{\"first\":\"%s\",\"last\":\"%s\",\"missing\":%" PRIu64
+                    ",\"dropped\":%" PRIu64 "}",
+                    g ? "," : "", a, z, t->gaps[g].last - t->gaps[g].first + 1, t->gaps[g].dropped);
+        }
+        fprintf(f, "],\"dropped\":[");
+        for (int d = 0; d < t->ndrops; d++) {
+            char when[32];
+            ws_wal_format_segment(a, t->tli, t->drops[d].first, seg_size);
+            ws_wal_format_segment(z, t->tli, t->drops[d].last, seg_size);
+            ws_manifest_format_time(t->drops[d].dropped_at, when);
+            fprintf(f,
+                    "%s{\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64
+                    ",\"reason\":\"" WS_GAP_REASON_QUEUE_MAX "\",\"dropped_at\":\"%s\"}",
+                    d ? "," : "", a, z, t->drops[d].last - t->drops[d].first + 1, when);
         }
         fprintf(f, "]}");
     }
@@ -280,6 +337,47 @@ static void print_json(FILE *f, const char *repo, ws_manifest_info *b, int nb,
     }
     (void)seg;
     fprintf(f, "}}\n");
+}
+
+static void print_hole(FILE *f, const timeline *t, uint64_t first, uint64_t last,
+                       const drop_range *d, uint32_t seg_size)
+{
+    char a[32], z[32], when[32];
+    ws_wal_format_segment(a, t->tli, first, seg_size);
+    ws_wal_format_segment(z, t->tli, last, seg_size);
+    if (!d) {
+        fprintf(f, "  missing %s .. %s (%" PRIu64 ")\n", a, z, last - first + 1);
+        return;
+    }
+    ws_manifest_format_time(d->dropped_at, when);
+    fprintf(f, "  dropped by push-queue-max %s .. %s (%" PRIu64 "), %s: recovery cannot cross it\n",
+            a, z, last - first + 1, when);
+}
+
+/* Every hole of a timeline in order: dropped runs as such, and the rest of each gap as
+ * missing. A dropped run holds no stored segment, so it lies inside one gap, or before the
+ * first or after the last stored segment. */
+static void print_holes(FILE *f, const timeline *t, uint32_t seg_size)
+{
+    int d = 0;
+    for (int g = 0; g <= t->ngaps; g++) {
+        uint64_t lo = g < t->ngaps ? t->gaps[g].first : UINT64_MAX;
+        uint64_t hi = g < t->ngaps ? t->gaps[g].last : UINT64_MAX;
+        /* dropped runs before this gap (outside every gap) */
+        for (; d < t->ndrops && t->drops[d].first < lo; d++)
+            print_hole(f, t, t->drops[d].first, t->drops[d].last, &t->drops[d], seg_size);
+        if (g == t->ngaps)
+            break;
+        uint64_t cursor = lo;
+        for (; d < t->ndrops && t->drops[d].last <= hi; d++) {
+            if (t->drops[d].first > cursor)
+                print_hole(f, t, cursor, t->drops[d].first - 1, NULL, seg_size);
+            print_hole(f, t, t->drops[d].first, t->drops[d].last, &t->drops[d], seg_size);
+            cursor = t->drops[d].last + 1;
+        }
+        if (cursor <= hi)
+            print_hole(f, t, cursor, hi, NULL, seg_size);
+    }
 }
 
 static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
@@ -317,30 +415,21 @@ static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
     for (int i = 0; i < w->ntl; i++) {
         const timeline *t = &w->tl[i];
         char a[32], z[32];
+        const char *state = t->ngaps || t->ndrops ? "GAPS:" : "no gaps";
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
         ws_wal_format_segment(z, t->tli, t->last, seg_size);
-        fprintf(f, "WAL timeline %" PRIu32 ": %s .. %s, %" PRIu64 " segment(s), %s\n", t->tli, a, z,
-                t->count, t->ngaps ? "GAPS:" : "no gaps");
-        for (int g = 0; g < t->ngaps; g++) {
-            ws_wal_format_segment(a, t->tli, t->gaps[g].first, seg_size);
-            ws_wal_format_segment(z, t->tli, t->gaps[g].last, seg_size);
-            fprintf(f, "  missing %s .. %s (%" PRIu64 ")\n", a, z,
-                    t->gaps[g].last - t->gaps[g].first + 1);
-        }
+        if (t->count)
+            fprintf(f, "WAL timeline %" PRIu32 ": %s .. %s, %" PRIu64 " segment(s), %s\n", t->tli,
+                    a, z, t->count, state);
+        else
+            fprintf(f, "WAL timeline %" PRIu32 ": no segment stored, %s\n", t->tli, state);
+        print_holes(f, t, seg_size);
     }
     if (w->history.n)
         fprintf(f, "timeline history files: %d (last %s)\n", w->history.n,
                 w->history.v[w->history.n - 1]);
     if (w->partial.n)
         fprintf(f, "partial segments: %d\n", w->partial.n);
-}
-
-static int cmp_backup(const void *a, const void *b)
-{
-    const ws_manifest_info *x = a, *y = b;
-    if (x->start_time != y->start_time)
-        return x->start_time < y->start_time ? -1 : 1;
-    return strcmp(x->id, y->id);
 }
 
 int ws_cmd_list(const ws_config *cfg)
@@ -362,68 +451,45 @@ int ws_cmd_list(const ws_config *cfg)
     ws_storage *st = ws_repo_storage(r);
     scan s;
     memset(&s, 0, sizeof s);
-    ws_manifest_info *backups = NULL;
-    name_list incomplete = {0};
+    ws_catalog cat;
+    memset(&cat, 0, sizeof cat);
     wal_summary w;
     memset(&w, 0, sizeof w);
-    int rc = WS_EXIT_FAIL, nb = 0;
+    int rc = WS_EXIT_FAIL, ngaps = 0;
+    ws_repo_gap *gaps = NULL;
     uint32_t seg_size = 0;
     ws_repo_identity id;
     if (ws_repo_identity_get(r, &id, &err) == 0)
         seg_size = id.seg_size;
     else if (err.code != WS_ENOENT)
         goto out;
-    if (ws_storage_list(st, "backup/", backup_cb, &s, &err) < 0 ||
-        (seg_size && ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0))
+    if (ws_catalog_load(r, &cat, &err) < 0 ||
+        (seg_size && ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0) ||
+        (seg_size && ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0))
         goto out;
     if (s.oom) {
         ws_error_set(&err, WS_ENOMEM, "out of memory");
         goto out;
     }
-    dedupe(&s.ids);
-    dedupe(&s.manifests);
     if (s.wal.n)
         qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
-    backups = calloc((size_t)s.manifests.n + 1, sizeof *backups);
-    if (!backups) {
-        ws_error_set(&err, WS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < s.ids.n; i++) {
-        const char *bid = s.ids.v[i];
-        if (!s.manifests.n ||
-            !bsearch(&bid, s.manifests.v, (size_t)s.manifests.n, sizeof *s.manifests.v, cmp_str)) {
-            if (name_add(&incomplete, bid) < 0)
-                goto out;
-            continue;
-        }
-        if (ws_manifest_read(r, bid, &backups[nb], NULL, NULL, &err) < 0) {
-            /* one unreadable manifest must not hide the others: report and go on */
-            ws_error_prefix(&err, "backup %s", bid);
-            ws_log_err(WS_LOG_WARN, &err);
-            continue;
-        }
-        nb++;
-    }
-    if (nb)
-        qsort(backups, (size_t)nb, sizeof *backups, cmp_backup);
-    if (summarise_wal(&s.wal, seg_size ? seg_size : WS_WAL_SEG_MIN, &w) < 0) {
+    name_list incomplete = {cat.incomplete, cat.nincomplete, cat.nincomplete};
+    if (summarise_wal(&s.wal, seg_size ? seg_size : WS_WAL_SEG_MIN, &w) < 0 ||
+        (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
         ws_error_set(&err, WS_ENOMEM, "out of memory");
         goto out;
     }
     if (json)
-        print_json(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+        print_json(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
     else
-        print_text(stdout, ws_repo_describe(r), backups, nb, &incomplete, &w, seg_size);
+        print_text(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
     rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
 out:
     if (rc != WS_EXIT_OK && err.msg[0])
         ws_log_err(WS_LOG_ERROR, &err);
-    free(backups);
-    name_free(&s.ids);
-    name_free(&s.manifests);
+    ws_catalog_free(&cat);
+    free(gaps);
     name_free(&s.wal);
-    name_free(&incomplete);
     wal_summary_free(&w);
     ws_cmd_close_repos(repos, nrepos);
     return rc;

@@ -32,6 +32,11 @@ static const command commands[] = {
      "latest after archive-timeout. Acknowledgements and errors live in pg_wal/walship\n"
      "(spool-path). See docs/async.md.\n"
      "\n"
+     "With push-queue-max = SIZE, when more than SIZE of WAL waits to be archived, the\n"
+     "oldest segments are reported archived without being stored: each is first recorded\n"
+     "as a gap in every repository (else push exits 1) and named in a WARNING. Recovery\n"
+     "cannot cross a gap. See docs/queue-max.md.\n"
+     "\n"
      "Exit: 0 archived; 1 not archived (PostgreSQL retries); 2 usage or config error.\n"},
     {"fetch", ws_cmd_fetch, "fetch WALNAME DESTPATH",
      "Restore one WAL file: PostgreSQL's restore_command.\n"

@@ -9,10 +9,15 @@
  * With async = on the same pipeline (ws_push_file_store) runs in the background agent
  * (walship/agent/, docs/async.md), and this process only validates the file and waits for
  * the agent's acknowledgement.
+ *
+ * With push-queue-max set, a segment among the oldest of a backlog beyond the limit is not
+ * stored: its gap is recorded in every repository, a WARNING names it, and push exits 0 so
+ * that PostgreSQL can recycle it (docs/queue-max.md). That check comes before either path.
  */
 #include "walship/cmd.h"
 #include "walship/agent/agent.h"
 #include "walship/log.h"
+#include "walship/queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PUSH_CHUNK    (256 * 1024)
@@ -251,6 +257,94 @@ int ws_push_file_store(ws_push_file *f, ws_repo **repos, int nrepos, const ws_pu
     return 0;
 }
 
+/* 1 if every repository holds key already (the async agent, or an earlier push whose
+ * .done PostgreSQL never wrote): such a file is archived, not dropped. */
+static int stored_everywhere(ws_repo **repos, int n, const char *key)
+{
+    for (int i = 0; i < n; i++) {
+        ws_objhdr h;
+        ws_error e;
+        ws_error_clear(&e);
+        if (ws_repo_obj_header(repos[i], key, &h, &e) < 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* push-queue-max: 1 if f was dropped (its gap recorded in every repository, a WARNING
+ * logged); 0 if it is to be archived as usual; -1 with err if the gap could not be recorded
+ * everywhere, in which case nothing was dropped and push exits 1. */
+static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t limit,
+                                 ws_error *err)
+{
+    if (!limit || f->name.kind != WS_WAL_SEGMENT)
+        return 0;
+    ws_queue_verdict v;
+    if (ws_queue_check(f->path, &f->name, f->size, limit, &v, err) < 0) {
+        /* not knowing the backlog is no reason to refuse the file: archive it */
+        ws_log_err(WS_LOG_WARN, err);
+        ws_error_clear(err);
+        return 0;
+    }
+    if (!v.beyond)
+        return 0;
+    ws_repo **repos;
+    int nrepos;
+    if (ws_cmd_open_repos(cfg, &repos, &nrepos, err) < 0)
+        return -1;
+    char key[128];
+    ws_repo_wal_key(&f->name, key, sizeof key);
+    int rc = 0;
+    if (stored_everywhere(repos, nrepos, key)) {
+        ws_log_info("%s is beyond push-queue-max but already in every repository: not dropped",
+                    f->name.name);
+        goto out;
+    }
+    ws_repo_gap g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.segment, sizeof g.segment, "%s", f->name.name);
+    snprintf(g.reason, sizeof g.reason, "%s", WS_GAP_REASON_QUEUE_MAX);
+    g.dropped_at = (int64_t)time(NULL);
+    g.backlog_files = v.backlog_files;
+    g.backlog_bytes = v.backlog_bytes;
+    g.limit_bytes = limit;
+    /* The gap goes only into a repository of this very cluster, and into every one before
+     * PostgreSQL hears "archived": a drop nobody can see later is never made. */
+    ws_repo_identity want = {WS_REPO_FORMAT, f->hdr.sysid, f->hdr.pg_version, f->hdr.seg_size};
+    char where[1024] = "";
+    size_t used = 0;
+    for (int i = 0; i < nrepos && rc == 0; i++) {
+        int bad_identity = ws_repo_identity_ensure(repos[i], &want, err) < 0;
+        if (bad_identity || ws_repo_gap_record(repos[i], &g, err) < 0) {
+            if (bad_identity)
+                ws_error_prefix(err, "cannot record the gap of %s in %s", f->name.name,
+                                ws_repo_describe(repos[i]));
+            ws_error_prefix(err, "not dropping %s (beyond push-queue-max)", f->name.name);
+            if (!err->hint[0])
+                ws_error_hint(err, "a segment is dropped only once its gap is recorded in every "
+                                   "repository; PostgreSQL keeps it and retries");
+            rc = -1;
+            break;
+        }
+        int k = snprintf(where + used, sizeof where - used, "%s%s", i ? ", " : "",
+                         ws_repo_describe(repos[i]));
+        if (k > 0 && (size_t)k < sizeof where - used)
+            used += (size_t)k;
+    }
+    if (rc == 0) {
+        ws_log_warn("dropped %s without archiving it: the archive backlog is %" PRIu64
+                    " files (%.1f MiB), over push-queue-max (%.1f MiB) by %" PRIu64
+                    " segment(s), dropped oldest first; the gap is recorded in %s. "
+                    "Point-in-time recovery cannot replay past %s: take a new base backup",
+                    f->name.name, v.backlog_files, mib(v.backlog_bytes), mib(limit), v.beyond_files,
+                    where, f->name.name);
+        rc = 1;
+    }
+out:
+    ws_cmd_close_repos(repos, nrepos);
+    return rc;
+}
+
 int ws_cmd_push(const ws_config *cfg)
 {
     ws_error err;
@@ -262,8 +356,10 @@ int ws_cmd_push(const ws_config *cfg)
     const char *path = ws_config_arg(cfg, 0);
     ws_push_opts opts;
     int async;
+    uint64_t queue_max;
     if (ws_push_opts_get(cfg, &opts, &err) < 0 ||
-        ws_config_get_bool(cfg, "async", &async, &err) < 0) {
+        ws_config_get_bool(cfg, "async", &async, &err) < 0 ||
+        ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
@@ -271,6 +367,13 @@ int ws_cmd_push(const ws_config *cfg)
     if (ws_push_file_open(path, &f, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_FAIL;
+    }
+    int dropped = drop_beyond_queue_max(cfg, &f, queue_max, &err);
+    if (dropped != 0) {
+        if (dropped < 0)
+            ws_log_err(WS_LOG_ERROR, &err);
+        ws_push_file_close(&f);
+        return dropped > 0 ? WS_EXIT_OK : err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
     /* async = on: the agent stores the file (docs/async.md); this process only waits for
      * its acknowledgement. */

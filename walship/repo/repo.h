@@ -30,6 +30,7 @@ typedef enum ws_objkind {
     WS_OBJ_PARTIAL = 2,
     WS_OBJ_BACKUP = 3,
     WS_OBJ_HISTORY = 4,
+    WS_OBJ_GAP = 5, /* a gap record (below) */
 } ws_objkind;
 
 typedef struct ws_objhdr {
@@ -118,5 +119,39 @@ void ws_repo_obj_abort(ws_repo_obj_writer *w);
  * WS_ECORRUPT and may come after dest has received bytes: the caller writes to a
  * temporary and publishes only on success. Absence is WS_ENOENT. */
 int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr, ws_error *err);
+
+/* ---- gaps: WAL segments push dropped without storing them (gap.c) ----
+ *
+ * push-queue-max lets push report a segment archived without storing it; before it does, it
+ * records the gap in every repository, so that list, verify and restore know that recovery
+ * cannot replay past it (docs/repository-format.md, "Gaps"). A record lives at
+ * gap/TTTTTTTTXXXXXXXX/<segment>, in the object format, written create-only-if-absent and
+ * never removed by walship. The segment's own object always wins: a segment stored under
+ * wal/ is present whatever gap record exists for it (a later manual push, or an async agent
+ * that finished the upload after push had dropped the file). */
+
+#define WS_GAP_REASON_QUEUE_MAX "push-queue-max"
+
+typedef struct ws_repo_gap {
+    char segment[WS_WAL_NAME_MAX]; /* the dropped segment's name */
+    char reason[32];               /* WS_GAP_REASON_QUEUE_MAX; "" if not read (list) */
+    int64_t dropped_at;            /* seconds since the epoch; from list: the record's mtime */
+    uint64_t backlog_files;        /* what push saw: .ready files, their bytes, the limit */
+    uint64_t backlog_bytes;
+    uint64_t limit_bytes;
+} ws_repo_gap;
+
+/* The key of the gap record of a segment; -1 if n is not a segment or buf is too small. */
+int ws_repo_gap_key(const ws_wal_name *n, char *buf, size_t len);
+/* Records g durably in r (create-only-if-absent). An existing record for the segment counts
+ * as success: the first drop is the one remembered. */
+int ws_repo_gap_record(ws_repo *r, const ws_repo_gap *g, ws_error *err);
+/* Reads the record of segment: WS_ENOENT if there is none, WS_ECORRUPT if malformed. */
+int ws_repo_gap_get(ws_repo *r, const char *segment, ws_repo_gap *g, ws_error *err);
+/* Every gap record of r, sorted by segment name, from one listing of gap/ (no object is
+ * read: reason is "" and dropped_at is the record's storage time). *out is malloc'd (NULL
+ * when *n is 0) and freed by the caller with free(). Includes records of segments that were
+ * stored after all: the caller checks wal/ when it matters. */
+int ws_repo_gap_list(ws_repo *r, ws_repo_gap **out, int *n, ws_error *err);
 
 #endif
