@@ -30,8 +30,8 @@ $node->start;
 $node->safe_psql('CREATE TABLE big AS SELECT g, md5(g::text) || md5((g + 1)::text) AS h
 	FROM generate_series(1, 900000) g');
 my $rel = $node->safe_psql("SELECT pg_relation_filepath('big')");
-my $size = -s $node->pgdata . "/$rel";
-cmp_ok($size, '>', 90 * 1024 * 1024, "the table's file is " . int($size / 1048576) . ' MiB');
+my $size = -s($node->pgdata . "/$rel") // 0;
+cmp_ok($size, '>', 64 * 1024 * 1024, "the table's file is " . int($size / 1048576) . ' MiB');
 my $id = take_basebackup($node, \@g, label => 'big');
 $node->stop;
 
