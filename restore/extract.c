@@ -8,10 +8,11 @@
  * (pwrite: a file's parts may land from several workers at once). Memory per worker is the
  * read path's buffers, whatever the object's size.
  *
- * Verification: the repository layer checks each object's length and SHA-256; the demux
- * checks each file that lies in one extent against its own SHA-256 as it streams, and files
- * in several extents are read back and checked once every object has landed. Any mismatch
- * fails the restore.
+ * Verification: the demux checks each file that lies in one extent against its own SHA-256
+ * as it streams (the object's own SHA-256 would hash the same bytes again, so for objects
+ * made of such files only its length is checked); parts of files in several extents are
+ * checked by the object's SHA-256, and the whole file is read back and checked once every
+ * part has landed. Any mismatch fails the restore.
  */
 #include "restore/restore.h"
 #include "walship/cmd.h"
@@ -413,7 +414,14 @@ static int extract_object(void *arg, int worker, int i, ws_error *err)
     d->key = key;
     d->fd = -1;
     ws_repo *r = j->repos[worker][j->repo_index];
-    int rc = ws_repo_obj_read(r, key, &d->base, NULL, err);
+    /* every byte kept from an object whose pieces are whole files is checked against the
+     * file's own SHA-256 as it streams: hashing the object as well would be a second pass
+     * over the same bytes. Parts of larger files keep the object's check. */
+    unsigned flags = WS_OBJ_READ_NO_DIGEST;
+    for (int k = 0; k < o->n; k++)
+        if (j->plan->e[j->pieces[o->first + k].entry].nextents != 1)
+            flags = 0;
+    int rc = ws_repo_obj_read_ex(r, key, &d->base, NULL, flags, err);
     ws_stage_free(&d->base);
     if (rc < 0) {
         if (err->code == WS_ENOENT) {

@@ -119,6 +119,12 @@ void ws_repo_obj_abort(ws_repo_obj_writer *w);
  * WS_ECORRUPT and may come after dest has received bytes: the caller writes to a
  * temporary and publishes only on success. Absence is WS_ENOENT. */
 int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr, ws_error *err);
+/* The same with flags. WS_OBJ_READ_NO_DIGEST skips the object's SHA-256 (its length is still
+ * checked): only for a caller that verifies every byte it keeps against a checksum of its own
+ * (restore checks each file against the manifest's SHA-256). */
+#define WS_OBJ_READ_NO_DIGEST 1u
+int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr, unsigned flags,
+                        ws_error *err);
 
 /* ---- gaps: WAL segments push dropped without storing them (gap.c) ----
  *
