@@ -374,6 +374,28 @@ static int hash_file(const char *path, uint64_t size, unsigned char out[32], int
     return rc;
 }
 
+/* Whether every directory between root and path (relative) is a real directory: a file
+ * reached through a symlinked directory is not where the backup puts it (prepare replaces
+ * the link with a directory), so it cannot be kept. */
+static int real_parents(const char *root, const char *path)
+{
+    char buf[PATH_MAX];
+    size_t rl = strlen(root);
+    if (rl + 1 + strlen(path) >= sizeof buf)
+        return 0;
+    memcpy(buf, root, rl);
+    buf[rl] = '/';
+    for (const char *c = path; (c = strchr(c, '/')); c++) {
+        size_t n = (size_t)(c - path);
+        memcpy(buf + rl + 1, path, n);
+        buf[rl + 1 + n] = '\0';
+        struct stat st;
+        if (lstat(buf, &st) < 0 || !S_ISDIR(st.st_mode))
+            return 0;
+    }
+    return 1;
+}
+
 static int delta_one(void *arg, int worker, int i, ws_error *err)
 {
     (void)worker;
@@ -381,6 +403,9 @@ static int delta_one(void *arg, int worker, int i, ws_error *err)
     ws_rs_plan *p = arg;
     ws_rs_entry *e = &p->e[i];
     if (e->kind != WS_MANIFEST_FILE || is_held(e))
+        return 0;
+    const char *root = e->tablespace ? find_ts(p, e->tablespace)->dest : p->pgdata;
+    if (!real_parents(root, e->path))
         return 0;
     unsigned char d[32];
     int size_ok;
@@ -538,8 +563,15 @@ int ws_rs_prepare(ws_rs_plan *p, int delta, ws_error *err)
     }
     for (int i = 0; i < p->n; i++) {
         ws_rs_entry *e = &p->e[i];
-        if (e->kind != WS_MANIFEST_FILE || e->keep)
+        if (e->kind != WS_MANIFEST_FILE)
             continue;
+        if (e->keep) { /* its bytes are right; its mode and mtime become the backup's too */
+            struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
+            if (fchmodat(AT_FDCWD, e->dest, e->mode, 0) < 0 ||
+                utimensat(AT_FDCWD, e->dest, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                return ws_error_errno(err, WS_EIO, errno, "cannot set the mode of %s", e->dest);
+            continue;
+        }
         int fd = open(e->dest, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno == ENOENT) { /* a parent the stream did not list */
             char parent[PATH_MAX];

@@ -325,6 +325,15 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
     }
     if (backup_opt && strcmp(backup_opt, "latest") != 0) {
         const ws_manifest_info *b = ws_catalog_find(cat, backup_opt);
+        ws_manifest_info unread;
+        if (!b && ws_manifest_read(r, backup_opt, &unread, NULL, NULL, err) < 0 &&
+            err->code != WS_ENOENT) {
+            /* there, but not readable: say why rather than "no such backup" */
+            ws_error_prefix(err, "backup %s cannot be restored", backup_opt);
+            if (err->code == WS_ECONFIG) /* a newer format: not a usage error here */
+                err->code = WS_EINVAL;
+            return NULL;
+        }
         if (!b) {
             ws_error_set(err, WS_ENOENT, "no complete backup %s in %s", backup_opt,
                          ws_repo_describe(r));
