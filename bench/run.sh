@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh [BENCH...] — run walship's benchmarks (default: all of them).
 #
-#   BENCH          push (more to come: basebackup, restore, async)
+#   BENCH          push, async (more to come: basebackup, restore)
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
 #   BENCH_REPS     repetitions per job (default 7); the tables give medians
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_BENCHES=(push)
+ALL_BENCHES=(push async)
 
 usage() {
     sed -n '2,11s/^# \{0,1\}//p' "$0"
