@@ -443,7 +443,8 @@ replay() {
     local job=$1 kind=${1##*-} conf=$RUN/replay-$1.conf cmd='' t0 t1 s e
     local path
     stop_if_running "$RUN/replay"
-    rm -rf "$RUN/replay" "$RUN/replay.log"
+    rm -rf "$RUN/replay" "$RUN/replay.log" "$RUN/pgbr-spool"
+    mkdir_pg "$RUN/pgbr-spool" "$RUN/pgbr-lock" "$RUN/pgbr-log"
     cp -a "$TPL/base" "$RUN/replay"
     case $job in
     floor)
