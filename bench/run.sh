@@ -3,7 +3,8 @@
 #
 #   BENCH          push, async (more to come: basebackup, restore)
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
-#   BENCH_REPS     repetitions per job (default 7); the tables give medians
+#   BENCH_REPS     repetitions per job (default 7; async: 3); the tables give medians
+#   BENCH_BURST_MB async: the WAL burst in MiB (default 2048; smaller for a quick run)
 #
 # Installs what it needs (pgbackrest, lz4, time) with apt-get when missing, keeps the generated
 # WAL in bench/cache/ so that reruns are fast, prints each table and writes it into its section
@@ -14,7 +15,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL_BENCHES=(push async)
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
     exit "${1:-0}"
 }
 
