@@ -209,7 +209,8 @@ log "s3rver (TLS) on 127.0.0.1:$S3_PORT"
 # A prefetching walship (fetch-prefetch) gets extra rows; its plain rows then say
 # fetch-prefetch = 0 when that value is accepted (exit 2 is a configuration error).
 PREFETCH=0 PF_OFF=''
-if "$WALSHIP" --help 2>&1 | grep -q -- '--fetch-prefetch'; then
+help_text=$("$WALSHIP" --help 2>&1 || true) # not piped into grep -q: SIGPIPE under pipefail
+if [[ $help_text == *--fetch-prefetch* ]]; then
     PREFETCH=1
     rc=0
     "$WALSHIP" --repo "$RUN/probe-repo" --fetch-timeout 1 --fetch-prefetch 0 fetch 00000001.history "$RUN/probe.out" >/dev/null 2>&1 || rc=$?
@@ -380,55 +381,59 @@ done
 rm -rf "$RUN/data" "$RUN/data.log"
 
 # --- fetch latency -----------------------------------------------------------------------
-# Serially, as recovery asks: one process per segment into a fresh destination, as postgres.
-# At most 16 segments from the middle of the burst.
+# Serially, as recovery asks: one process per segment, as postgres, into pg_wal/RECOVERYXLOG of
+# a directory laid out as a pg_wal (archive_status/ beside it: a prefetching walship prefetches
+# only there). At most 16 segments from the middle of the burst.
 
-mkdir_pg "$RUN/fetch"
+FETCH_WAL=$RUN/fetch/pg_wal
+mkdir_pg "$RUN/fetch" "$FETCH_WAL" "$FETCH_WAL/archive_status"
 FETCH_SEGS=("${BURST[@]:$((NSEG / 2 - (NSEG >= 32 ? 8 : NSEG / 2))):16}")
 declare -A FETCH=()
 
-# time_each CMD_WITH_SEG_AND_DEST SEG... — runs it for each segment as postgres; prints ms each.
-# SEG and DEST in the command are replaced (fixed strings in paths we made ourselves).
+# time_each PAUSE CMD_WITH_SEG_AND_DEST SEG... — runs the command for each segment as postgres,
+# PAUSE seconds apart (untimed); prints milliseconds per fetch. SEG and DEST in the command are
+# replaced (fixed strings in paths we made ourselves).
 time_each() {
     as_pg bash -c '
         set -e
-        tmpl=$1; shift
+        pause=$1 tmpl=$2; shift 2
+        dest='"$FETCH_WAL"'/RECOVERYXLOG
         for s in "$@"; do
-            dest='"$RUN"'/fetch/$s.out
             rm -f "$dest"
+            sleep "$pause"
             c=${tmpl//SEG/$s}; c=${c//DEST/$dest}
             t0=${EPOCHREALTIME/./}
             eval "$c" >/dev/null 2>>'"$RUN"'/fetch/errors.log || { echo "fetch of $s failed: $c" >&2; exit 1; }
             t1=${EPOCHREALTIME/./}
             [[ $(stat -c %s "$dest") -eq 16777216 ]] || { echo "fetch of $s: wrong size" >&2; exit 1; }
-            rm -f "$dest"
             echo $(( (10#$t1 - 10#$t0) ))
-        done' _ "$@" | awk '{printf "%.2f\n", $1 / 1000}'
+        done
+        rm -f "$dest"' _ "$@" | awk '{printf "%.2f\n", $1 / 1000}'
 }
 
 for kind in posix s3; do
     rep=$BENCH_REPS
     walship_conf "$RUN/fetch-walship-$kind.conf" "$kind" "$(repo_path "walship-async-$kind" "$rep")"
     [[ -z $PF_OFF ]] || echo "$PF_OFF" >>"$RUN/fetch-walship-$kind.conf"
-    FETCH[walship-$kind]=$(time_each "$WALSHIP -c $RUN/fetch-walship-$kind.conf fetch SEG DEST" "${FETCH_SEGS[@]}" | tr '\n' ' ') ||
+    FETCH[walship-$kind]=$(time_each 0 "$WALSHIP -c $RUN/fetch-walship-$kind.conf fetch SEG DEST" "${FETCH_SEGS[@]}" | tr '\n' ' ') ||
         die "walship fetch failed (see $RUN/fetch/errors.log)"
     reap "$RUN/fetch-walship-$kind.conf"
     pgbr_conf "$RUN/fetch-pgbackrest-$kind.conf" "$kind" "$(repo_path "pgbackrest-async-$kind" "$rep")" "$TPL/base" archive-async=n
-    FETCH[pgbackrest-$kind]=$(time_each "pgbackrest --config=$RUN/fetch-pgbackrest-$kind.conf --stanza=bench archive-get SEG DEST" "${FETCH_SEGS[@]}" | tr '\n' ' ') ||
+    FETCH[pgbackrest-$kind]=$(time_each 0 "pgbackrest --config=$RUN/fetch-pgbackrest-$kind.conf --stanza=bench archive-get SEG DEST" "${FETCH_SEGS[@]}" | tr '\n' ' ') ||
         die "pgbackrest archive-get failed (see $RUN/fetch/errors.log)"
     if ((PREFETCH)); then
-        # prefetch hits: fetch one segment (which starts the prefetch of the next ones), give
-        # the agent a moment, then time the fetch of the next segment
-        walship_conf "$RUN/fetch-prefetch-$kind.conf" "$kind" "$(repo_path "walship-async-$kind" "$rep")" "fetch-prefetch = 8"
-        hits=()
-        for ((j = 0; j + 1 < ${#FETCH_SEGS[@]}; j += 2)); do
-            as_pg "$WALSHIP" -c "$RUN/fetch-prefetch-$kind.conf" fetch "${FETCH_SEGS[j]}" "$RUN/fetch/warm.out" >/dev/null 2>&1 ||
-                die "walship fetch (prefetch) of ${FETCH_SEGS[j]} failed"
-            sleep 1
-            hits+=("$(time_each "$WALSHIP -c $RUN/fetch-prefetch-$kind.conf fetch SEG DEST" "${FETCH_SEGS[j + 1]}")")
-        done
-        FETCH[prefetch-$kind]="${hits[*]}"
-        reap "$RUN/fetch-prefetch-$kind.conf"
+        # prefetch hits: one untimed fetch (it starts the agent, which downloads the next 8),
+        # 2 s for the agent, then the following segments 0.5 s apart, each timed: the agent
+        # has them ready (a rename), as when replay is slower than the download
+        conf=$RUN/fetch-prefetch-$kind.conf
+        walship_conf "$conf" "$kind" "$(repo_path "walship-async-$kind" "$rep")" "fetch-prefetch = 8" "agent-idle-timeout = 30s"
+        time_each 0 "$WALSHIP -c $conf fetch SEG DEST" "${FETCH_SEGS[0]}" >/dev/null ||
+            die "walship fetch (prefetch) of ${FETCH_SEGS[0]} failed (see $RUN/fetch/errors.log)"
+        sleep 2
+        FETCH[prefetch-$kind]=$(time_each 0.5 "$WALSHIP -c $conf fetch SEG DEST" "${FETCH_SEGS[@]:1}" | tr '\n' ' ') ||
+            die "walship fetch (prefetch) failed (see $RUN/fetch/errors.log)"
+        reap "$conf"
+        rm -rf "$FETCH_WAL/walship-prefetch"
     fi
 done
 
@@ -594,8 +599,8 @@ BODY=$RUN/async.md
     echo "Agent peak RSS: VmHWM of the walship agent read after the drain (largest over the repetitions)."
     echo
     echo "**Fetch latency**: one process per segment, serially, as recovery calls restore_command; ${#FETCH_SEGS[@]}"
-    echo "segments from the middle of the burst, out of the repositories the last drain left, each into a"
-    echo "fresh file; milliseconds per segment, median (min–max)."
+    echo "segments from the middle of the burst, out of the repositories the last drain left, each into"
+    echo "pg_wal/RECOVERYXLOG of a directory laid out as a pg_wal; milliseconds per segment, median (min–max)."
     echo
     echo "| repository | job | ms / segment | min–max |"
     echo "|---|---|---:|---:|"
@@ -605,7 +610,7 @@ BODY=$RUN/async.md
             case $j in
             walship) l="\`walship fetch\`$(pf_off)" ;;
             pgbackrest) l='`pgbackrest archive-get`' ;;
-            prefetch) l='`walship fetch`, prefetch hit (fetch-prefetch = 8, 1 s after the previous fetch)' ;;
+            prefetch) l='`walship fetch`, prefetch hit (fetch-prefetch = 8; 0.5 s apart, after a warm-up fetch and 2 s)' ;;
             esac
             printf '| %s | %s | %.1f | %.1f–%.1f |\n' "$(repo_label "$kind")" "$l" "$(stat_of "${FETCH[$j-$kind]}" median)" \
                 "$(stat_of "${FETCH[$j-$kind]}" minimum)" "$(stat_of "${FETCH[$j-$kind]}" maximum)"
