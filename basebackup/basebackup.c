@@ -18,6 +18,7 @@
 #include "walship/cmd.h"
 #include "walship/log.h"
 #include "walship/pq_dl.h"
+#include "walship/progress.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,10 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PACK_THRESHOLD   (1u << 20)
-#define PACK_SIZE        (16u << 20)
-#define PROGRESS_LOG_SEC 5.0
-#define PROGRESS_TTY_SEC 0.25
+#define PACK_THRESHOLD (1u << 20)
+#define PACK_SIZE      (16u << 20)
+/* bytes received and handed to each writer thread, not yet taken by it (docs/decisions.md) */
+#define INFLIGHT_PER_WRITER (8u << 20)
+#define POLL_SEC            0.25
 
 typedef struct bb {
     const ws_config *cfg;
@@ -49,7 +51,8 @@ typedef struct bb {
     double wal_timeout, wal_deadline; /* deadline 0 = not waiting for WAL */
     /* progress */
     uint64_t total_bytes, done_bytes;
-    double t_start, t_last_progress;
+    double t_start;
+    ws_progress progress;
     int tty;
 } bb;
 
@@ -199,28 +202,7 @@ static int identify(bb *b, ws_error *err)
 
 static void progress(bb *b, int final)
 {
-    double now = ws_now();
-    double every = b->tty ? PROGRESS_TTY_SEC : PROGRESS_LOG_SEC;
-    if (!final && now - b->t_last_progress < every)
-        return;
-    b->t_last_progress = now;
-    double el = now - b->t_start;
-    double rate = el > 0 ? mib(b->done_bytes) / el : 0;
-    char line[256];
-    if (b->total_bytes > 0 && b->done_bytes <= b->total_bytes) {
-        double pct = 100.0 * (double)b->done_bytes / (double)b->total_bytes;
-        double eta = rate > 0 ? (mib(b->total_bytes) - mib(b->done_bytes)) / rate : 0;
-        snprintf(line, sizeof line, "%.1f/%.1f MiB (%.0f%%), %.1f MiB/s, ETA %.0f s",
-                 mib(b->done_bytes), mib(b->total_bytes), pct, rate, eta);
-    } else {
-        snprintf(line, sizeof line, "%.1f MiB, %.1f MiB/s", mib(b->done_bytes), rate);
-    }
-    if (b->tty) {
-        if (ws_log_get_level() >= WS_LOG_INFO)
-            fprintf(stderr, "\r%-72s%s", line, final ? "\n" : "");
-    } else if (!final) {
-        ws_log_info("progress: %s", line);
-    }
+    ws_progress_show(&b->progress, b->done_bytes, final);
 }
 
 /* ---- the copy stream ---- */
@@ -248,7 +230,7 @@ static int next_message(bb *b, char **buf, ws_error *err)
                                "the server log");
             return -2;
         }
-        double wait = b->tty ? PROGRESS_TTY_SEC : 1.0;
+        double wait = POLL_SEC;
         if (b->wal_deadline > 0 && b->wal_deadline - now < wait)
             wait = b->wal_deadline - now;
         struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
@@ -648,6 +630,11 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
                             ps ? ps : "", ws_config_source(b->cfg, "basebackup-part-size"));
     so->pack_threshold = PACK_THRESHOLD < so->part_size ? PACK_THRESHOLD : so->part_size;
     so->pack_size = PACK_SIZE;
+    long parallel;
+    if (ws_config_get_long(b->cfg, "basebackup-parallel", 1, 32, &parallel, err) < 0)
+        return -1;
+    so->parallel = (int)parallel;
+    so->max_inflight = (uint64_t)parallel * INFLIGHT_PER_WRITER;
     return 0;
 }
 
@@ -678,10 +665,12 @@ static int run_backup(bb *b, ws_error *err)
     }
     if (start_backup(b, label, checkpoint, max_rate, err) < 0)
         return WS_EXIT_FAIL;
+    ws_progress_start(&b->progress, b->total_bytes, b->tty);
     snprintf(b->info.label, sizeof b->info.label, "%s", label);
     so.repos = b->repos;
     so.nrepos = b->nrepos;
     so.id = b->id;
+    so.cfg = b->cfg;
     if (!(b->verify = ws_bb_verify_new()))
         return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
     so.verify = b->verify;
@@ -697,9 +686,11 @@ static int run_backup(bb *b, ws_error *err)
     ws_bb_store_stats st;
     ws_bb_store_get_stats(b->store, &st);
     ws_log_info("backup %s: stop LSN %X/%X on timeline %" PRIu32 ", %" PRIu64 " files, "
-                "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored)",
+                "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored); %d writers, at most %.1f MiB "
+                "in flight (bound %.1f MiB)",
                 b->id, (unsigned)(b->info.stop_lsn >> 32), (unsigned)b->info.stop_lsn,
-                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes));
+                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes),
+                so.parallel, mib(st.peak_inflight), mib(so.max_inflight));
     if (wait_for_wal(b, err) < 0)
         return WS_EXIT_FAIL;
     b->info.original_size = st.bytes;

@@ -219,3 +219,73 @@ EOF
         s/\Q$ENV{START}\E.*?\Q$ENV{END}\E/$ENV{START}\n$b$ENV{END}/s;
     ' "$DOC"
 }
+
+# --- the scale-50 pgbench cluster (basebackup and restore benchmarks) -------------------------
+#
+#   bb/data      a stopped PostgreSQL 15 cluster holding a pgbench database of scale 50
+#                (~770 MB), initialised once and reused (bb/STAMP once complete)
+#   bb/archive   its archive_command: runs the script bb/archive.sh, which pushes to whatever the
+#                benchmark set up in bb/archive.mode (see bb_archive_mode)
+BB_DIR=$CACHE_DIR/bb
+BB_DATA=$BB_DIR/data
+BB_PORT=${BENCH_BB_PORT:-54330}
+BB_SCALE=${BENCH_BB_SCALE:-50}
+
+bb_start() { as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" -l "$BB_DIR/server.log" -w -t 120 start >/dev/null; }
+bb_stop() { as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" -m fast -w -t 120 stop >/dev/null; }
+bb_running() { [[ -f $BB_DATA/postmaster.pid ]] && as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" status >/dev/null 2>&1; }
+
+# bb_archive_mode LINE — the command bb/archive.sh runs for each WAL file (%p as $1), e.g.
+# "walship --repo /x push \"$1\""; an empty LINE accepts and drops the file (pg_basebackup
+# streams its WAL itself).
+bb_archive_mode() {
+    printf '%s\n' "${1:-true}" >"$BB_DIR/archive.mode.tmp"
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$BB_DIR/archive.mode.tmp"
+    mv "$BB_DIR/archive.mode.tmp" "$BB_DIR/archive.mode"
+}
+
+# ensure_bb_cluster — leave the scale-$BB_SCALE cluster in $BB_DATA, stopped (cached across runs).
+ensure_bb_cluster() {
+    if [[ -f $BB_DIR/STAMP && -f $BB_DATA/PG_VERSION ]] && grep -qx "scale=$BB_SCALE" "$BB_DIR/STAMP"; then
+        log "using the cached scale-$BB_SCALE cluster in $BB_DATA"
+        if bb_running; then bb_stop || true; fi
+        return 0
+    fi
+    log "initialising a pgbench database of scale $BB_SCALE (scratch PostgreSQL 15 cluster, once)"
+    [[ -x $PG_BIN/initdb ]] || die "PostgreSQL 15 binaries not found in $PG_BIN"
+    if bb_running; then bb_stop || true; fi
+    rm -rf "$BB_DIR"
+    mkdir -p "$BB_DIR"
+    cat >"$BB_DIR/archive.sh" <<'EOS'
+#!/bin/bash
+# archive_command of the benchmark cluster: runs the line in archive.mode with $1 = %p
+mode=$(cat "$(dirname "$0")/archive.mode" 2>/dev/null || echo true)
+eval "$mode"
+EOS
+    chmod 755 "$BB_DIR/archive.sh"
+    [[ $(id -u) -ne 0 ]] || chown -R postgres: "$BB_DIR"
+    bb_archive_mode true
+    as_pg "$PG_BIN/initdb" -D "$BB_DATA" -U postgres --auth=trust --no-sync >"$BB_DIR/initdb.log"
+    cat >>"$BB_DATA/postgresql.conf" <<EOF
+# bench/lib.sh (basebackup and restore benchmarks)
+listen_addresses = ''
+port = $BB_PORT
+unix_socket_directories = '$BB_DIR'
+wal_level = replica
+max_wal_senders = 4
+archive_mode = on
+archive_command = '$BB_DIR/archive.sh %p'
+shared_buffers = 128MB
+max_wal_size = 2GB
+EOF
+    bb_start
+    as_pg "$PG_BIN/pgbench" -h "$BB_DIR" -p "$BB_PORT" -U postgres -i -s "$BB_SCALE" -q postgres \
+        >"$BB_DIR/pgbench.log" 2>&1 || die "pgbench -i failed (see $BB_DIR/pgbench.log)"
+    as_pg "$PG_BIN/psql" -h "$BB_DIR" -p "$BB_PORT" -U postgres -qAtc 'CHECKPOINT' postgres >/dev/null
+    bb_stop
+    {
+        echo "scale=$BB_SCALE"
+        echo "generated=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "size=$(du -sb "$BB_DATA" | cut -f1)"
+    } >"$BB_DIR/STAMP"
+}

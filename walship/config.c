@@ -68,6 +68,8 @@ static const opt_def opts[] = {
      "basebackup: the server sends at most this many kB/s (32 to 1048576; default unlimited)"},
     {"basebackup-part-size", 0, 0, "SIZE", "1GB",
      "basebackup: larger files are stored in parts of this size"},
+    {"basebackup-parallel", 0, 0, "N", "4",
+     "basebackup: objects compressed and written at once (1 to 32)"},
     {"async", 0, 0, "BOOL", "off",
      "push: hand files to a background agent that archives up to push-parallel at once"},
     {"archive-timeout", 0, 0, "SECONDS", "60",
