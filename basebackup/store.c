@@ -78,8 +78,10 @@ struct ws_bb_store {
     job *dead;               /* failed or aborted */
     int outstanding;         /* handed over and neither committed nor failed */
     uint64_t inflight;       /* bytes handed over and not yet written by a writer */
-    int stop;                /* writers leave once the queue is empty */
-    int abort;               /* writers drop what they hold and leave */
+    chunk *spare;            /* written chunks kept for reuse (malloc of 256 KiB is an mmap) */
+    int nspare, max_spare;
+    int stop;  /* writers leave once the queue is empty */
+    int abort; /* writers drop what they hold and leave */
     int failed;
     ws_error fail_err; /* the first failure */
     ws_bb_store_stats stats;
@@ -131,6 +133,35 @@ static void jobs_free(job *j)
     }
 }
 
+/* A chunk from the spares, or a new one (stream's thread). */
+static chunk *chunk_get(ws_bb_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    chunk *c = s->spare;
+    if (c) {
+        s->spare = c->next;
+        s->nspare--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!c && !(c = malloc(sizeof(chunk) + CHUNK_SIZE)))
+        return NULL;
+    c->next = NULL;
+    c->len = 0;
+    return c;
+}
+
+/* Under mu: keeps a written chunk for reuse, up to what the bounds can ever need. */
+static void chunk_put_locked(ws_bb_store *s, chunk *c)
+{
+    if (s->nspare >= s->max_spare) {
+        free(c);
+        return;
+    }
+    c->next = s->spare;
+    s->spare = c;
+    s->nspare++;
+}
+
 /* The first failure, for the stream's thread (under mu). */
 static int failed_locked(ws_bb_store *s, ws_error *err)
 {
@@ -150,10 +181,11 @@ static void fail_locked(ws_bb_store *s, const ws_error *e)
     pthread_cond_broadcast(&s->cv);
 }
 
-/* Under mu: waits until there is room for more bytes in flight, or fails. */
-static int wait_room_locked(ws_bb_store *s, ws_error *err)
+/* Under mu: waits until add more bytes fit in flight (or nothing else is: a pack may be
+ * larger than the bound), or fails. */
+static int wait_room_locked(ws_bb_store *s, uint64_t add, ws_error *err)
 {
-    while (s->inflight >= s->o.max_inflight && !s->failed)
+    while (s->inflight > 0 && s->inflight + add > s->o.max_inflight && !s->failed)
         pthread_cond_wait(&s->cv, &s->mu);
     return s->failed ? failed_locked(s, err) : 0;
 }
@@ -167,7 +199,7 @@ static int hand_over(ws_bb_store *s, job *j, int queued, ws_error *err)
     j->fill = NULL;
     if (queued) {
         pthread_mutex_lock(&s->mu);
-        if (wait_room_locked(s, err) < 0) {
+        if (wait_room_locked(s, c->len, err) < 0) {
             pthread_mutex_unlock(&s->mu);
             free(c);
             return -1;
@@ -195,12 +227,8 @@ static int job_put(ws_bb_store *s, job *j, int queued, const void *buf, size_t l
     const char *p = buf;
     j->written += len;
     while (len > 0) {
-        if (!j->fill) {
-            if (!(j->fill = malloc(sizeof(chunk) + CHUNK_SIZE)))
-                return ws_error_set(err, WS_ENOMEM, "out of memory");
-            j->fill->next = NULL;
-            j->fill->len = 0;
-        }
+        if (!j->fill && !(j->fill = chunk_get(s)))
+            return ws_error_set(err, WS_ENOMEM, "out of memory");
         size_t k = CHUNK_SIZE - j->fill->len;
         if (k > len)
             k = len;
@@ -299,7 +327,7 @@ static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
     if (hand_over(s, j, 0, err) < 0)
         return -1;
     pthread_mutex_lock(&s->mu);
-    if (wait_room_locked(s, err) < 0) {
+    if (wait_room_locked(s, j->queued, err) < 0) {
         pthread_mutex_unlock(&s->mu);
         job_free(j);
         return -1;
@@ -325,13 +353,14 @@ static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
     if (ws_repo_obj_create(w->repos, w->nrepos, key, WS_OBJ_DATA, s->o.codec, s->o.level,
                            j->size_hint, &ow, err) < 0)
         return -1;
-    size_t done_len = 0;
+    chunk *done_c = NULL; /* written, to go back to the spares */
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        if (done_len) {
-            s->inflight -= done_len;
+        if (done_c) {
+            s->inflight -= done_c->len;
+            chunk_put_locked(s, done_c);
             pthread_cond_broadcast(&s->cv);
-            done_len = 0;
+            done_c = NULL;
         }
         while (!j->head && !j->closed && !s->abort)
             pthread_cond_wait(&s->cv, &s->mu);
@@ -351,12 +380,12 @@ static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
         if (!c)
             break; /* closed, and every byte written */
         int rc = ws_repo_obj_write(ow, c->data, c->len, err);
-        done_len = c->len;
-        free(c);
+        done_c = c;
         if (rc < 0) {
             pthread_mutex_lock(&s->mu);
-            s->inflight -= done_len;
+            s->inflight -= c->len;
             pthread_mutex_unlock(&s->mu);
+            free(c);
             ws_repo_obj_abort(ow);
             return -1;
         }
@@ -448,6 +477,7 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
         s->o.max_inflight = CHUNK_SIZE;
     s->mb = mb;
     s->next_obj = 1;
+    s->max_spare = (int)((s->o.max_inflight + s->o.pack_size) / CHUNK_SIZE) + s->o.parallel + 2;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         free(s);
         return ws_error_set(err, WS_ENOMEM, "cannot create a mutex");
@@ -496,6 +526,7 @@ void ws_bb_store_free(ws_bb_store *s)
     jobs_free(s->done);
     jobs_free(s->dead);
     job_free(s->pack);
+    chunks_free(s->spare);
     for (int i = 0; s->w && i < s->nwriters; i++)
         if (s->w[i].own)
             ws_cmd_close_repos(s->w[i].repos, s->w[i].nrepos);

@@ -11,10 +11,11 @@
  * Objects are written in parallel: the caller's thread (the replication stream) hands each
  * object's bytes to `parallel` writer threads, each with its own repository handles, which
  * hash, compress, write and commit (fsync) them. The bytes handed over and not yet taken by a
- * writer are bounded by max_inflight: past it the caller's thread waits, and the server's
- * stream waits with it. A pack is gathered whole before it is handed over (at most pack_size
- * plus one small file); a part streams to its writer as it arrives. Memory is thus about
- * max_inflight + pack_size + the writers' own buffers, whatever the cluster's size.
+ * writer are bounded by max_inflight (or one pack, when a pack is larger): past it the
+ * caller's thread waits, and the server's stream waits with it. A pack is gathered whole
+ * before it is handed over (at most pack_size); a part streams to its writer as it arrives.
+ * Memory is thus about max_inflight + pack_size + the writers' own buffers, whatever the
+ * cluster's size.
  *
  * Every file's SHA-256 is recorded: computed on the caller's thread for packed and multi-part
  * files, taken from the object header for a file that is exactly one object (its manifest
