@@ -31,8 +31,9 @@
 
 #define PACK_THRESHOLD (1u << 20)
 #define PACK_SIZE      (16u << 20)
-/* bytes received and handed to each writer thread, not yet taken by it (docs/decisions.md) */
-#define INFLIGHT_PER_WRITER (8u << 20)
+/* bytes received and handed to the writer threads, not yet taken by them: this much per
+ * writer, and at least one pack (docs/decisions.md) */
+#define INFLIGHT_PER_WRITER (4u << 20)
 #define POLL_SEC            0.25
 
 typedef struct bb {
@@ -635,6 +636,8 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
         return -1;
     so->parallel = (int)parallel;
     so->max_inflight = (uint64_t)parallel * INFLIGHT_PER_WRITER;
+    if (so->max_inflight < so->pack_size)
+        so->max_inflight = so->pack_size;
     return 0;
 }
 
