@@ -274,7 +274,8 @@ unix_socket_directories = '$BB_DIR'
 wal_level = replica
 max_wal_senders = 4
 archive_mode = on
-archive_command = '$BB_DIR/archive.sh %p'
+# pgbackrest refuses to back up unless its name appears in archive_command
+archive_command = '$BB_DIR/archive.sh %p # walship or pgbackrest'
 shared_buffers = 128MB
 max_wal_size = 2GB
 EOF
@@ -289,3 +290,53 @@ EOF
         echo "size=$(du -sb "$BB_DATA" | cut -f1)"
     } >"$BB_DIR/STAMP"
 }
+
+# bb_pgbr_conf FILE — a pgbackrest configuration for the scale-50 cluster (stanza "bb"):
+# lz4 level 1, process-max 2, fast checkpoint; lock and log paths under $RUN_DIR.
+bb_pgbr_conf() {
+    cat >"$1" <<EOF
+[global]
+compress-type=lz4
+compress-level=1
+process-max=2
+start-fast=y
+archive-async=n
+log-level-console=warn
+log-level-stderr=warn
+log-level-file=off
+lock-path=$RUN_DIR/pgbackrest-lock
+repo1-retention-full=9
+
+[bb]
+pg1-path=$BB_DATA
+pg1-socket-path=$BB_DIR
+pg1-port=$BB_PORT
+pg1-user=postgres
+EOF
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$1"
+}
+
+# timed OUT_MS OUT_KB CMD... — runs CMD as the cluster owner; its wall time in ms and the peak
+# RSS of its largest process in KiB (GNU time; "n/a" without it) into the named variables.
+timed() {
+    local -n _ms=$1 _kb=$2
+    shift 2
+    local t0 t1 tf rc=0
+    tf=$(mktemp)
+    chmod 666 "$tf"
+    t0=$(now_us)
+    if [[ -x /usr/bin/time ]]; then
+        as_pg /usr/bin/time -f '%M' -o "$tf" "$@" || rc=$?
+    else
+        as_pg "$@" || rc=$?
+    fi
+    t1=$(now_us)
+    _ms=$(((t1 - t0) / 1000))
+    _kb=$(tail -1 "$tf" 2>/dev/null)
+    [[ $_kb =~ ^[0-9]+$ ]] || _kb=n/a
+    rm -f "$tf"
+    return $rc
+}
+
+mib_of_kb() { awk -v k="$1" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print k}'; }
+mib_of_b() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }

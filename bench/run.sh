@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh [BENCH...] — run walship's benchmarks (default: all of them).
 #
-#   BENCH          push (more to come: basebackup, restore, async)
+#   BENCH          push, basebackup, restore (more to come: async)
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
-#   BENCH_REPS     repetitions per job (default 7); the tables give medians
+#   BENCH_REPS     repetitions per job (default 7 for push, 3 for basebackup and restore);
+#                  the tables give medians
 #
 # Installs what it needs (pgbackrest, lz4, time) with apt-get when missing, keeps the generated
 # WAL in bench/cache/ so that reruns are fast, prints each table and writes it into its section
@@ -11,10 +12,10 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_BENCHES=(push)
+ALL_BENCHES=(push basebackup restore)
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
     exit "${1:-0}"
 }
 

@@ -63,7 +63,8 @@ static const command commands[] = {
      "stop segment is archived in every repository (basebackup-wal-timeout), and writes\n"
      "the walship manifest last: only then does the backup exist (walship list).\n"
      "Also: --basebackup-wal-timeout SECONDS, --basebackup-part-size SIZE,\n"
-     "--basebackup-max-rate KBPS (docs/basebackup.md).\n"
+     "--basebackup-max-rate KBPS, --basebackup-parallel N (objects written at once,\n"
+     "default 2) (docs/basebackup.md).\n"
      "\n"
      "Exit: 0 the backup is complete; 1 it failed (nothing is listed; its objects are\n"
      "removed); 2 usage or config error.\n"},
