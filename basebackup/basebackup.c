@@ -5,9 +5,11 @@
  * The story: connect (replication=true), IDENTIFY_SYSTEM and refuse a repository of another
  * cluster before any data moves; BASE_BACKUP with TARGET 'client' so PostgreSQL 15 sends
  * one CopyOut of typed messages ('n' new archive, 'd' data, 'p' progress, 'm' manifest);
- * each archive runs through the tar parser into the store (packed and parted objects), the
- * server's backup_manifest into one object; then wait until the WAL from the start to the
- * stop segment is in every repository, and only then write the walship manifest — last,
+ * each archive runs through the tar parser into the store (packed and parted objects, written
+ * by basebackup-parallel threads), the server's backup_manifest into one object; then wait
+ * until the WAL from the start to the stop segment is in every repository (WAIT false: the
+ * server's own wait polls once a second, ours every 100 ms, and ours is needed anyway: WAL
+ * archived elsewhere does not count), and only then write the walship manifest — last,
  * create-only-if-absent. Any failure before that removes what was written; a killed
  * process leaves objects without a manifest, which nothing lists or restores.
  */
@@ -49,7 +51,7 @@ typedef struct bb {
     ws_bb_verify *verify;
     ws_tar_parser *tar;
     int archives_expected, archives_seen, in_manifest;
-    double wal_timeout, wal_deadline; /* deadline 0 = not waiting for WAL */
+    double wal_timeout;
     /* progress */
     uint64_t total_bytes, done_bytes;
     double t_start;
@@ -209,8 +211,7 @@ static void progress(bb *b, int final)
 /* ---- the copy stream ---- */
 
 /* Waits for the next CopyData message. Returns its length, -1 at the end of the stream, -2
- * on failure (err set). While waiting for the server's end-of-backup WAL archiving, gives up
- * at the deadline. */
+ * on failure (err set). */
 static int next_message(bb *b, char **buf, ws_error *err)
 {
     for (;;) {
@@ -221,21 +222,8 @@ static int next_message(bb *b, char **buf, ws_error *err)
         }
         if (r != 0)
             return r;
-        double now = ws_now();
-        if (b->wal_deadline > 0 && now >= b->wal_deadline) {
-            ws_error_set(err, WS_ETRANSIENT,
-                         "the server has not archived the backup's last WAL segment after "
-                         "%.0f s (basebackup-wal-timeout)",
-                         b->wal_timeout);
-            ws_error_hint(err, "archive_command is failing or slow: see pg_stat_archiver and "
-                               "the server log");
-            return -2;
-        }
-        double wait = POLL_SEC;
-        if (b->wal_deadline > 0 && b->wal_deadline - now < wait)
-            wait = b->wal_deadline - now;
         struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
-        int pr = poll(&pfd, 1, (int)(wait * 1000) + 1);
+        int pr = poll(&pfd, 1, (int)(POLL_SEC * 1000) + 1);
         if (pr < 0 && errno != EINTR) {
             ws_error_errno(err, WS_EIO, errno, "poll on the replication connection");
             return -2;
@@ -319,11 +307,6 @@ static int receive_stream(bb *b, ws_error *err)
             else {
                 rc = ws_tar_parser_feed(b->tar, msg + 1, (size_t)len - 1, err);
                 b->done_bytes += (uint64_t)len - 1;
-                /* after the last archive the server waits for its stop segment to be
-                 * archived before it sends the manifest: that wait has a deadline */
-                if (rc == 0 && b->archives_seen >= b->archives_expected &&
-                    ws_tar_parser_ended(b->tar) && b->wal_deadline == 0)
-                    b->wal_deadline = ws_now() + b->wal_timeout;
             }
             break;
         case 'p':
@@ -332,7 +315,6 @@ static int receive_stream(bb *b, ws_error *err)
                 rc = ws_error_set(err, WS_EINVAL, "malformed progress message");
             break;
         case 'm':
-            b->wal_deadline = 0;
             if ((rc = end_archive(b, err)) == 0 &&
                 (rc = ws_bb_store_blob_begin(b->store, WS_MANIFEST_SERVER, err)) == 0)
                 b->in_manifest = 1;
@@ -431,7 +413,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
     if (max_rate > 0)
         snprintf(rate, sizeof rate, ", MAX_RATE %ld", max_rate);
     snprintf(sql, sizeof sql,
-             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT true, WAL false, "
+             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT false, WAL false, "
              "MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TARGET 'client'%s)",
              quoted, checkpoint, rate);
     ws_log_info("starting the backup (checkpoint %s)", checkpoint);
@@ -590,7 +572,7 @@ static int wait_for_wal(bb *b, ws_error *err)
             switched = 1;
             switch_wal(b);
         }
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     return 0;
