@@ -5,8 +5,10 @@
  * Threads: the stream's thread (the caller's) runs the tar callbacks, cuts the bytes into
  * objects and hands each object's bytes over in chunks; writer threads take objects in the
  * order they were handed over, write them (hash, compress, storage) and commit them. One
- * mutex guards the queue, each job's chunk list and the counters; one condition variable
- * (broadcast: a handful of threads) says that any of them changed.
+ * mutex guards the queue, each job's chunk list and the counters. Condition variables wake
+ * only whom a change concerns (a futex wake per 256 KiB chunk for every thread showed in
+ * perf): idle writers (a job is queued), a job's writer (its bytes came), the stream's
+ * thread (room in flight, a job done); each is signalled only when it waits.
  *
  * Why this cannot deadlock: only one object is ever open to the stream's thread at a time
  * (a part or the blob; a pack is handed over only once whole), and it was queued after every
@@ -48,6 +50,8 @@ typedef struct job {
     chunk *head, *tail; /* handed over, not yet taken (under mu once queued) */
     uint64_t queued;    /* their bytes */
     int closed;         /* no more bytes will come (under mu once queued) */
+    struct writer *w;   /* the writer that took it (under mu) */
+    int starved;        /* that writer waits for its bytes (under mu) */
     /* a file that is exactly this object: its manifest line and check wait for the commit */
     char *file_path; /* its path in the server's manifest; NULL if none */
     uint64_t file_size;
@@ -57,6 +61,8 @@ typedef struct job {
 
 typedef struct writer {
     ws_bb_store *s;
+    pthread_cond_t cv; /* its job has bytes, or is closed, or the store aborts */
+    int cv_ready;
     ws_repo **repos; /* its own handles */
     int nrepos;
     int own; /* repos were opened for it */
@@ -71,7 +77,9 @@ struct ws_bb_store {
     unsigned next_obj;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv_idle;   /* writers without a job: the queue has one, or stop */
+    pthread_cond_t cv_stream; /* the stream's thread: room in flight, or a job done */
+    int stream_waiting;
     int sync_ready;
     job *queue, *queue_tail; /* waiting for a writer */
     job *done;               /* committed, to be reaped */
@@ -171,6 +179,38 @@ static int failed_locked(ws_bb_store *s, ws_error *err)
     return -1;
 }
 
+/* Under mu: every thread that waits looks again (stop, abort). */
+static void wake_all_locked(ws_bb_store *s)
+{
+    pthread_cond_broadcast(&s->cv_idle);
+    pthread_cond_broadcast(&s->cv_stream);
+    for (int i = 0; i < s->nwriters; i++)
+        if (s->w[i].cv_ready)
+            pthread_cond_signal(&s->w[i].cv);
+}
+
+/* Under mu: the stream's thread looks again, if it waits. */
+static void wake_stream_locked(ws_bb_store *s)
+{
+    if (s->stream_waiting)
+        pthread_cond_signal(&s->cv_stream);
+}
+
+/* Under mu: j's writer looks again, if it waits for j's bytes. */
+static void wake_job_locked(job *j)
+{
+    if (j->starved && j->w)
+        pthread_cond_signal(&j->w->cv);
+}
+
+/* Under mu: the stream's thread waits for a writer. */
+static void stream_wait_locked(ws_bb_store *s)
+{
+    s->stream_waiting = 1;
+    pthread_cond_wait(&s->cv_stream, &s->mu);
+    s->stream_waiting = 0;
+}
+
 static void fail_locked(ws_bb_store *s, const ws_error *e)
 {
     if (!s->failed) {
@@ -178,7 +218,7 @@ static void fail_locked(ws_bb_store *s, const ws_error *e)
         s->fail_err = *e;
     }
     s->abort = 1; /* the backup is lost: the other writers stop early */
-    pthread_cond_broadcast(&s->cv);
+    wake_all_locked(s);
 }
 
 /* Under mu: waits until add more bytes fit in flight (or nothing else is: a pack may be
@@ -186,7 +226,7 @@ static void fail_locked(ws_bb_store *s, const ws_error *e)
 static int wait_room_locked(ws_bb_store *s, uint64_t add, ws_error *err)
 {
     while (s->inflight > 0 && s->inflight + add > s->o.max_inflight && !s->failed)
-        pthread_cond_wait(&s->cv, &s->mu);
+        stream_wait_locked(s);
     return s->failed ? failed_locked(s, err) : 0;
 }
 
@@ -215,7 +255,7 @@ static int hand_over(ws_bb_store *s, job *j, int queued, ws_error *err)
         s->inflight += c->len;
         if (s->inflight > s->stats.peak_inflight)
             s->stats.peak_inflight = s->inflight;
-        pthread_cond_broadcast(&s->cv);
+        wake_job_locked(j);
         pthread_mutex_unlock(&s->mu);
     }
     return 0;
@@ -252,7 +292,7 @@ static void enqueue_locked(ws_bb_store *s, job *j)
         s->queue = j;
     s->queue_tail = j;
     s->outstanding++;
-    pthread_cond_broadcast(&s->cv);
+    pthread_cond_signal(&s->cv_idle);
 }
 
 /* Completes what waited for committed objects: the manifest lines and checks of files that
@@ -320,7 +360,7 @@ static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
             return -1;
         pthread_mutex_lock(&s->mu);
         j->closed = 1;
-        pthread_cond_broadcast(&s->cv);
+        wake_job_locked(j);
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
@@ -359,11 +399,14 @@ static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
         if (done_c) {
             s->inflight -= done_c->len;
             chunk_put_locked(s, done_c);
-            pthread_cond_broadcast(&s->cv);
+            wake_stream_locked(s);
             done_c = NULL;
         }
-        while (!j->head && !j->closed && !s->abort)
-            pthread_cond_wait(&s->cv, &s->mu);
+        while (!j->head && !j->closed && !s->abort) {
+            j->starved = 1;
+            pthread_cond_wait(&w->cv, &s->mu);
+            j->starved = 0;
+        }
         if (s->abort) {
             pthread_mutex_unlock(&s->mu);
             ws_repo_obj_abort(ow);
@@ -413,10 +456,11 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->queue && !s->stop && !s->abort)
-            pthread_cond_wait(&s->cv, &s->mu);
+            pthread_cond_wait(&s->cv_idle, &s->mu);
         if (s->abort || !s->queue)
             break;
         job *j = s->queue;
+        j->w = w;
         s->queue = j->next;
         if (!s->queue)
             s->queue_tail = NULL;
@@ -440,7 +484,10 @@ static void *writer_main(void *arg)
             j->next = s->done;
             s->done = j;
         }
-        pthread_cond_broadcast(&s->cv);
+        wake_stream_locked(s);
+        /* another job may be waiting, and the writer signalled for it be busy */
+        if (s->queue)
+            pthread_cond_signal(&s->cv_idle);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -454,7 +501,7 @@ static void writers_stop(ws_bb_store *s, int abort)
     s->stop = 1;
     if (abort)
         s->abort = 1;
-    pthread_cond_broadcast(&s->cv);
+    wake_all_locked(s);
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < s->nwriters; i++) {
         if (s->w[i].started)
@@ -482,7 +529,13 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
         free(s);
         return ws_error_set(err, WS_ENOMEM, "cannot create a mutex");
     }
-    if (pthread_cond_init(&s->cv, NULL) != 0) {
+    if (pthread_cond_init(&s->cv_idle, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
+    }
+    if (pthread_cond_init(&s->cv_stream, NULL) != 0) {
+        pthread_cond_destroy(&s->cv_idle);
         pthread_mutex_destroy(&s->mu);
         free(s);
         return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
@@ -495,6 +548,9 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
     for (int i = 0; i < s->nwriters; i++) {
         writer *w = &s->w[i];
         w->s = s;
+        if (pthread_cond_init(&w->cv, NULL) != 0)
+            return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
+        w->cv_ready = 1;
         if (s->o.cfg) {
             if (ws_cmd_open_repos(s->o.cfg, &w->repos, &w->nrepos, err) < 0)
                 return -1;
@@ -527,13 +583,17 @@ void ws_bb_store_free(ws_bb_store *s)
     jobs_free(s->dead);
     job_free(s->pack);
     chunks_free(s->spare);
-    for (int i = 0; s->w && i < s->nwriters; i++)
+    for (int i = 0; s->w && i < s->nwriters; i++) {
         if (s->w[i].own)
             ws_cmd_close_repos(s->w[i].repos, s->w[i].nrepos);
+        if (s->w[i].cv_ready)
+            pthread_cond_destroy(&s->w[i].cv);
+    }
     free(s->w);
     if (s->sync_ready) {
         pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
+        pthread_cond_destroy(&s->cv_idle);
+        pthread_cond_destroy(&s->cv_stream);
     }
     ws_stage_free(s->hasher);
     free(s->extents);
@@ -758,7 +818,7 @@ int ws_bb_store_finish(ws_bb_store *s, ws_error *err)
     }
     pthread_mutex_lock(&s->mu);
     while (s->outstanding > 0 && !s->failed)
-        pthread_cond_wait(&s->cv, &s->mu);
+        stream_wait_locked(s);
     int rc = s->failed ? failed_locked(s, err) : 0;
     pthread_mutex_unlock(&s->mu);
     if (rc < 0)
