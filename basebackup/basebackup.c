@@ -338,7 +338,7 @@ static int receive_stream(bb *b, ws_error *err)
     uint64_t checked;
     if (ws_bb_verify_finish(b->verify, &checked, err) < 0)
         return -1;
-    ws_log_info("all %" PRIu64 " files match the server's backup_manifest (size and SHA-256)",
+    ws_log_info("all %" PRIu64 " files match the server's backup_manifest (size and CRC32C)",
                 checked);
     if (b->archives_seen != b->archives_expected)
         return ws_error_set(err, WS_EINVAL, "the server sent %d archives, its header announced %d",
@@ -414,7 +414,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
         snprintf(rate, sizeof rate, ", MAX_RATE %ld", max_rate);
     snprintf(sql, sizeof sql,
              "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT false, WAL false, "
-             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TARGET 'client'%s)",
+             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TARGET 'client'%s)",
              quoted, checkpoint, rate);
     ws_log_info("starting the backup (checkpoint %s)", checkpoint);
     if (!PQsendQuery(b->conn, sql))

@@ -55,6 +55,7 @@ typedef struct job {
     /* a file that is exactly this object: its manifest line and check wait for the commit */
     char *file_path; /* its path in the server's manifest; NULL if none */
     uint64_t file_size;
+    uint32_t file_crc;
     size_t file_slot;
     ws_objhdr hdr; /* the committed object's header (writer, then stream's thread) */
 } job;
@@ -107,6 +108,7 @@ struct ws_bb_store {
     ws_stage *hasher;   /* per-file SHA-256, NULL when the file is a single object */
     uint64_t file_left; /* bytes still to come */
     uint64_t part_left; /* bytes still to go into the current part */
+    uint32_t crc;       /* its CRC-32C, for the server's manifest (verify) */
     char *extents;
     size_t ext_len, ext_cap;
 };
@@ -312,8 +314,8 @@ static int reap(ws_bb_store *s, ws_error *err)
             char hex[65];
             ws_sha256_hex(j->hdr.sha256, hex);
             ws_manifest_set_sha256(s->mb, j->file_slot, hex);
-            if (s->o.verify &&
-                ws_bb_verify_add(s->o.verify, j->file_path, j->file_size, j->hdr.sha256, err) < 0)
+            if (s->o.verify && ws_bb_verify_add(s->o.verify, j->file_path, j->file_size,
+                                                j->hdr.sha256, j->file_crc, err) < 0)
                 rc = -1;
         }
         job_free(j);
@@ -668,6 +670,7 @@ static int on_begin(void *arg, const ws_tar_entry *te, ws_error *err)
     if (s->extents)
         s->extents[0] = '\0';
     s->file_left = te->size;
+    s->crc = 0;
     s->packed = te->size > 0 && te->size < s->o.pack_threshold;
     if (te->size == 0)
         return 0;
@@ -710,6 +713,8 @@ static int on_data(void *arg, const void *buf, size_t len, ws_error *err)
         return 0;
     s->file_left -= len;
     s->stats.bytes += len;
+    if (s->o.verify)
+        s->crc = ws_bb_crc32c(s->crc, buf, len);
     if (s->hasher && ws_stage_write(s->hasher, buf, len, err) < 0)
         return -1;
     if (s->packed)
@@ -755,6 +760,7 @@ static int on_end(void *arg, ws_error *err)
         if (!(j->file_path = strdup(path)))
             return ws_error_set(err, WS_ENOMEM, "out of memory");
         j->file_size = e->size;
+        j->file_crc = s->crc;
         return part_close(s, err);
     }
     unsigned char digest[32];
@@ -771,7 +777,7 @@ static int on_end(void *arg, ws_error *err)
         s->hasher = NULL;
     }
     ws_sha256_hex(digest, e->sha256);
-    if (s->o.verify && ws_bb_verify_add(s->o.verify, path, e->size, digest, err) < 0)
+    if (s->o.verify && ws_bb_verify_add(s->o.verify, path, e->size, digest, s->crc, err) < 0)
         return -1;
     return ws_manifest_add(s->mb, e, err);
 }
