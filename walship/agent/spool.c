@@ -286,6 +286,24 @@ int ws_spool_ack_valid(const ws_spool_ack *a, const char *set_id, const struct s
     return strcmp(a->set_id, set_id) == 0 && ws_spool_fileid_equal(&a->file, &now);
 }
 
+void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
+                      const struct stat *st)
+{
+    memset(ok, 0, sizeof *ok);
+    snprintf(ok->set_id, sizeof ok->set_id, "%s", config_id);
+    snprintf(ok->sha256, sizeof ok->sha256, "%s", sha256_hex);
+    ws_spool_fileid_of(st, &ok->file);
+    ok->file.ctime_s = ok->file.ctime_ns = 0;
+}
+
+int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st)
+{
+    ws_spool_fileid now;
+    ws_spool_fileid_of(st, &now);
+    now.ctime_s = now.ctime_ns = 0;
+    return strcmp(ok->set_id, config_id) == 0 && ws_spool_fileid_equal(&ok->file, &now);
+}
+
 /* ---- small files ---- */
 
 int ws_spool_file_write(const ws_spool *sp, const char *fname, const char *text, ws_error *err)

@@ -70,6 +70,13 @@ int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack 
  * is the configuration id of the agent that verified it. */
 int ws_spool_ok_read(const ws_spool *sp, const char *name, ws_spool_ack *ack);
 int ws_spool_ok_write(const ws_spool *sp, const char *name, const ws_spool_ack *ack, ws_error *err);
+/* 1 if ok (NAME.ok) proves that the file now at st is what the agent of configuration
+ * config_id verified: same device, inode, size and mtime (the ctime moves when the agent
+ * renames the file into place, after writing the proof). */
+int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st);
+/* The proof of the verified file st for config_id and its SHA-256 (hex). */
+void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
+                      const struct stat *st);
 /* 1 if ack proves that the file now at st is archived by the agent whose set id is set_id. */
 int ws_spool_ack_valid(const ws_spool_ack *ack, const char *set_id, const struct stat *st);
 
