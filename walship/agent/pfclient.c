@@ -91,6 +91,8 @@ static int wait_inflight(const ws_spool *sp, const ws_wal_name *name, const char
     char tmp[PATH_MAX], path[PATH_MAX];
     ws_spool_path(sp, name->name, ".tmp", tmp, sizeof tmp);
     ws_spool_path(sp, name->name, "", path, sizeof path);
+    if (access(tmp, F_OK) != 0)
+        return 0;
     double t0 = ws_now(), nap = 0.001;
     while (access(tmp, F_OK) == 0 && ws_now() - t0 < limit && ws_spool_agent_pid(sp) != 0) {
         sleep_s(nap);

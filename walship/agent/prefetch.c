@@ -388,12 +388,16 @@ static void sweep(pf_agent *a)
             slot_busy_with(a, de->d_name))
             continue;
         int i = path_index(a, de->d_name);
+        const char *why = NULL;
         if (i < 0) {
-            ws_log_debug("dropped %s from the prefetch spool: not ahead of recovery", de->d_name);
+            if (verified(a, de->d_name, &why, &err))
+                ws_log_debug("dropped %s from the prefetch spool: not ahead of recovery",
+                             de->d_name);
+            else
+                ws_log_warn("removed %s from the prefetch spool: %s", de->d_name, why);
             remove_segment(a, de->d_name);
             continue;
         }
-        const char *why = NULL;
         if (verified(a, de->d_name, &why, &err)) {
             a->path[i].state = ST_HAVE;
             seen[i] = 1;
