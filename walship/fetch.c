@@ -124,13 +124,14 @@ int ws_cmd_fetch(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
-    int agent_exit = 0;
-    switch (ws_prefetch_fetch(cfg, &name, dest, &agent_exit)) {
+    int agent_exit = 0, pf = ws_prefetch_fetch(cfg, &name, dest, &agent_exit);
+    switch (pf) {
     case WS_PREFETCH_SERVED:
         return WS_EXIT_OK;
     case WS_PREFETCH_AGENT:
         return agent_exit; /* the forked prefetch agent, done */
     case WS_PREFETCH_MISS:
+    case WS_PREFETCH_PENDING:
         break;
     default:
         return WS_EXIT_USAGE;
@@ -198,5 +199,7 @@ int ws_cmd_fetch(const ws_config *cfg)
     }
     free(state);
     ws_cmd_close_repos(repos, n);
+    if (pf == WS_PREFETCH_PENDING)
+        ws_prefetch_done(cfg, &name, dest, code == WS_EXIT_OK);
     return code;
 }

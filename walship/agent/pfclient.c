@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -105,6 +106,25 @@ static int wait_inflight(const ws_spool *sp, const ws_wal_name *name, const char
     return serve(sp, name, dest);
 }
 
+/* Tells the agent where recovery is. A segment restored moves it there: the agent drops what
+ * lies before and fetches what lies after. A segment not restored (absent: the end of the
+ * archive, or PostgreSQL probing a newer timeline first) only shows that recovery is alive:
+ * fetch.want's mtime moves, its segment stays. */
+static void note(const ws_spool *sp, const ws_wal_name *name, int found)
+{
+    ws_error err;
+    if (!found) {
+        char path[PATH_MAX];
+        ws_spool_path(sp, "fetch.want", "", path, sizeof path);
+        if (utimensat(AT_FDCWD, path, NULL, 0) == 0 || errno != ENOENT)
+            return;
+    }
+    char text[WS_WAL_NAME_MAX + 2];
+    snprintf(text, sizeof text, "%s\n", found ? name->name : "");
+    if (ws_spool_file_write(sp, "fetch.want", text, &err) < 0)
+        ws_log_err(WS_LOG_WARN, &err);
+}
+
 int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char *dest,
                       int *agent_exit)
 {
@@ -132,13 +152,8 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
         return WS_PREFETCH_MISS;
     }
     int served = serve(&sp, name, dest) || wait_inflight(&sp, name, dest, limit);
-
-    /* Where recovery is: the agent drops what lies before and fetches what lies after. */
-    char text[WS_WAL_NAME_MAX + 2];
-    snprintf(text, sizeof text, "%s\n", name->name);
-    if (ws_spool_file_write(&sp, "fetch.want", text, &err) < 0)
-        ws_log_err(WS_LOG_WARN, &err);
-
+    if (served)
+        note(&sp, name, 1);
     long pid = ws_spool_agent_pid(&sp);
     if (pid == 0) {
         int r = ws_agent_spawn(&err);
@@ -161,5 +176,13 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
             kill((pid_t)pid, SIGTERM);
         }
     }
-    return served ? WS_PREFETCH_SERVED : WS_PREFETCH_MISS;
+    return served ? WS_PREFETCH_SERVED : WS_PREFETCH_PENDING;
+}
+
+void ws_prefetch_done(const ws_config *cfg, const ws_wal_name *name, const char *dest, int found)
+{
+    ws_spool sp;
+    ws_error err;
+    if (ws_spool_init_prefetch(&sp, cfg, dest, &err) == 0)
+        note(&sp, name, found);
 }

@@ -103,6 +103,7 @@ struct pf_agent {
     uint32_t want_tli;
     uint64_t want_segno; /* valid once seg_size is known */
     struct stat want_st;
+    int have_want_st;
     /* the timeline plan, made on the pool with its own repositories */
     pf_plan plan;
     ws_repo **prepos;
@@ -559,17 +560,18 @@ static int read_want(pf_agent *a)
     struct stat st;
     if (ws_spool_file_read(a->sp, "fetch.want", text, sizeof text, &st) < 0)
         return 0;
-    if (a->have_want && st.st_ino == a->want_st.st_ino &&
+    if (a->have_want_st && st.st_ino == a->want_st.st_ino &&
         st.st_mtim.tv_sec == a->want_st.st_mtim.tv_sec &&
         st.st_mtim.tv_nsec == a->want_st.st_mtim.tv_nsec)
         return 0;
     a->want_st = st;
+    a->have_want_st = 1;
+    a->last_work = ws_now(); /* fetch ran: recovery is alive */
     text[strcspn(text, "\n")] = '\0';
     ws_wal_name wn;
     ws_error err;
     if (ws_wal_parse_name(text, &wn, &err) < 0 || wn.kind != WS_WAL_SEGMENT)
         return 0;
-    a->last_work = ws_now();
     if (a->have_want && strcmp(a->want, wn.name) == 0)
         return 0;
     a->have_want = 1;

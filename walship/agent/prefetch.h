@@ -15,17 +15,23 @@
 #include "walship/cmd.h"
 
 enum {
-    WS_PREFETCH_MISS = 0,   /* fetch N in the foreground */
-    WS_PREFETCH_SERVED = 1, /* dest holds N, verified */
-    WS_PREFETCH_AGENT = 2,  /* this is the forked agent process, done: exit with *agent_exit */
+    WS_PREFETCH_MISS = 0,    /* fetch N in the foreground */
+    WS_PREFETCH_SERVED = 1,  /* dest holds N, verified */
+    WS_PREFETCH_AGENT = 2,   /* this is the forked agent process, done: exit with *agent_exit */
+    WS_PREFETCH_PENDING = 3, /* fetch N in the foreground, then call ws_prefetch_done */
 };
 
 /* Validates fetch-prefetch and fetch-parallel (-1, logged, on a bad value). For a segment
- * fetched into a pg_wal with fetch-prefetch > 0: serves it from the spool if it can, records
- * the request for the agent and starts one if none runs. Anything else (a history file, a
+ * fetched into a pg_wal with fetch-prefetch > 0: serves it from the spool if it can (and then
+ * records the request for the agent), starts an agent if none runs, and otherwise returns
+ * WS_PREFETCH_PENDING. Anything else (a history file, a
  * destination outside pg_wal, prefetch off) returns WS_PREFETCH_MISS at once, having touched
  * nothing. Spool problems are logged and never fail the fetch: it goes to the repository. */
 int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char *dest,
                       int *agent_exit);
+
+/* After the foreground fetch of a WAL_PREFETCH_PENDING segment: found (restored, exit 0)
+ * moves the agent to it; otherwise the agent only learns that recovery is alive. */
+void ws_prefetch_done(const ws_config *cfg, const ws_wal_name *name, const char *dest, int found);
 
 #endif
