@@ -76,9 +76,14 @@ static const opt_def opts[] = {
      "async push: how long push waits for the agent's acknowledgement before exiting 1"},
     {"push-parallel", 0, 0, "N", "4", "async push: files the agent archives at once (1 to 32)"},
     {"agent-idle-timeout", 0, 0, "SECONDS", "60",
-     "async push: the agent exits after this long without work"},
+     "async push and prefetching fetch: an agent exits after this long without work"},
     {"spool-path", 0, 0, "DIR", NULL,
-     "async push: the agent's acknowledgements and errors (default: pg_wal/walship)"},
+     "async push: the agent's acknowledgements and errors (default: pg_wal/walship); "
+     "prefetched segments go to its prefetch/ (default: pg_wal/walship-prefetch)"},
+    {"fetch-prefetch", 0, 0, "N", "8",
+     "fetch: segments a background agent downloads ahead of recovery (0 to 256; 0 = off)"},
+    {"fetch-parallel", 0, 0, "N", "4",
+     "fetch: segments the prefetch agent downloads at once (1 to 32)"},
     {"push-queue-max", 0, 0, "SIZE", "off",
      "push: past this much un-archived WAL, drop the oldest segments and record the gap "
      "(e.g. 4GB; docs/queue-max.md)"},
