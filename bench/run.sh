@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh [BENCH...] — run walship's benchmarks (default: all of them).
 #
-#   BENCH          push, basebackup, restore (more to come: async)
+#   BENCH          push, async, basebackup, restore
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
-#   BENCH_REPS     repetitions per job (default 7 for push, 3 for basebackup and restore);
+#   BENCH_REPS     repetitions per job (default 7 for push, 3 for the others);
 #                  the tables give medians
 #
 # Installs what it needs (pgbackrest, lz4, time) with apt-get when missing, keeps the generated
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_BENCHES=(push basebackup restore)
+ALL_BENCHES=(push async basebackup restore)
 
 usage() {
     sed -n '2,12s/^# \{0,1\}//p' "$0"

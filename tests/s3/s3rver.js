@@ -1,11 +1,14 @@
 // s3rver.js — starts @20minutes/s3rver on loopback for walship's tests.
 //
 //   node tests/s3/s3rver.js --dir DIR [--port N] [--bucket NAME]... [--key FILE --cert FILE]
+//                           [--allow-mismatched-signatures 1]
 //
 // Prints "listening <port>" on stdout once it accepts connections (--port 0 picks a free
 // port). Host-style requests use the endpoint s3.localhost:<port> (bucket.s3.localhost).
 // Credentials: S3RVER / S3RVER. NODE_OPTIONS=--openssl-legacy-provider is needed by its
 // paginated ListObjectsV2 (continuation tokens use an old cipher); WalshipS3.pm sets it.
+// --allow-mismatched-signatures 1 accepts any well-formed SigV4 signature: bench/async.sh uses
+// it for pgbackrest, whose signed listing queries s3rver canonicalizes differently (403).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -19,6 +22,7 @@ for (let i = 2; i < process.argv.length; i += 2) {
   else if (k === '--bucket') args.buckets.push(v);
   else if (k === '--key') args.key = fs.readFileSync(v);
   else if (k === '--cert') args.cert = fs.readFileSync(v);
+  else if (k === '--allow-mismatched-signatures') args.allowMismatched = v === '1';
   else { console.error(`s3rver.js: unknown option ${k}`); process.exit(2); }
 }
 if (!args.dir) { console.error('s3rver.js: --dir is required'); process.exit(2); }
@@ -31,6 +35,7 @@ const server = new S3rver({
   serviceEndpoint: 'localhost',
   key: args.key,
   cert: args.cert,
+  allowMismatchedSignatures: !!args.allowMismatched,
   configureBuckets: args.buckets.map((name) => ({ name, configs: [] })),
 });
 server.run().then(
