@@ -70,7 +70,7 @@ static const opt_def opts[] = {
      "basebackup: larger files are stored in parts of this size"},
     {"basebackup-parallel", 0, 0, "N", "2",
      "basebackup: objects compressed, written and committed at once (1 to 32)"},
-    {"async", 0, 0, "BOOL", "off",
+    {"async", 0, 0, "BOOL", "on",
      "push: hand files to a background agent that archives up to push-parallel at once"},
     {"archive-timeout", 0, 0, "SECONDS", "60",
      "async push: how long push waits for the agent's acknowledgement before exiting 1"},

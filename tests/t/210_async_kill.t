@@ -28,7 +28,7 @@ sub agent_pid
 {
 	open my $fh, '<', "$spool/agent.state" or return 0;
 	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
-	return $pid && kill(0, $pid) ? $pid : 0;
+	return $pid && pid_alive($pid) ? $pid : 0;
 }
 
 $node->safe_psql('CREATE TABLE filler (id int, pad text)');
