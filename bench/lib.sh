@@ -206,7 +206,7 @@ doc_section() {
 
 Written by `make bench` (bench/run.sh); each section is replaced on every run of its benchmark,
 so the figures below are those of the last run on the machine named in the section. The data is
-real WAL: 16 MiB segments written by pgbench against a scratch PostgreSQL 15 cluster. Every job is
+real: 16 MiB WAL segments and a pgbench database written by scratch PostgreSQL 15 clusters. Every job is
 measured side by side with the floor (what the job costs with no software around it) and with the
 peers installed from Debian, in the same run, on the same filesystem.
 EOF
