@@ -206,7 +206,7 @@ doc_section() {
 
 Written by `make bench` (bench/run.sh); each section is replaced on every run of its benchmark,
 so the figures below are those of the last run on the machine named in the section. The data is
-real WAL: 16 MiB segments written by pgbench against a scratch PostgreSQL 15 cluster. Every job is
+real: 16 MiB WAL segments and a pgbench database written by scratch PostgreSQL 15 clusters. Every job is
 measured side by side with the floor (what the job costs with no software around it) and with the
 peers installed from Debian, in the same run, on the same filesystem.
 EOF
@@ -340,3 +340,74 @@ timed() {
 
 mib_of_kb() { awk -v k="$1" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print k}'; }
 mib_of_b() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+
+# bb_bench_setup — what the basebackup and restore benchmarks share: the tools, the cached
+# cluster, a fresh $RUN_DIR owned by the cluster's user, a private copy of walship ($WS: the
+# tree's binary may be rebuilt while the benchmark runs), pgbackrest's configuration ($PGBR
+# runs it) and the connection string ($PGCONN).
+bb_bench_setup() {
+    WALSHIP_BIN=${WALSHIP_BIN:-$ROOT_DIR/build/walship}
+    [[ $WALSHIP_BIN == /* ]] || WALSHIP_BIN=$PWD/$WALSHIP_BIN
+    [[ -x $WALSHIP_BIN ]] || die "$WALSHIP_BIN is not an executable file (make first)"
+    ensure_pkgs pgbackrest:pgbackrest lz4:lz4 /usr/bin/time:time
+    ensure_bb_cluster
+    rm -rf "$RUN_DIR"
+    mkdir -p "$RUN_DIR"
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$RUN_DIR"
+    cp "$WALSHIP_BIN" "$RUN_DIR/walship"
+    chmod 755 "$RUN_DIR/walship"
+    WS=$RUN_DIR/walship
+    PGBR_CONF=$RUN_DIR/pgbackrest.conf
+    bb_pgbr_conf "$PGBR_CONF"
+    PGBR=(pgbackrest --config="$PGBR_CONF" --stanza=bb)
+    PGCONN="host=$BB_DIR port=$BB_PORT user=postgres dbname=postgres"
+}
+
+# db_bytes — the cluster's databases' size (running cluster).
+db_bytes() {
+    as_pg "$PG_BIN/psql" -h "$BB_DIR" -p "$BB_PORT" -U postgres -qAtc \
+        "SELECT sum(pg_database_size(oid)) FROM pg_database" postgres
+}
+
+# measure_jobs JOB... — a warm-up and $BENCH_REPS repetitions of every job, interleaved (the
+# order rotates). The script defines `prepare JOB DEST` (untimed) and `cmd_of JOB DEST`
+# (sets the array CMD, run as the cluster's user and timed). Fills RESULTS[job] (ms, one per
+# repetition), RSSMAX[job] (KiB, the largest) and SIZE_OF[job] (bytes in DEST at the end).
+declare -A RESULTS=() RSSMAX=() SIZE_OF=()
+measure_jobs() {
+    local jobs=("$@") n=$# rep i job dest ms kb
+    for rep in $(seq 0 "$BENCH_REPS"); do
+        for i in $(seq 0 $((n - 1))); do
+            job=${jobs[$(((i + rep) % n))]}
+            dest=$RUN_DIR/out-$job
+            prepare "$job" "$dest"
+            cmd_of "$job" "$dest"
+            ms=0 kb=n/a
+            timed ms kb "${CMD[@]}" >>"$RUN_DIR/$job.log" 2>&1 ||
+                die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
+            if ((rep == 0)); then
+                log "warm-up $job: $ms ms, peak RSS $kb KiB"
+            else
+                log "rep $rep/$BENCH_REPS $job: $ms ms, peak RSS $kb KiB"
+                RESULTS[$job]+="$ms "
+                if [[ $kb =~ ^[0-9]+$ ]] && { [[ -z ${RSSMAX[$job]:-} ]] || ((kb > RSSMAX[$job])); }; then
+                    RSSMAX[$job]=$kb
+                fi
+            fi
+            SIZE_OF[$job]=$(du -sb --apparent-size "$dest" | cut -f1)
+        done
+    done
+}
+
+# --- reporting over RESULTS ----------------------------------------------------------------
+
+# stat_of JOB median|minimum|maximum
+stat_of() { tr ' ' '\n' <<<"${RESULTS[$1]}" | grep . | "$2"; }
+# ratio of two jobs: the median over repetitions of the ratio within each repetition (the jobs of
+# one repetition run back to back, so this cancels load that drifts between repetitions)
+paired_ratio() {
+    paste -d' ' <(tr ' ' '\n' <<<"${RESULTS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RESULTS[$2]}" | grep .) |
+        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
+}
+verdict() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
+secs() { awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; }

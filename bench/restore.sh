@@ -14,23 +14,7 @@ BENCH_REPS=${BENCH_REPS:-3}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WALSHIP_BIN=${WALSHIP_BIN:-$ROOT_DIR/build/walship}
-[[ $WALSHIP_BIN == /* ]] || WALSHIP_BIN=$PWD/$WALSHIP_BIN
-[[ -x $WALSHIP_BIN ]] || die "$WALSHIP_BIN is not an executable file (make first)"
-
-ensure_pkgs pgbackrest:pgbackrest lz4:lz4 /usr/bin/time:time
-ensure_bb_cluster
-
-rm -rf "$RUN_DIR"
-mkdir -p "$RUN_DIR"
-[[ $(id -u) -ne 0 ]] || chown postgres: "$RUN_DIR"
-cp "$WALSHIP_BIN" "$RUN_DIR/walship"
-chmod 755 "$RUN_DIR/walship"
-WS=$RUN_DIR/walship
-PGBR_CONF=$RUN_DIR/pgbackrest.conf
-bb_pgbr_conf "$PGBR_CONF"
-PGBR=(pgbackrest --config="$PGBR_CONF" --stanza=bb)
-PGCONN="host=$BB_DIR port=$BB_PORT user=postgres dbname=postgres"
+bb_bench_setup
 SRC_WS=$RUN_DIR/src-walship
 SRC_TAR=$RUN_DIR/src-tar
 SRC_PGBR=$RUN_DIR/src-pgbackrest
@@ -38,8 +22,7 @@ SRC_PGBR=$RUN_DIR/src-pgbackrest
 # --- the three backups (untimed) -----------------------------------------------------------
 trap 'bb_archive_mode true; bb_running && bb_stop || true' EXIT
 bb_start
-DB_BYTES=$(as_pg "$PG_BIN/psql" -h "$BB_DIR" -p "$BB_PORT" -U postgres -qAtc \
-    "SELECT sum(pg_database_size(oid)) FROM pg_database" postgres)
+DB_BYTES=$(db_bytes)
 log "taking the backups to restore (untimed)"
 as_pg mkdir -m 700 "$SRC_WS"
 bb_archive_mode "'$WS' --repo '$SRC_WS' push \"\$1\""
@@ -79,44 +62,18 @@ cmd_of() { # JOB DEST — the timed command, as an array in CMD
     esac
 }
 
+prepare() { # JOB DEST — a fresh, empty directory; walship creates its own
+    rm -rf "$2"
+    [[ $1 == walship ]] || as_pg mkdir -m 700 "$2"
+    sync
+}
+
 JOBS=(floor walship pgbackrest)
-declare -A RESULTS=() RSSMAX=() WRITTEN=()
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-for rep in $(seq 0 "$BENCH_REPS"); do
-    n=${#JOBS[@]}
-    for i in $(seq 0 $((n - 1))); do
-        job=${JOBS[$(((i + rep) % n))]}
-        dest=$RUN_DIR/out-$job
-        rm -rf "$dest"
-        # walship creates its directory; the others restore into an empty one
-        [[ $job == walship ]] || as_pg mkdir -m 700 "$dest"
-        sync
-        cmd_of "$job" "$dest"
-        ms=0 kb=n/a
-        timed ms kb "${CMD[@]}" >>"$RUN_DIR/$job.log" 2>&1 ||
-            die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
-        if ((rep == 0)); then
-            log "warm-up $job: $ms ms, peak RSS $kb KiB"
-        else
-            log "rep $rep/$BENCH_REPS $job: $ms ms, peak RSS $kb KiB"
-            RESULTS[$job]+="$ms "
-            if [[ $kb =~ ^[0-9]+$ ]] && { [[ -z ${RSSMAX[$job]:-} ]] || ((kb > RSSMAX[$job])); }; then
-                RSSMAX[$job]=$kb
-            fi
-        fi
-        WRITTEN[$job]=$(du -sb --apparent-size "$dest" | cut -f1)
-    done
-done
+measure_jobs "${JOBS[@]}"
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 
 # --- report -------------------------------------------------------------------------------
-stat_of() { tr ' ' '\n' <<<"${RESULTS[$1]}" | grep . | "$2"; }
-paired_ratio() {
-    paste -d' ' <(tr ' ' '\n' <<<"${RESULTS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RESULTS[$2]}" | grep .) |
-        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
-}
-verdict() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
-secs() { awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; }
 label() {
     case $1 in
     floor) echo '**floor**: `lz4 -dc base.tar.lz4 \| tar -x` + syncfs' ;;
@@ -153,7 +110,7 @@ BODY=$RUN_DIR/restore.md
         if [[ $job == floor ]]; then r=1.00; else r=$(paired_ratio "$job" floor); fi
         printf '| %s | %s | %s–%s | %s | %s MiB | %s MiB |\n' "$(label "$job")" \
             "$(secs "$(stat_of "$job" median)")" "$(secs "$(stat_of "$job" minimum)")" \
-            "$(secs "$(stat_of "$job" maximum)")" "$r" "$(mib_of_b "${WRITTEN[$job]}")" \
+            "$(secs "$(stat_of "$job" maximum)")" "$r" "$(mib_of_b "${SIZE_OF[$job]}")" \
             "$(mib_of_kb "${RSSMAX[$job]:-n/a}")"
     done
     echo
