@@ -86,17 +86,13 @@ typedef struct pf_plan {
 struct pf_agent {
     const ws_config *cfg;
     const ws_spool *sp;
-    uv_loop_t loop;
-    uv_fs_event_t watch;
-    uv_timer_t tick, kick;
-    uv_signal_t sigterm, sigint;
-    int watching;
+    ws_agent_loop l;
     int nslots, inflight;
     pf_slot *slots;
     long ahead;
     double idle_timeout, last_work, last_sweep;
     int lockfd;
-    int stopping, closed;
+    int stopping;
     /* the last request */
     int have_want;
     char want[WS_WAL_NAME_MAX];
@@ -240,7 +236,7 @@ static void start_plan(pf_agent *a)
     a->planning = 1;
     a->pbase = a->want_tli;
     a->pwork.data = a;
-    if (uv_queue_work(&a->loop, &a->pwork, plan_work, plan_done) != 0)
+    if (uv_queue_work(&a->l.loop, &a->pwork, plan_work, plan_done) != 0)
         a->planning = 0;
 }
 
@@ -544,7 +540,7 @@ static void start_job(pf_agent *a, pf_slot *s, pf_entry *e)
     snprintf(s->name, sizeof s->name, "%s", e->name);
     s->work.data = s;
     a->inflight++;
-    if (uv_queue_work(&a->loop, &s->work, job_work, job_done) != 0) {
+    if (uv_queue_work(&a->l.loop, &s->work, job_work, job_done) != 0) {
         s->busy = 0;
         e->state = ST_NONE;
         a->inflight--;
@@ -646,8 +642,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     (void)events;
     pf_agent *a = h->data;
     if (status < 0 || !filename || strcmp(filename, "fetch.want") == 0)
-        if (!uv_is_active((uv_handle_t *)&a->kick))
-            uv_timer_start(&a->kick, on_kick, 0, 0);
+        ws_agent_loop_kick(&a->l, on_kick, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -660,15 +655,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void maybe_close(pf_agent *a)
 {
-    if (a->closed || a->inflight > 0 || a->planning)
+    if (a->l.closed || a->inflight > 0 || a->planning)
         return;
-    a->closed = 1;
-    if (a->watching)
-        uv_close((uv_handle_t *)&a->watch, NULL);
-    uv_close((uv_handle_t *)&a->tick, NULL);
-    uv_close((uv_handle_t *)&a->kick, NULL);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
+    ws_agent_loop_close(&a->l);
 }
 
 /* ---- start and stop ---- */
@@ -709,21 +698,8 @@ static int run(pf_agent *a, ws_error *err)
     setenv("UV_THREADPOOL_SIZE", pool, 1);
     if (open_sets(a, err) < 0)
         return -1;
-    if (uv_loop_init(&a->loop) != 0)
-        return ws_error_set(err, WS_EINTERNAL, "uv_loop_init failed");
-    uv_timer_init(&a->loop, &a->tick);
-    uv_timer_init(&a->loop, &a->kick);
-    uv_signal_init(&a->loop, &a->sigterm);
-    uv_signal_init(&a->loop, &a->sigint);
-    a->tick.data = a->kick.data = a->sigterm.data = a->sigint.data = a->watch.data = a;
-    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a->sigint, on_signal, SIGINT);
-    if (uv_fs_event_init(&a->loop, &a->watch) == 0) {
-        a->watching = 1;
-        if (uv_fs_event_start(&a->watch, on_fs_event, a->sp->dir, 0) != 0)
-            ws_log_debug("not watching %s: polling every %d ms", a->sp->dir, TICK_MS);
-    }
-    uv_timer_start(&a->tick, on_tick, TICK_MS, TICK_MS);
+    if (ws_agent_loop_init(&a->l, a, a->sp->dir, on_fs_event, on_tick, TICK_MS, on_signal, err) < 0)
+        return -1;
 
     a->last_work = ws_now();
     ws_spool_state mine = {(long)getpid(), "", ""};
@@ -736,9 +712,7 @@ static int run(pf_agent *a, ws_error *err)
                  a->sp->wal_dir, a->ahead, a->nslots);
     sweep(a);
     schedule(a);
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&a->loop) != 0)
-        ws_log_debug("the prefetch agent's loop had handles left at exit");
+    ws_agent_loop_run(&a->l);
     /* nothing is ahead any more: leave no segment behind in pg_wal */
     a->npath = 0;
     sweep(a);
@@ -757,13 +731,8 @@ int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp)
     if (a.lockfd == -2)
         return 0; /* another fetch started one first */
     int rc = a.lockfd < 0 ? -1 : run(&a, &err);
-    if (rc < 0) {
-        ws_error_prefix(&err, "the prefetch agent cannot run");
-        ws_log_err(WS_LOG_ERROR, &err);
-        char text[1024];
-        snprintf(text, sizeof text, "%s%s%s", err.msg, err.hint[0] ? " HINT: " : "", err.hint);
-        ws_spool_error_write(sp, NULL, text);
-    }
+    if (rc < 0)
+        ws_agent_report_failure(sp, "the prefetch agent", &err);
     close_sets(&a);
     plan_free(&a.plan);
     plan_free(&a.pnew);
