@@ -240,38 +240,6 @@ static void start_plan(pf_agent *a)
         a->planning = 0;
 }
 
-/* The timelines recovery will read from segment `from` on, and where each begins (segment
- * numbers): the lineage of the newest timeline in the plan that left the current timeline
- * after `from`, from the current timeline on; else the current timeline alone. */
-typedef struct lineage {
-    int n;
-    uint32_t tli[WS_TL_MAX_ANCESTORS + 1];
-    uint64_t begin[WS_TL_MAX_ANCESTORS + 1];
-} lineage;
-
-static void choose_lineage(const pf_plan *p, uint32_t cur, uint64_t from, lineage *l)
-{
-    l->n = 1;
-    l->tli[0] = cur;
-    l->begin[0] = 0;
-    for (int i = p->nhist - 1; i >= 0; i--) {
-        const ws_tl_history *h = &p->hist[i];
-        uint64_t end;
-        if (!ws_tl_history_has(h, cur, &end) || ws_wal_lsn_segno(end, p->seg_size) <= from)
-            continue;
-        /* h's lineage from cur on: ancestors after cur, then h itself */
-        int k = 0;
-        while (k < h->n && h->anc[k].tli != cur)
-            k++;
-        for (int j = k + 1; j <= h->n && l->n < WS_TL_MAX_ANCESTORS + 1; j++) {
-            l->tli[l->n] = j < h->n ? h->anc[j].tli : h->tli;
-            l->begin[l->n] = ws_wal_lsn_segno(h->anc[j - 1].end, p->seg_size);
-            l->n++;
-        }
-        return;
-    }
-}
-
 /* Rebuilds the list of segments ahead of the last request, keeping what is known of them. */
 static void rebuild_path(pf_agent *a)
 {
@@ -282,17 +250,14 @@ static void rebuild_path(pf_agent *a)
         ws_wal_segno(&wn, a->plan.seg_size, &segno) < 0)
         return;
     a->want_segno = segno;
-    lineage l;
-    choose_lineage(&a->plan, a->want_tli, segno, &l);
+    const ws_tl_history *follow =
+        ws_tl_choose(a->plan.hist, a->plan.nhist, a->want_tli, segno, a->plan.seg_size);
     pf_entry *np = calloc((size_t)a->ahead, sizeof *np);
     if (!np)
         return;
     for (long i = 0; i < a->ahead; i++) {
         uint64_t s = segno + 1 + (uint64_t)i;
-        uint32_t tli = l.tli[0];
-        for (int j = 0; j < l.n; j++)
-            if (l.begin[j] <= s)
-                tli = l.tli[j];
+        uint32_t tli = ws_tl_segment_tli(follow, a->want_tli, s, a->plan.seg_size);
         ws_wal_format_segment(np[i].name, tli, s, a->plan.seg_size);
         int old = path_index(a, np[i].name);
         if (old >= 0)
