@@ -331,6 +331,12 @@ static void sweep(pf_agent *a)
         size_t stem;
         ws_wal_name wn;
         ws_error err;
+        if (has_suffix(de->d_name, ".old", &stem)) {
+            /* the segment a fetch moved out of its way (pfclient.c) */
+            snprintf(path, sizeof path, "%s/%s", a->sp->dir, de->d_name);
+            unlink(path);
+            continue;
+        }
         if (has_suffix(de->d_name, ".tmp", &stem) || has_suffix(de->d_name, ".ok", &stem)) {
             if (stem >= sizeof name)
                 continue;
