@@ -111,6 +111,7 @@ struct pf_agent {
     ws_error perr;
     int pfailed;
     double plan_retry_at;
+    int plan_failures; /* in a row */
     /* the segments ahead */
     pf_entry *path;
     int npath;
@@ -212,6 +213,8 @@ static void plan_done(uv_work_t *w, int status)
         a->plan = a->pnew;
         a->plan.at = now;
         memset(&a->pnew, 0, sizeof a->pnew);
+        if (!a->pfailed)
+            a->plan_failures = 0;
         a->path_dirty = 1;
         ws_log_debug("timeline plan from %08" PRIX32 ": %d newer timeline(s) in the repository",
                      a->plan.base_tli, a->plan.nhist);
@@ -219,8 +222,10 @@ static void plan_done(uv_work_t *w, int status)
         plan_free(&a->pnew);
     }
     if (a->pfailed) {
-        ws_log_warn("cannot read the timeline history from the repository (will retry): %s",
-                    a->perr.msg[0] ? a->perr.msg : "job cancelled");
+        /* once per outage: fetch reports the outage itself */
+        ws_log(a->plan_failures++ ? WS_LOG_DEBUG : WS_LOG_WARN,
+               "cannot read the timeline history from the repository (will retry): %s",
+               a->perr.msg[0] ? a->perr.msg : "job cancelled");
         a->plan_retry_at = now + 1.0;
         if (a->plan.valid && a->plan.base_tli == a->pbase)
             a->plan.at = now - PLAN_MAX_AGE_S + 1.0; /* partial: look again in a second */
@@ -487,8 +492,9 @@ static void job_done(uv_work_t *w, int status)
     } else {
         if (s->corrupt)
             ws_log_error("%s failed verification and was not kept: %s", s->name, s->err.msg);
-        else
-            ws_log_warn("cannot prefetch %s (will retry): %s", s->name, s->err.msg);
+        else /* the first failure of a segment; fetch reports an outage itself */
+            ws_log(e && e->failures ? WS_LOG_DEBUG : WS_LOG_WARN,
+                   "cannot prefetch %s (will retry): %s", s->name, s->err.msg);
         if (e) {
             e->state = ST_FAILED;
             e->failures++;
