@@ -35,7 +35,8 @@ run_fetch() {
     rm -rf "$d"
     mkdir -p "$d/pg_wal/archive_status"
     chmod 700 "$d"
-    printf 'repo = %s\nfetch-prefetch = %s\nagent-idle-timeout = 5s\n' "$WORK/repo" "$ahead" >"$d.conf"
+    printf 'repo = %s\nfetch-prefetch = %s\nagent-idle-timeout = 5s\nlog-level = debug\n' \
+        "$WORK/repo" "$ahead" >"$d.conf"
     chmod 600 "$d.conf"
     (cd "$d" && "$WALSHIP_BIN" -c "$d.conf" fetch "${SEGS[0]}" pg_wal/RECOVERYXLOG 2>>"$d.log")
     for ((i = 1; i < ${#SEGS[@]}; i++)); do
@@ -50,6 +51,12 @@ run_fetch() {
     done
 }
 
+start=$(for _ in $(seq 19); do
+    t0=$(now_us)
+    "$WALSHIP_BIN" --version >/dev/null
+    t1=$(now_us)
+    echo $((t1 - t0))
+done | median)
 fg=$(run_fetch 0 | median)
 hit=$(run_fetch 19 | median)
 hits=$(grep -c 'from the prefetch spool' "$WORK/fetch-19.log" || true)
@@ -58,3 +65,7 @@ echo "|---|---|"
 printf '| foreground (fetch-prefetch = 0) | %.1f ms |\n' "$(awk -v v="$fg" 'BEGIN {print v/1000}')"
 printf '| prefetch hit (%s of %s served from the spool) | %.1f ms |\n' "$hits" "$((${#SEGS[@]} - 1))" \
     "$(awk -v v="$hit" 'BEGIN {print v/1000}')"
+printf '| for scale: walship --version (process start and exit) | %.1f ms |\n' \
+    "$(awk -v v="$start" 'BEGIN {print v/1000}')"
+inside=$(sed -n 's/.*served .* in \([0-9.]*\) ms.*/\1/p' "$WORK/fetch-19.log" | median)
+printf '| prefetch hit inside the process (--log-level debug) | %s ms |\n' "$inside"
