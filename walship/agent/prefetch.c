@@ -30,6 +30,7 @@
 #include "walship/cmd.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
+#include "walship/stage/stage.h"
 #include "walship/timeline.h"
 
 #include <dirent.h>
@@ -670,6 +671,11 @@ static int run(pf_agent *a, ws_error *err)
         ws_config_get_seconds(a->cfg, "agent-idle-timeout", &a->idle_timeout, err) < 0)
         return -1;
     a->nslots = (int)(parallel < a->ahead ? parallel : a->ahead);
+    /* OpenSSL initialises itself at its first use, allocating that thread's error state; on a
+     * pool thread that state outlives the thread's last job and is lost at exit. Its first use
+     * here is on this thread (the configuration id no longer hashes with it). */
+    unsigned char d[32];
+    ws_sha256(a->sp->config_id, strlen(a->sp->config_id), d);
     char pool[16];
     snprintf(pool, sizeof pool, "%d", a->nslots + 4);
     setenv("UV_THREADPOOL_SIZE", pool, 1);
