@@ -107,3 +107,36 @@ int ws_tl_history_has(const ws_tl_history *h, uint32_t tli, uint64_t *end)
         }
     return 0;
 }
+
+const ws_tl_history *ws_tl_choose(const ws_tl_history *hist, int n, uint32_t cur, uint64_t from,
+                                  uint32_t seg_size)
+{
+    const ws_tl_history *best = NULL;
+    for (int i = 0; i < n; i++) {
+        const ws_tl_history *h = &hist[i];
+        uint64_t end;
+        if (h->tli == cur || !ws_tl_history_has(h, cur, &end) ||
+            ws_wal_lsn_segno(end, seg_size) <= from)
+            continue;
+        if (!best || h->tli > best->tli)
+            best = h;
+    }
+    return best;
+}
+
+uint32_t ws_tl_segment_tli(const ws_tl_history *h, uint32_t cur, uint64_t segno, uint32_t seg_size)
+{
+    if (!h || h->tli == cur)
+        return cur;
+    int k = 0;
+    while (k < h->n && h->anc[k].tli != cur)
+        k++;
+    uint32_t tli = cur;
+    for (int j = k + 1; j <= h->n; j++) {
+        /* the timeline after anc[j-1] begins where anc[j-1] was left */
+        if (ws_wal_lsn_segno(h->anc[j - 1].end, seg_size) > segno)
+            break;
+        tli = j < h->n ? h->anc[j].tli : h->tli;
+    }
+    return tli;
+}

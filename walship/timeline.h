@@ -38,4 +38,15 @@ int ws_tl_history_load(ws_repo *r, uint32_t tli, ws_tl_history *h, ws_error *err
  * where h's lineage left tli (UINT64_MAX when tli is h's own timeline). */
 int ws_tl_history_has(const ws_tl_history *h, uint32_t tli, uint64_t *end);
 
+/* Of hist[0..n), the newest timeline that recovery on timeline cur at segment `from` can still
+ * switch to (recovery_target_timeline = latest): its history contains cur, left after
+ * segment `from`. NULL if none. */
+const ws_tl_history *ws_tl_choose(const ws_tl_history *hist, int n, uint32_t cur, uint64_t from,
+                                  uint32_t seg_size);
+
+/* The timeline recovery reads segment segno from when it follows h (NULL: stays on cur) from
+ * timeline cur on: the newest timeline of the lineage that begins at or before the segment —
+ * the segment holding a switch point belongs to the new timeline, as PostgreSQL reads it. */
+uint32_t ws_tl_segment_tli(const ws_tl_history *h, uint32_t cur, uint64_t segno, uint32_t seg_size);
+
 #endif

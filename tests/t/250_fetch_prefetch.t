@@ -186,6 +186,11 @@ ok(compare("$pgdata/pg_wal/RECOVERYXLOG", "$base/e.copy") != 0, '... and not ser
 is($rc, 0, "fetch $e exits 0");
 like(slurp_file($agentlog), qr/restored \Q$e\E from the prefetch spool/, '... from the spool');
 diag(sprintf('fetch of a prefetched segment (process start to exit): %.1f ms', $took * 1000));
+my @ahead = @archived[ 8 .. 11 ];
+ok(wait_until(30, sub { !grep { !-e "$fspool/$_" } @ahead }), "the agent holds the 4 segments after $e");
+sleep 1.5;    # a sweep
+is(join(' ', segments_in($fspool)), "@ahead",
+	'the spool holds exactly fetch-prefetch (4) segments: those ahead, none older, no more');
 ok(wait_until(30, sub { !agent_pid($fspool) }), 'the agent exits when idle');
 
 # ---- fetch-prefetch = 0: today's fetch, nothing started, nothing created

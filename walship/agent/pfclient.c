@@ -11,7 +11,6 @@
  */
 #include "walship/agent/prefetch.h"
 #include "walship/agent/spool.h"
-#include "walship/fsutil.h"
 #include "walship/log.h"
 
 #include <errno.h>
@@ -62,6 +61,12 @@ static int serve(const ws_spool *sp, const ws_wal_name *name, const char *dest)
         close(fd);
         return 0;
     }
+    /* The previous segment at dest (PostgreSQL leaves RECOVERYXLOG in place) is moved into the
+     * spool first, for the agent to delete: freeing its blocks in a rename over it costs
+     * milliseconds, here where replay waits. */
+    char old[PATH_MAX];
+    snprintf(old, sizeof old, "%s/fetch.%ld.old", sp->dir, (long)getpid());
+    rename(dest, old); /* absent, or on another file system: the rename below replaces it */
     if (rename(path, dest) < 0) {
         ws_log_debug("cannot rename %s to %s: %s", path, dest, strerror(errno));
         close(fd);
@@ -70,15 +75,13 @@ static int serve(const ws_spool *sp, const ws_wal_name *name, const char *dest)
     struct stat ds;
     int same = stat(dest, &ds) == 0 && ds.st_dev == st.st_dev && ds.st_ino == st.st_ino;
     close(fd);
-    char okpath[PATH_MAX];
-    ws_spool_path(sp, name->name, ".ok", okpath, sizeof okpath);
-    unlink(okpath);
     if (!same) /* replaced between the check and the rename: fetch it afresh */
         return 0;
-    char dir[PATH_MAX];
-    ws_dirname(dest, dir, sizeof dir);
-    if (ws_fsync_dir(dir, &err) < 0)
-        ws_log(WS_LOG_WARN, "%s", err.msg);
+    /* No fsync of pg_wal and no removal of the proof (the agent drops proofs without their
+     * file): the segment's bytes were fsync'd by the agent, and PostgreSQL reads %p at once
+     * and keeps nothing of it across a crash (recovery fetches again; a standby that keeps the
+     * file renames it durably itself). A directory fsync would wait for the journal, behind
+     * the agent's writes. */
     ws_log_info("restored %s from the prefetch spool", name->name);
     return 1;
 }
@@ -141,6 +144,7 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
     }
     if (ahead == 0 || name->kind != WS_WAL_SEGMENT)
         return WS_PREFETCH_MISS;
+    double t0 = ws_now();
     ws_spool sp;
     if (ws_spool_init_prefetch(&sp, cfg, dest, &err) < 0) {
         if (err.code == WS_ECONFIG) {
@@ -152,8 +156,11 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
         return WS_PREFETCH_MISS;
     }
     int served = serve(&sp, name, dest) || wait_inflight(&sp, name, dest, limit);
-    if (served)
+    if (served) {
         note(&sp, name, 1);
+        ws_log_debug("served %s in %.2f ms (spool, proof, page header, rename)", name->name,
+                     (ws_now() - t0) * 1e3);
+    }
     long pid = ws_spool_agent_pid(&sp);
     if (pid == 0) {
         int r = ws_agent_spawn(&err);

@@ -30,6 +30,7 @@
 #include "walship/cmd.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
+#include "walship/stage/stage.h"
 #include "walship/timeline.h"
 
 #include <dirent.h>
@@ -86,17 +87,13 @@ typedef struct pf_plan {
 struct pf_agent {
     const ws_config *cfg;
     const ws_spool *sp;
-    uv_loop_t loop;
-    uv_fs_event_t watch;
-    uv_timer_t tick, kick;
-    uv_signal_t sigterm, sigint;
-    int watching;
+    ws_agent_loop l;
     int nslots, inflight;
     pf_slot *slots;
     long ahead;
     double idle_timeout, last_work, last_sweep;
     int lockfd;
-    int stopping, closed;
+    int stopping;
     /* the last request */
     int have_want;
     char want[WS_WAL_NAME_MAX];
@@ -115,6 +112,7 @@ struct pf_agent {
     ws_error perr;
     int pfailed;
     double plan_retry_at;
+    int plan_failures; /* in a row */
     /* the segments ahead */
     pf_entry *path;
     int npath;
@@ -216,6 +214,8 @@ static void plan_done(uv_work_t *w, int status)
         a->plan = a->pnew;
         a->plan.at = now;
         memset(&a->pnew, 0, sizeof a->pnew);
+        if (!a->pfailed)
+            a->plan_failures = 0;
         a->path_dirty = 1;
         ws_log_debug("timeline plan from %08" PRIX32 ": %d newer timeline(s) in the repository",
                      a->plan.base_tli, a->plan.nhist);
@@ -223,8 +223,10 @@ static void plan_done(uv_work_t *w, int status)
         plan_free(&a->pnew);
     }
     if (a->pfailed) {
-        ws_log_warn("cannot read the timeline history from the repository (will retry): %s",
-                    a->perr.msg[0] ? a->perr.msg : "job cancelled");
+        /* once per outage: fetch reports the outage itself */
+        ws_log(a->plan_failures++ ? WS_LOG_DEBUG : WS_LOG_WARN,
+               "cannot read the timeline history from the repository (will retry): %s",
+               a->perr.msg[0] ? a->perr.msg : "job cancelled");
         a->plan_retry_at = now + 1.0;
         if (a->plan.valid && a->plan.base_tli == a->pbase)
             a->plan.at = now - PLAN_MAX_AGE_S + 1.0; /* partial: look again in a second */
@@ -240,40 +242,8 @@ static void start_plan(pf_agent *a)
     a->planning = 1;
     a->pbase = a->want_tli;
     a->pwork.data = a;
-    if (uv_queue_work(&a->loop, &a->pwork, plan_work, plan_done) != 0)
+    if (uv_queue_work(&a->l.loop, &a->pwork, plan_work, plan_done) != 0)
         a->planning = 0;
-}
-
-/* The timelines recovery will read from segment `from` on, and where each begins (segment
- * numbers): the lineage of the newest timeline in the plan that left the current timeline
- * after `from`, from the current timeline on; else the current timeline alone. */
-typedef struct lineage {
-    int n;
-    uint32_t tli[WS_TL_MAX_ANCESTORS + 1];
-    uint64_t begin[WS_TL_MAX_ANCESTORS + 1];
-} lineage;
-
-static void choose_lineage(const pf_plan *p, uint32_t cur, uint64_t from, lineage *l)
-{
-    l->n = 1;
-    l->tli[0] = cur;
-    l->begin[0] = 0;
-    for (int i = p->nhist - 1; i >= 0; i--) {
-        const ws_tl_history *h = &p->hist[i];
-        uint64_t end;
-        if (!ws_tl_history_has(h, cur, &end) || ws_wal_lsn_segno(end, p->seg_size) <= from)
-            continue;
-        /* h's lineage from cur on: ancestors after cur, then h itself */
-        int k = 0;
-        while (k < h->n && h->anc[k].tli != cur)
-            k++;
-        for (int j = k + 1; j <= h->n && l->n < WS_TL_MAX_ANCESTORS + 1; j++) {
-            l->tli[l->n] = j < h->n ? h->anc[j].tli : h->tli;
-            l->begin[l->n] = ws_wal_lsn_segno(h->anc[j - 1].end, p->seg_size);
-            l->n++;
-        }
-        return;
-    }
 }
 
 /* Rebuilds the list of segments ahead of the last request, keeping what is known of them. */
@@ -286,17 +256,14 @@ static void rebuild_path(pf_agent *a)
         ws_wal_segno(&wn, a->plan.seg_size, &segno) < 0)
         return;
     a->want_segno = segno;
-    lineage l;
-    choose_lineage(&a->plan, a->want_tli, segno, &l);
+    const ws_tl_history *follow =
+        ws_tl_choose(a->plan.hist, a->plan.nhist, a->want_tli, segno, a->plan.seg_size);
     pf_entry *np = calloc((size_t)a->ahead, sizeof *np);
     if (!np)
         return;
     for (long i = 0; i < a->ahead; i++) {
         uint64_t s = segno + 1 + (uint64_t)i;
-        uint32_t tli = l.tli[0];
-        for (int j = 0; j < l.n; j++)
-            if (l.begin[j] <= s)
-                tli = l.tli[j];
+        uint32_t tli = ws_tl_segment_tli(follow, a->want_tli, s, a->plan.seg_size);
         ws_wal_format_segment(np[i].name, tli, s, a->plan.seg_size);
         int old = path_index(a, np[i].name);
         if (old >= 0)
@@ -370,6 +337,12 @@ static void sweep(pf_agent *a)
         size_t stem;
         ws_wal_name wn;
         ws_error err;
+        if (has_suffix(de->d_name, ".old", &stem)) {
+            /* the segment a fetch moved out of its way (pfclient.c) */
+            snprintf(path, sizeof path, "%s/%s", a->sp->dir, de->d_name);
+            unlink(path);
+            continue;
+        }
         if (has_suffix(de->d_name, ".tmp", &stem) || has_suffix(de->d_name, ".ok", &stem)) {
             if (stem >= sizeof name)
                 continue;
@@ -520,8 +493,9 @@ static void job_done(uv_work_t *w, int status)
     } else {
         if (s->corrupt)
             ws_log_error("%s failed verification and was not kept: %s", s->name, s->err.msg);
-        else
-            ws_log_warn("cannot prefetch %s (will retry): %s", s->name, s->err.msg);
+        else /* the first failure of a segment; fetch reports an outage itself */
+            ws_log(e && e->failures ? WS_LOG_DEBUG : WS_LOG_WARN,
+                   "cannot prefetch %s (will retry): %s", s->name, s->err.msg);
         if (e) {
             e->state = ST_FAILED;
             e->failures++;
@@ -544,7 +518,7 @@ static void start_job(pf_agent *a, pf_slot *s, pf_entry *e)
     snprintf(s->name, sizeof s->name, "%s", e->name);
     s->work.data = s;
     a->inflight++;
-    if (uv_queue_work(&a->loop, &s->work, job_work, job_done) != 0) {
+    if (uv_queue_work(&a->l.loop, &s->work, job_work, job_done) != 0) {
         s->busy = 0;
         e->state = ST_NONE;
         a->inflight--;
@@ -646,8 +620,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     (void)events;
     pf_agent *a = h->data;
     if (status < 0 || !filename || strcmp(filename, "fetch.want") == 0)
-        if (!uv_is_active((uv_handle_t *)&a->kick))
-            uv_timer_start(&a->kick, on_kick, 0, 0);
+        ws_agent_loop_kick(&a->l, on_kick, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -660,15 +633,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void maybe_close(pf_agent *a)
 {
-    if (a->closed || a->inflight > 0 || a->planning)
+    if (a->l.closed || a->inflight > 0 || a->planning)
         return;
-    a->closed = 1;
-    if (a->watching)
-        uv_close((uv_handle_t *)&a->watch, NULL);
-    uv_close((uv_handle_t *)&a->tick, NULL);
-    uv_close((uv_handle_t *)&a->kick, NULL);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
+    ws_agent_loop_close(&a->l);
 }
 
 /* ---- start and stop ---- */
@@ -704,26 +671,18 @@ static int run(pf_agent *a, ws_error *err)
         ws_config_get_seconds(a->cfg, "agent-idle-timeout", &a->idle_timeout, err) < 0)
         return -1;
     a->nslots = (int)(parallel < a->ahead ? parallel : a->ahead);
+    /* OpenSSL initialises itself at its first use, allocating that thread's error state; on a
+     * pool thread that state outlives the thread's last job and is lost at exit. Its first use
+     * here is on this thread (the configuration id no longer hashes with it). */
+    unsigned char d[32];
+    ws_sha256(a->sp->config_id, strlen(a->sp->config_id), d);
     char pool[16];
     snprintf(pool, sizeof pool, "%d", a->nslots + 4);
     setenv("UV_THREADPOOL_SIZE", pool, 1);
     if (open_sets(a, err) < 0)
         return -1;
-    if (uv_loop_init(&a->loop) != 0)
-        return ws_error_set(err, WS_EINTERNAL, "uv_loop_init failed");
-    uv_timer_init(&a->loop, &a->tick);
-    uv_timer_init(&a->loop, &a->kick);
-    uv_signal_init(&a->loop, &a->sigterm);
-    uv_signal_init(&a->loop, &a->sigint);
-    a->tick.data = a->kick.data = a->sigterm.data = a->sigint.data = a->watch.data = a;
-    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a->sigint, on_signal, SIGINT);
-    if (uv_fs_event_init(&a->loop, &a->watch) == 0) {
-        a->watching = 1;
-        if (uv_fs_event_start(&a->watch, on_fs_event, a->sp->dir, 0) != 0)
-            ws_log_debug("not watching %s: polling every %d ms", a->sp->dir, TICK_MS);
-    }
-    uv_timer_start(&a->tick, on_tick, TICK_MS, TICK_MS);
+    if (ws_agent_loop_init(&a->l, a, a->sp->dir, on_fs_event, on_tick, TICK_MS, on_signal, err) < 0)
+        return -1;
 
     a->last_work = ws_now();
     ws_spool_state mine = {(long)getpid(), "", ""};
@@ -736,9 +695,7 @@ static int run(pf_agent *a, ws_error *err)
                  a->sp->wal_dir, a->ahead, a->nslots);
     sweep(a);
     schedule(a);
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&a->loop) != 0)
-        ws_log_debug("the prefetch agent's loop had handles left at exit");
+    ws_agent_loop_run(&a->l);
     /* nothing is ahead any more: leave no segment behind in pg_wal */
     a->npath = 0;
     sweep(a);
@@ -757,13 +714,8 @@ int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp)
     if (a.lockfd == -2)
         return 0; /* another fetch started one first */
     int rc = a.lockfd < 0 ? -1 : run(&a, &err);
-    if (rc < 0) {
-        ws_error_prefix(&err, "the prefetch agent cannot run");
-        ws_log_err(WS_LOG_ERROR, &err);
-        char text[1024];
-        snprintf(text, sizeof text, "%s%s%s", err.msg, err.hint[0] ? " HINT: " : "", err.hint);
-        ws_spool_error_write(sp, NULL, text);
-    }
+    if (rc < 0)
+        ws_agent_report_failure(sp, "the prefetch agent", &err);
     close_sets(&a);
     plan_free(&a.plan);
     plan_free(&a.pnew);

@@ -64,7 +64,25 @@ static void id_option(void *arg, const char *key, const char *value_name, const 
     idbuf_add(c->b, key, v ? v : "\x01");
 }
 
-static int config_id(const ws_config *cfg, char out[65], ws_error *err)
+/* Four 64-bit FNV-1a hashes with different seeds, as 64 hex digits: the prefetch spool's
+ * configuration id. fetch computes it on its hit path, where initialising OpenSSL for one
+ * SHA-256 would cost more than the rest of the hit together; the id only tells one walship
+ * configuration from another (anyone who can write the spool can write pg_wal anyway). */
+static void fnv_hex(const char *s, size_t len, char out[65])
+{
+    static const uint64_t seeds[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull,
+                                      0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full};
+    for (int k = 0; k < 4; k++) {
+        uint64_t h = seeds[k];
+        for (size_t i = 0; i < len; i++) {
+            h ^= (unsigned char)s[i];
+            h *= 0x100000001b3ull;
+        }
+        snprintf(out + 16 * k, 17, "%016" PRIx64, h);
+    }
+}
+
+static int config_id(const ws_config *cfg, char out[65], int fast, ws_error *err)
 {
     idbuf b = {0};
     int n = ws_config_repo_count(cfg);
@@ -89,9 +107,13 @@ static int config_id(const ws_config *cfg, char out[65], ws_error *err)
         free(b.s);
         return ws_error_set(err, WS_ENOMEM, "out of memory");
     }
-    unsigned char d[32];
-    ws_sha256(b.s, b.len, d);
-    ws_sha256_hex(d, out);
+    if (fast) {
+        fnv_hex(b.s, b.len, out);
+    } else {
+        unsigned char d[32];
+        ws_sha256(b.s, b.len, d);
+        ws_sha256_hex(d, out);
+    }
     free(b.s);
     return 0;
 }
@@ -132,7 +154,7 @@ static int spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, 
     }
     if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
         return ws_error_errno(err, WS_EIO, errno, "cannot create the spool %s", sp->dir);
-    return config_id(cfg, sp->config_id, err);
+    return config_id(cfg, sp->config_id, sub != NULL, err);
 }
 
 int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err)

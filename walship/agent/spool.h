@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
 #include "walship/config.h"
 #include "walship/error.h"
 
@@ -118,6 +120,27 @@ void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, cha
 int ws_agent_main(const ws_config *cfg, const ws_spool *sp);
 /* The prefetch agent's main loop (prefetch.c), run in the detached agent process. */
 int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp);
+
+/* loop.c: the handles both agents' loops have. data is given to every callback. */
+typedef struct ws_agent_loop {
+    uv_loop_t loop;
+    uv_fs_event_t watch;
+    uv_timer_t tick, kick;
+    uv_signal_t sigterm, sigint;
+    int watching, closed;
+} ws_agent_loop;
+
+/* Starts watching watch_dir (on_event), the tick every tick_ms and SIGTERM/SIGINT. */
+int ws_agent_loop_init(ws_agent_loop *l, void *data, const char *watch_dir, uv_fs_event_cb on_event,
+                       uv_timer_cb on_tick, unsigned tick_ms, uv_signal_cb on_signal,
+                       ws_error *err);
+/* Runs on_kick once after delay_ms unless a kick is pending already. */
+void ws_agent_loop_kick(ws_agent_loop *l, uv_timer_cb on_kick, unsigned delay_ms);
+/* Closes every handle (once): uv_run returns when the thread pool's jobs are done. */
+void ws_agent_loop_close(ws_agent_loop *l);
+void ws_agent_loop_run(ws_agent_loop *l);
+/* An agent that cannot run: logs "<what> cannot run: ..." and writes agent.error. */
+void ws_agent_report_failure(const ws_spool *sp, const char *what, ws_error *err);
 
 /* spawn.c: starts a detached agent process (double fork + setsid). Returns 1 in the agent,
  * which then calls ws_agent_detach and its main loop; 0 in the caller (the intermediate
