@@ -567,6 +567,11 @@ BODY=$RUN/async.md
     echo "outage) back to zero. Medians of $BENCH_REPS repetitions (min–max), jobs interleaved, each into a"
     echo "fresh repository; \"× walship async\" is the median over repetitions of the ratio within each."
     echo "Both tools compress with lz4 level 1 and fsync/commit each object before acknowledging it."
+    echo "S3 is one s3rver (tests/s3/s3rver.js, node) over TLS with a throwaway CA, given to walship as"
+    echo "s3-ca-file and to pgbackrest as repo1-storage-ca-file; it runs with"
+    echo "\`--allow-mismatched-signatures 1\` because it canonicalizes pgbackrest's signed listing queries"
+    echo "differently (403), so both tools sign every request but the server does not check signatures."
+    echo "s3rver shares the 2 cores with the archivers: its CPU is part of every S3 figure."
     echo
     echo "| repository | job | drain s | min–max | MiB/s | × walship async | failed_count | agent peak RSS |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
