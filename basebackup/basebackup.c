@@ -5,9 +5,11 @@
  * The story: connect (replication=true), IDENTIFY_SYSTEM and refuse a repository of another
  * cluster before any data moves; BASE_BACKUP with TARGET 'client' so PostgreSQL 15 sends
  * one CopyOut of typed messages ('n' new archive, 'd' data, 'p' progress, 'm' manifest);
- * each archive runs through the tar parser into the store (packed and parted objects), the
- * server's backup_manifest into one object; then wait until the WAL from the start to the
- * stop segment is in every repository, and only then write the walship manifest — last,
+ * each archive runs through the tar parser into the store (packed and parted objects, written
+ * by basebackup-parallel threads), the server's backup_manifest into one object; then wait
+ * until the WAL from the start to the stop segment is in every repository (WAIT false: the
+ * server's own wait polls once a second, ours every 100 ms, and ours is needed anyway: WAL
+ * archived elsewhere does not count), and only then write the walship manifest — last,
  * create-only-if-absent. Any failure before that removes what was written; a killed
  * process leaves objects without a manifest, which nothing lists or restores.
  */
@@ -18,6 +20,7 @@
 #include "walship/cmd.h"
 #include "walship/log.h"
 #include "walship/pq_dl.h"
+#include "walship/progress.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,10 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PACK_THRESHOLD   (1u << 20)
-#define PACK_SIZE        (16u << 20)
-#define PROGRESS_LOG_SEC 5.0
-#define PROGRESS_TTY_SEC 0.25
+#define PACK_THRESHOLD (1u << 20)
+#define PACK_SIZE      (16u << 20)
+/* bytes received and handed to the writer threads, not yet taken by them: this much per
+ * writer, and at least one pack (docs/decisions.md) */
+#define INFLIGHT_PER_WRITER (4u << 20)
+#define POLL_SEC            0.25
 
 typedef struct bb {
     const ws_config *cfg;
@@ -46,10 +51,11 @@ typedef struct bb {
     ws_bb_verify *verify;
     ws_tar_parser *tar;
     int archives_expected, archives_seen, in_manifest;
-    double wal_timeout, wal_deadline; /* deadline 0 = not waiting for WAL */
+    double wal_timeout;
     /* progress */
     uint64_t total_bytes, done_bytes;
-    double t_start, t_last_progress;
+    double t_start;
+    ws_progress progress;
     int tty;
 } bb;
 
@@ -199,35 +205,13 @@ static int identify(bb *b, ws_error *err)
 
 static void progress(bb *b, int final)
 {
-    double now = ws_now();
-    double every = b->tty ? PROGRESS_TTY_SEC : PROGRESS_LOG_SEC;
-    if (!final && now - b->t_last_progress < every)
-        return;
-    b->t_last_progress = now;
-    double el = now - b->t_start;
-    double rate = el > 0 ? mib(b->done_bytes) / el : 0;
-    char line[256];
-    if (b->total_bytes > 0 && b->done_bytes <= b->total_bytes) {
-        double pct = 100.0 * (double)b->done_bytes / (double)b->total_bytes;
-        double eta = rate > 0 ? (mib(b->total_bytes) - mib(b->done_bytes)) / rate : 0;
-        snprintf(line, sizeof line, "%.1f/%.1f MiB (%.0f%%), %.1f MiB/s, ETA %.0f s",
-                 mib(b->done_bytes), mib(b->total_bytes), pct, rate, eta);
-    } else {
-        snprintf(line, sizeof line, "%.1f MiB, %.1f MiB/s", mib(b->done_bytes), rate);
-    }
-    if (b->tty) {
-        if (ws_log_get_level() >= WS_LOG_INFO)
-            fprintf(stderr, "\r%-72s%s", line, final ? "\n" : "");
-    } else if (!final) {
-        ws_log_info("progress: %s", line);
-    }
+    ws_progress_show(&b->progress, b->done_bytes, final);
 }
 
 /* ---- the copy stream ---- */
 
 /* Waits for the next CopyData message. Returns its length, -1 at the end of the stream, -2
- * on failure (err set). While waiting for the server's end-of-backup WAL archiving, gives up
- * at the deadline. */
+ * on failure (err set). */
 static int next_message(bb *b, char **buf, ws_error *err)
 {
     for (;;) {
@@ -238,21 +222,8 @@ static int next_message(bb *b, char **buf, ws_error *err)
         }
         if (r != 0)
             return r;
-        double now = ws_now();
-        if (b->wal_deadline > 0 && now >= b->wal_deadline) {
-            ws_error_set(err, WS_ETRANSIENT,
-                         "the server has not archived the backup's last WAL segment after "
-                         "%.0f s (basebackup-wal-timeout)",
-                         b->wal_timeout);
-            ws_error_hint(err, "archive_command is failing or slow: see pg_stat_archiver and "
-                               "the server log");
-            return -2;
-        }
-        double wait = b->tty ? PROGRESS_TTY_SEC : 1.0;
-        if (b->wal_deadline > 0 && b->wal_deadline - now < wait)
-            wait = b->wal_deadline - now;
         struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
-        int pr = poll(&pfd, 1, (int)(wait * 1000) + 1);
+        int pr = poll(&pfd, 1, (int)(POLL_SEC * 1000) + 1);
         if (pr < 0 && errno != EINTR) {
             ws_error_errno(err, WS_EIO, errno, "poll on the replication connection");
             return -2;
@@ -336,11 +307,6 @@ static int receive_stream(bb *b, ws_error *err)
             else {
                 rc = ws_tar_parser_feed(b->tar, msg + 1, (size_t)len - 1, err);
                 b->done_bytes += (uint64_t)len - 1;
-                /* after the last archive the server waits for its stop segment to be
-                 * archived before it sends the manifest: that wait has a deadline */
-                if (rc == 0 && b->archives_seen >= b->archives_expected &&
-                    ws_tar_parser_ended(b->tar) && b->wal_deadline == 0)
-                    b->wal_deadline = ws_now() + b->wal_timeout;
             }
             break;
         case 'p':
@@ -349,7 +315,6 @@ static int receive_stream(bb *b, ws_error *err)
                 rc = ws_error_set(err, WS_EINVAL, "malformed progress message");
             break;
         case 'm':
-            b->wal_deadline = 0;
             if ((rc = end_archive(b, err)) == 0 &&
                 (rc = ws_bb_store_blob_begin(b->store, WS_MANIFEST_SERVER, err)) == 0)
                 b->in_manifest = 1;
@@ -373,7 +338,7 @@ static int receive_stream(bb *b, ws_error *err)
     uint64_t checked;
     if (ws_bb_verify_finish(b->verify, &checked, err) < 0)
         return -1;
-    ws_log_info("all %" PRIu64 " files match the server's backup_manifest (size and SHA-256)",
+    ws_log_info("all %" PRIu64 " files match the server's backup_manifest (size and CRC32C)",
                 checked);
     if (b->archives_seen != b->archives_expected)
         return ws_error_set(err, WS_EINVAL, "the server sent %d archives, its header announced %d",
@@ -448,8 +413,8 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
     if (max_rate > 0)
         snprintf(rate, sizeof rate, ", MAX_RATE %ld", max_rate);
     snprintf(sql, sizeof sql,
-             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT true, WAL false, "
-             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TARGET 'client'%s)",
+             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT false, WAL false, "
+             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TARGET 'client'%s)",
              quoted, checkpoint, rate);
     ws_log_info("starting the backup (checkpoint %s)", checkpoint);
     if (!PQsendQuery(b->conn, sql))
@@ -607,7 +572,7 @@ static int wait_for_wal(bb *b, ws_error *err)
             switched = 1;
             switch_wal(b);
         }
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     return 0;
@@ -648,6 +613,13 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
                             ps ? ps : "", ws_config_source(b->cfg, "basebackup-part-size"));
     so->pack_threshold = PACK_THRESHOLD < so->part_size ? PACK_THRESHOLD : so->part_size;
     so->pack_size = PACK_SIZE;
+    long parallel;
+    if (ws_config_get_long(b->cfg, "basebackup-parallel", 1, 32, &parallel, err) < 0)
+        return -1;
+    so->parallel = (int)parallel;
+    so->max_inflight = (uint64_t)parallel * INFLIGHT_PER_WRITER;
+    if (so->max_inflight < so->pack_size)
+        so->max_inflight = so->pack_size;
     return 0;
 }
 
@@ -678,10 +650,12 @@ static int run_backup(bb *b, ws_error *err)
     }
     if (start_backup(b, label, checkpoint, max_rate, err) < 0)
         return WS_EXIT_FAIL;
+    ws_progress_start(&b->progress, b->total_bytes, b->tty);
     snprintf(b->info.label, sizeof b->info.label, "%s", label);
     so.repos = b->repos;
     so.nrepos = b->nrepos;
     so.id = b->id;
+    so.cfg = b->cfg;
     if (!(b->verify = ws_bb_verify_new()))
         return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
     so.verify = b->verify;
@@ -697,9 +671,11 @@ static int run_backup(bb *b, ws_error *err)
     ws_bb_store_stats st;
     ws_bb_store_get_stats(b->store, &st);
     ws_log_info("backup %s: stop LSN %X/%X on timeline %" PRIu32 ", %" PRIu64 " files, "
-                "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored)",
+                "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored); %d writers, at most %.1f MiB "
+                "in flight (bound %.1f MiB)",
                 b->id, (unsigned)(b->info.stop_lsn >> 32), (unsigned)b->info.stop_lsn,
-                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes));
+                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes),
+                so.parallel, mib(st.peak_inflight), mib(so.max_inflight));
     if (wait_for_wal(b, err) < 0)
         return WS_EXIT_FAIL;
     b->info.original_size = st.bytes;

@@ -189,6 +189,32 @@ int ws_manifest_add(ws_manifest_builder *b, const ws_manifest_entry *e, ws_error
     return ws_error_set(err, WS_EINTERNAL, "unknown manifest entry kind");
 }
 
+int ws_manifest_add_pending(ws_manifest_builder *b, const ws_manifest_entry *e, size_t *slot,
+                            ws_error *err)
+{
+    if (e->kind != WS_MANIFEST_FILE)
+        return ws_error_set(err, WS_EINTERNAL, "only a file line has a SHA-256 to fill in");
+    char tsp[16];
+    tsp_name(e->tablespace, tsp);
+    /* the digest follows "file = TSP MODE MTIME SIZE " */
+    int pre = snprintf(NULL, 0, "file = %s %04o %" PRId64 " %" PRIu64 " ", tsp, (unsigned)e->mode,
+                       e->mtime, e->size);
+    ws_manifest_entry p = *e;
+    memset(p.sha256, '?', 64); /* not hex: a line never filled in cannot be read back */
+    p.sha256[64] = '\0';
+    size_t at = b->len;
+    if (pre < 0 || ws_manifest_add(b, &p, err) < 0)
+        return pre < 0 ? ws_error_set(err, WS_EINTERNAL, "manifest formatting failed") : -1;
+    *slot = at + (size_t)pre;
+    return 0;
+}
+
+void ws_manifest_set_sha256(ws_manifest_builder *b, size_t slot, const char hex[65])
+{
+    if (slot + 64 <= b->len)
+        memcpy(b->buf + slot, hex, 64);
+}
+
 int ws_manifest_write(ws_manifest_builder *b, const ws_manifest_info *in, ws_repo **repos, int n,
                       ws_error *err)
 {

@@ -85,6 +85,12 @@ ws_manifest_builder *ws_manifest_builder_new(void);
 void ws_manifest_builder_free(ws_manifest_builder *b);
 /* Body lines, kept in memory (some 200 bytes a file) until ws_manifest_write. */
 int ws_manifest_add(ws_manifest_builder *b, const ws_manifest_entry *e, ws_error *err);
+/* A file line whose SHA-256 is not known yet (its object is still being written): *slot
+ * receives where the digest goes, for ws_manifest_set_sha256. Until then the line holds a
+ * placeholder that no reader accepts. */
+int ws_manifest_add_pending(ws_manifest_builder *b, const ws_manifest_entry *e, size_t *slot,
+                            ws_error *err);
+void ws_manifest_set_sha256(ws_manifest_builder *b, size_t slot, const char hex[65]);
 /* Renders info + body and stores backup/<info->id>/walship.manifest in repos[0..n),
  * create-only-if-absent. */
 int ws_manifest_write(ws_manifest_builder *b, const ws_manifest_info *info, ws_repo **repos, int n,

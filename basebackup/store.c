@@ -1,29 +1,105 @@
-/* store.c — tar entries into packed and parted repository objects (see store.h). */
+/*
+ * store.c — tar entries into packed and parted repository objects, written by a pool of
+ * writer threads (see store.h).
+ *
+ * Threads: the stream's thread (the caller's) runs the tar callbacks, cuts the bytes into
+ * objects and hands each object's bytes over in chunks; writer threads take objects in the
+ * order they were handed over, write them (hash, compress, storage) and commit them. One
+ * mutex guards the queue, each job's chunk list and the counters. Condition variables wake
+ * only whom a change concerns (a futex wake per 256 KiB chunk for every thread showed in
+ * perf): idle writers (a job is queued), a job's writer (its bytes came), the stream's
+ * thread (room in flight, a job done); each is signalled only when it waits.
+ *
+ * Why this cannot deadlock: only one object is ever open to the stream's thread at a time
+ * (a part or the blob; a pack is handed over only once whole), and it was queued after every
+ * other object still waiting. A writer blocks only on that open object, and the stream's
+ * thread blocks only on max_inflight — bytes that the other, closed objects' writers drain
+ * without it.
+ *
+ * Jobs: created and freed by the stream's thread. A writer puts every job it took on the done
+ * list (committed) or the dead list (failed); the stream's thread reaps the done list (the
+ * SHA-256 of a file that is exactly one object comes from the committed header) and frees the
+ * dead list in ws_bb_store_free.
+ */
 #include "basebackup/store.h"
 
+#include "walship/cmd.h"
 #include "walship/log.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* An object being written: a pack, a part of a large file, or a blob. */
-typedef struct open_obj {
-    ws_repo_obj_writer *w;
-    char rel[32];     /* "data/000042", relative to backup/<id>/ */
-    uint64_t written; /* plaintext bytes so far */
-} open_obj;
+#define CHUNK_SIZE (256u * 1024)
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t len;
+    char data[];
+} chunk;
+
+/* One object on its way to the repositories. */
+typedef struct job {
+    struct job *next;   /* in the queue, then in the done or dead list (under mu) */
+    char rel[32];       /* "data/000042", relative to backup/<id>/ */
+    uint64_t size_hint; /* exact plaintext length, or 0 */
+    uint64_t written;   /* plaintext bytes so far (stream's thread) */
+    chunk *fill;        /* the chunk being filled (stream's thread) */
+    chunk *head, *tail; /* handed over, not yet taken (under mu once queued) */
+    uint64_t queued;    /* their bytes */
+    int closed;         /* no more bytes will come (under mu once queued) */
+    struct writer *w;   /* the writer that took it (under mu) */
+    int starved;        /* that writer waits for its bytes (under mu) */
+    /* a file that is exactly this object: its manifest line and check wait for the commit */
+    char *file_path; /* its path in the server's manifest; NULL if none */
+    uint64_t file_size;
+    uint32_t file_crc;
+    size_t file_slot;
+    ws_objhdr hdr; /* the committed object's header (writer, then stream's thread) */
+} job;
+
+typedef struct writer {
+    ws_bb_store *s;
+    pthread_cond_t cv; /* its job has bytes, or is closed, or the store aborts */
+    int cv_ready;
+    ws_repo **repos; /* its own handles */
+    int nrepos;
+    int own; /* repos were opened for it */
+    pthread_t tid;
+    int started;
+} writer;
 
 struct ws_bb_store {
     ws_bb_store_opts o;
     ws_manifest_builder *mb;
     uint32_t tablespace;
     unsigned next_obj;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_idle;   /* writers without a job: the queue has one, or stop */
+    pthread_cond_t cv_stream; /* the stream's thread: room in flight, or a job done */
+    int stream_waiting;
+    int sync_ready;
+    job *queue, *queue_tail; /* waiting for a writer */
+    job *done;               /* committed, to be reaped */
+    job *dead;               /* failed or aborted */
+    int outstanding;         /* handed over and neither committed nor failed */
+    uint64_t inflight;       /* bytes handed over and not yet written by a writer */
+    chunk *spare;            /* written chunks kept for reuse (malloc of 256 KiB is an mmap) */
+    int nspare, max_spare;
+    int stop;  /* writers leave once the queue is empty */
+    int abort; /* writers drop what they hold and leave */
+    int failed;
+    ws_error fail_err; /* the first failure */
     ws_bb_store_stats stats;
 
-    open_obj pack; /* w == NULL when no pack is open */
-    open_obj part; /* the current object of a large file, or the blob */
+    writer *w;
+    int nwriters;
+
+    job *pack; /* gathered whole, then handed over */
+    job *part; /* the current part of a large file, or the blob: handed over as it comes */
 
     /* the file being stored */
     ws_manifest_entry entry;
@@ -32,20 +108,469 @@ struct ws_bb_store {
     ws_stage *hasher;   /* per-file SHA-256, NULL when the file is a single object */
     uint64_t file_left; /* bytes still to come */
     uint64_t part_left; /* bytes still to go into the current part */
+    uint32_t crc;       /* its CRC-32C, for the server's manifest (verify) */
     char *extents;
     size_t ext_len, ext_cap;
 };
 
+/* ---- jobs ---- */
+
+static void chunks_free(chunk *c)
+{
+    while (c) {
+        chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    chunks_free(j->head);
+    free(j->fill);
+    free(j->file_path);
+    free(j);
+}
+
+static void jobs_free(job *j)
+{
+    while (j) {
+        job *n = j->next;
+        job_free(j);
+        j = n;
+    }
+}
+
+/* A chunk from the spares, or a new one (stream's thread). */
+static chunk *chunk_get(ws_bb_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    chunk *c = s->spare;
+    if (c) {
+        s->spare = c->next;
+        s->nspare--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!c && !(c = malloc(sizeof(chunk) + CHUNK_SIZE)))
+        return NULL;
+    c->next = NULL;
+    c->len = 0;
+    return c;
+}
+
+/* Under mu: keeps a written chunk for reuse, up to what the bounds can ever need. */
+static void chunk_put_locked(ws_bb_store *s, chunk *c)
+{
+    if (s->nspare >= s->max_spare) {
+        free(c);
+        return;
+    }
+    c->next = s->spare;
+    s->spare = c;
+    s->nspare++;
+}
+
+/* The first failure, for the stream's thread (under mu). */
+static int failed_locked(ws_bb_store *s, ws_error *err)
+{
+    *err = s->fail_err;
+    if (!err->msg[0])
+        ws_error_set(err, WS_EIO, "an object of the backup could not be written");
+    return -1;
+}
+
+/* Under mu: every thread that waits looks again (stop, abort). */
+static void wake_all_locked(ws_bb_store *s)
+{
+    pthread_cond_broadcast(&s->cv_idle);
+    pthread_cond_broadcast(&s->cv_stream);
+    for (int i = 0; i < s->nwriters; i++)
+        if (s->w[i].cv_ready)
+            pthread_cond_signal(&s->w[i].cv);
+}
+
+/* Under mu: the stream's thread looks again, if it waits. */
+static void wake_stream_locked(ws_bb_store *s)
+{
+    if (s->stream_waiting)
+        pthread_cond_signal(&s->cv_stream);
+}
+
+/* Under mu: j's writer looks again, if it waits for j's bytes. */
+static void wake_job_locked(job *j)
+{
+    if (j->starved && j->w)
+        pthread_cond_signal(&j->w->cv);
+}
+
+/* Under mu: the stream's thread waits for a writer. */
+static void stream_wait_locked(ws_bb_store *s)
+{
+    s->stream_waiting = 1;
+    pthread_cond_wait(&s->cv_stream, &s->mu);
+    s->stream_waiting = 0;
+}
+
+static void fail_locked(ws_bb_store *s, const ws_error *e)
+{
+    if (!s->failed) {
+        s->failed = 1;
+        s->fail_err = *e;
+    }
+    s->abort = 1; /* the backup is lost: the other writers stop early */
+    wake_all_locked(s);
+}
+
+/* Under mu: waits until add more bytes fit in flight (or nothing else is: a pack may be
+ * larger than the bound), or fails. */
+static int wait_room_locked(ws_bb_store *s, uint64_t add, ws_error *err)
+{
+    while (s->inflight > 0 && s->inflight + add > s->o.max_inflight && !s->failed)
+        stream_wait_locked(s);
+    return s->failed ? failed_locked(s, err) : 0;
+}
+
+/* Moves the filled chunk into j's list; queued jobs under mu, after waiting for room. */
+static int hand_over(ws_bb_store *s, job *j, int queued, ws_error *err)
+{
+    chunk *c = j->fill;
+    if (!c || c->len == 0)
+        return 0;
+    j->fill = NULL;
+    if (queued) {
+        pthread_mutex_lock(&s->mu);
+        if (wait_room_locked(s, c->len, err) < 0) {
+            pthread_mutex_unlock(&s->mu);
+            free(c);
+            return -1;
+        }
+    }
+    if (j->tail)
+        j->tail->next = c;
+    else
+        j->head = c;
+    j->tail = c;
+    j->queued += c->len;
+    if (queued) {
+        s->inflight += c->len;
+        if (s->inflight > s->stats.peak_inflight)
+            s->stats.peak_inflight = s->inflight;
+        wake_job_locked(j);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return 0;
+}
+
+/* Copies bytes into j's chunks (stream's thread). */
+static int job_put(ws_bb_store *s, job *j, int queued, const void *buf, size_t len, ws_error *err)
+{
+    const char *p = buf;
+    j->written += len;
+    while (len > 0) {
+        if (!j->fill && !(j->fill = chunk_get(s)))
+            return ws_error_set(err, WS_ENOMEM, "out of memory");
+        size_t k = CHUNK_SIZE - j->fill->len;
+        if (k > len)
+            k = len;
+        memcpy(j->fill->data + j->fill->len, p, k);
+        j->fill->len += k;
+        p += k;
+        len -= k;
+        if (j->fill->len == CHUNK_SIZE && hand_over(s, j, queued, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Puts j at the end of the writers' queue (under mu). */
+static void enqueue_locked(ws_bb_store *s, job *j)
+{
+    j->next = NULL;
+    if (s->queue_tail)
+        s->queue_tail->next = j;
+    else
+        s->queue = j;
+    s->queue_tail = j;
+    s->outstanding++;
+    pthread_cond_signal(&s->cv_idle);
+}
+
+/* Completes what waited for committed objects: the manifest lines and checks of files that
+ * are one object each (stream's thread). */
+static int reap(ws_bb_store *s, ws_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    job *d = s->done;
+    s->done = NULL;
+    int failed = s->failed;
+    pthread_mutex_unlock(&s->mu);
+    int rc = 0;
+    while (d) {
+        job *j = d;
+        d = d->next;
+        if (rc == 0 && !failed && j->file_path) {
+            char hex[65];
+            ws_sha256_hex(j->hdr.sha256, hex);
+            ws_manifest_set_sha256(s->mb, j->file_slot, hex);
+            if (s->o.verify && ws_bb_verify_add(s->o.verify, j->file_path, j->file_size,
+                                                j->hdr.sha256, j->file_crc, err) < 0)
+                rc = -1;
+        }
+        job_free(j);
+    }
+    return rc;
+}
+
+/* A new object; a streamed one (a part, the blob) is queued at once. */
+static int job_open(ws_bb_store *s, const char *rel, uint64_t size_hint, int streamed, job **out,
+                    ws_error *err)
+{
+    *out = NULL;
+    if (reap(s, err) < 0)
+        return -1;
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    if (rel)
+        snprintf(j->rel, sizeof j->rel, "%s", rel);
+    else
+        snprintf(j->rel, sizeof j->rel, "data/%06u", s->next_obj++);
+    j->size_hint = size_hint;
+    if (streamed) {
+        pthread_mutex_lock(&s->mu);
+        if (s->failed) {
+            failed_locked(s, err);
+            pthread_mutex_unlock(&s->mu);
+            job_free(j);
+            return -1;
+        }
+        enqueue_locked(s, j);
+        pthread_mutex_unlock(&s->mu);
+    }
+    *out = j;
+    return 0;
+}
+
+/* No more bytes for j: a streamed job gets its last chunk, a pack is queued whole. The
+ * writers own j from here (it is freed when reaped). */
+static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
+{
+    if (streamed) {
+        if (hand_over(s, j, 1, err) < 0)
+            return -1;
+        pthread_mutex_lock(&s->mu);
+        j->closed = 1;
+        wake_job_locked(j);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    if (hand_over(s, j, 0, err) < 0)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    if (wait_room_locked(s, j->queued, err) < 0) {
+        pthread_mutex_unlock(&s->mu);
+        job_free(j);
+        return -1;
+    }
+    j->closed = 1;
+    s->inflight += j->queued;
+    if (s->inflight > s->stats.peak_inflight)
+        s->stats.peak_inflight = s->inflight;
+    enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* ---- writers ---- */
+
+/* Writes and commits one object (writer thread). */
+static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
+{
+    char key[256];
+    if (ws_manifest_key(s->o.id, j->rel, key, sizeof key) < 0)
+        return ws_error_set(err, WS_EINVAL, "backup id too long");
+    ws_repo_obj_writer *ow;
+    if (ws_repo_obj_create(w->repos, w->nrepos, key, WS_OBJ_DATA, s->o.codec, s->o.level,
+                           j->size_hint, &ow, err) < 0)
+        return -1;
+    chunk *done_c = NULL; /* written, to go back to the spares */
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (done_c) {
+            s->inflight -= done_c->len;
+            chunk_put_locked(s, done_c);
+            wake_stream_locked(s);
+            done_c = NULL;
+        }
+        while (!j->head && !j->closed && !s->abort) {
+            j->starved = 1;
+            pthread_cond_wait(&w->cv, &s->mu);
+            j->starved = 0;
+        }
+        if (s->abort) {
+            pthread_mutex_unlock(&s->mu);
+            ws_repo_obj_abort(ow);
+            return ws_error_set(err, WS_EIO, "stopped: another object failed");
+        }
+        chunk *c = j->head;
+        if (c) {
+            j->head = c->next;
+            if (!j->head)
+                j->tail = NULL;
+            j->queued -= c->len;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!c)
+            break; /* closed, and every byte written */
+        int rc = ws_repo_obj_write(ow, c->data, c->len, err);
+        done_c = c;
+        if (rc < 0) {
+            pthread_mutex_lock(&s->mu);
+            s->inflight -= c->len;
+            pthread_mutex_unlock(&s->mu);
+            free(c);
+            ws_repo_obj_abort(ow);
+            return -1;
+        }
+    }
+    if (ws_repo_obj_commit(ow, &j->hdr, NULL, err) < 0)
+        return -1;
+    /* the stored size is informational (list's "stored" column): a failed stat is no failure */
+    ws_storage_info info;
+    ws_error serr;
+    ws_error_clear(&serr);
+    uint64_t stored = 0;
+    if (ws_storage_stat(ws_repo_storage(w->repos[0]), key, &info, &serr) == 0)
+        stored = info.size;
+    pthread_mutex_lock(&s->mu);
+    s->stats.objects++;
+    s->stats.stored_bytes += stored;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    ws_bb_store *s = w->s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->queue && !s->stop && !s->abort)
+            pthread_cond_wait(&s->cv_idle, &s->mu);
+        if (s->abort || !s->queue)
+            break;
+        job *j = s->queue;
+        j->w = w;
+        s->queue = j->next;
+        if (!s->queue)
+            s->queue_tail = NULL;
+        j->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+        ws_error e;
+        ws_error_clear(&e);
+        int rc = write_job(s, w, j, &e);
+        pthread_mutex_lock(&s->mu);
+        s->outstanding--;
+        if (rc < 0) {
+            /* what the stream's thread handed over and no one will write */
+            s->inflight -= j->queued;
+            chunks_free(j->head);
+            j->head = j->tail = NULL;
+            j->queued = 0;
+            fail_locked(s, &e); /* keeps the first failure */
+            j->next = s->dead;
+            s->dead = j;
+        } else {
+            j->next = s->done;
+            s->done = j;
+        }
+        wake_stream_locked(s);
+        /* another job may be waiting, and the writer signalled for it be busy */
+        if (s->queue)
+            pthread_cond_signal(&s->cv_idle);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void writers_stop(ws_bb_store *s, int abort)
+{
+    if (!s->sync_ready)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    if (abort)
+        s->abort = 1;
+    wake_all_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nwriters; i++) {
+        if (s->w[i].started)
+            pthread_join(s->w[i].tid, NULL);
+        s->w[i].started = 0;
+    }
+}
+
 int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_store **out,
                     ws_error *err)
 {
+    *out = NULL;
     ws_bb_store *s = calloc(1, sizeof *s);
     if (!s)
         return ws_error_set(err, WS_ENOMEM, "out of memory");
     s->o = *o;
+    if (s->o.parallel < 1 || !s->o.cfg)
+        s->o.parallel = 1;
+    if (s->o.max_inflight == 0)
+        s->o.max_inflight = CHUNK_SIZE;
     s->mb = mb;
     s->next_obj = 1;
+    s->max_spare = (int)((s->o.max_inflight + s->o.pack_size) / CHUNK_SIZE) + s->o.parallel + 2;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return ws_error_set(err, WS_ENOMEM, "cannot create a mutex");
+    }
+    if (pthread_cond_init(&s->cv_idle, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
+    }
+    if (pthread_cond_init(&s->cv_stream, NULL) != 0) {
+        pthread_cond_destroy(&s->cv_idle);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
+    }
+    s->sync_ready = 1;
     *out = s;
+    if (!(s->w = calloc((size_t)s->o.parallel, sizeof *s->w)))
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    s->nwriters = s->o.parallel;
+    for (int i = 0; i < s->nwriters; i++) {
+        writer *w = &s->w[i];
+        w->s = s;
+        if (pthread_cond_init(&w->cv, NULL) != 0)
+            return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
+        w->cv_ready = 1;
+        if (s->o.cfg) {
+            if (ws_cmd_open_repos(s->o.cfg, &w->repos, &w->nrepos, err) < 0)
+                return -1;
+            w->own = 1;
+        } else {
+            w->repos = s->o.repos;
+            w->nrepos = s->o.nrepos;
+        }
+    }
+    for (int i = 0; i < s->nwriters; i++) {
+        if (pthread_create(&s->w[i].tid, NULL, writer_main, &s->w[i]) != 0) {
+            if (i == 0)
+                return ws_error_set(err, WS_ENOMEM, "cannot start a writer thread");
+            ws_log_warn("started %d of %d writer threads", i, s->nwriters);
+            break;
+        }
+        s->w[i].started = 1;
+    }
     return 0;
 }
 
@@ -53,8 +578,25 @@ void ws_bb_store_free(ws_bb_store *s)
 {
     if (!s)
         return;
-    ws_repo_obj_abort(s->pack.w);
-    ws_repo_obj_abort(s->part.w);
+    writers_stop(s, 1);
+    /* s->part, once queued, is in one of the lists; the pack is queued only when closed */
+    jobs_free(s->queue);
+    jobs_free(s->done);
+    jobs_free(s->dead);
+    job_free(s->pack);
+    chunks_free(s->spare);
+    for (int i = 0; s->w && i < s->nwriters; i++) {
+        if (s->w[i].own)
+            ws_cmd_close_repos(s->w[i].repos, s->w[i].nrepos);
+        if (s->w[i].cv_ready)
+            pthread_cond_destroy(&s->w[i].cv);
+    }
+    free(s->w);
+    if (s->sync_ready) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv_idle);
+        pthread_cond_destroy(&s->cv_stream);
+    }
     ws_stage_free(s->hasher);
     free(s->extents);
     free(s);
@@ -65,48 +607,11 @@ void ws_bb_store_set_tablespace(ws_bb_store *s, uint32_t oid)
     s->tablespace = oid;
 }
 
-void ws_bb_store_get_stats(const ws_bb_store *s, ws_bb_store_stats *out)
+void ws_bb_store_get_stats(ws_bb_store *s, ws_bb_store_stats *out)
 {
+    pthread_mutex_lock(&s->mu);
     *out = s->stats;
-}
-
-static int obj_open(ws_bb_store *s, open_obj *ob, const char *rel, uint64_t size_hint,
-                    ws_error *err)
-{
-    char key[256];
-    if (rel)
-        snprintf(ob->rel, sizeof ob->rel, "%s", rel);
-    else
-        snprintf(ob->rel, sizeof ob->rel, "data/%06u", s->next_obj++);
-    if (ws_manifest_key(s->o.id, ob->rel, key, sizeof key) < 0)
-        return ws_error_set(err, WS_EINVAL, "backup id too long");
-    ob->written = 0;
-    return ws_repo_obj_create(s->o.repos, s->o.nrepos, key, WS_OBJ_DATA, s->o.codec, s->o.level,
-                              size_hint, &ob->w, err);
-}
-
-static int obj_write(open_obj *ob, const void *buf, size_t len, ws_error *err)
-{
-    ob->written += len;
-    return ws_repo_obj_write(ob->w, buf, len, err);
-}
-
-static int obj_commit(ws_bb_store *s, open_obj *ob, ws_objhdr *hdr, ws_error *err)
-{
-    ws_repo_obj_writer *w = ob->w;
-    ob->w = NULL;
-    if (ws_repo_obj_commit(w, hdr, NULL, err) < 0)
-        return -1;
-    s->stats.objects++;
-    char key[256];
-    ws_storage_info info;
-    ws_error serr;
-    ws_error_clear(&serr);
-    ws_manifest_key(s->o.id, ob->rel, key, sizeof key);
-    /* the stored size is informational (list's "stored" column): a failed stat is no failure */
-    if (ws_storage_stat(ws_repo_storage(s->o.repos[0]), key, &info, &serr) == 0)
-        s->stats.stored_bytes += info.size;
-    return 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static int ext_add(ws_bb_store *s, const char *rel, uint64_t off, uint64_t len, ws_error *err)
@@ -127,6 +632,15 @@ static int ext_add(ws_bb_store *s, const char *rel, uint64_t off, uint64_t len, 
     memcpy(s->extents + s->ext_len, one, (size_t)n + 1);
     s->ext_len += (size_t)n;
     return 0;
+}
+
+/* The path the server's manifest gives a file: tablespace files under pg_tblspc/<oid>/. */
+static void server_path(const ws_manifest_entry *e, char *out, size_t len)
+{
+    if (e->tablespace)
+        snprintf(out, len, "pg_tblspc/%" PRIu32 "/%s", e->tablespace, e->path);
+    else
+        snprintf(out, len, "%s", e->path);
 }
 
 /* ---- tar callbacks ---- */
@@ -156,21 +670,25 @@ static int on_begin(void *arg, const ws_tar_entry *te, ws_error *err)
     if (s->extents)
         s->extents[0] = '\0';
     s->file_left = te->size;
+    s->crc = 0;
     s->packed = te->size > 0 && te->size < s->o.pack_threshold;
     if (te->size == 0)
         return 0;
     if (s->packed) {
-        if (s->pack.w && s->pack.written + te->size > s->o.pack_size &&
-            obj_commit(s, &s->pack, NULL, err) < 0)
+        if (s->pack && s->pack->written + te->size > s->o.pack_size) {
+            job *full = s->pack;
+            s->pack = NULL;
+            if (job_close(s, full, 0, err) < 0)
+                return -1;
+        }
+        if (!s->pack && job_open(s, NULL, 0, 0, &s->pack, err) < 0)
             return -1;
-        if (!s->pack.w && obj_open(s, &s->pack, NULL, 0, err) < 0)
-            return -1;
-        if (ext_add(s, s->pack.rel, s->pack.written, te->size, err) < 0)
+        if (ext_add(s, s->pack->rel, s->pack->written, te->size, err) < 0)
             return -1;
     } else {
         s->part_left = te->size < s->o.part_size ? te->size : s->o.part_size;
-        if (obj_open(s, &s->part, NULL, s->part_left, err) < 0 ||
-            ext_add(s, s->part.rel, 0, s->part_left, err) < 0)
+        if (job_open(s, NULL, s->part_left, 1, &s->part, err) < 0 ||
+            ext_add(s, s->part->rel, 0, s->part_left, err) < 0)
             return -1;
     }
     if (s->packed || te->size > s->o.part_size) {
@@ -180,6 +698,14 @@ static int on_begin(void *arg, const ws_tar_entry *te, ws_error *err)
     return 0;
 }
 
+/* Closes the current part (it is now the writers'). */
+static int part_close(ws_bb_store *s, ws_error *err)
+{
+    job *j = s->part;
+    s->part = NULL;
+    return job_close(s, j, 1, err);
+}
+
 static int on_data(void *arg, const void *buf, size_t len, ws_error *err)
 {
     ws_bb_store *s = arg;
@@ -187,24 +713,26 @@ static int on_data(void *arg, const void *buf, size_t len, ws_error *err)
         return 0;
     s->file_left -= len;
     s->stats.bytes += len;
+    if (s->o.verify)
+        s->crc = ws_bb_crc32c(s->crc, buf, len);
     if (s->hasher && ws_stage_write(s->hasher, buf, len, err) < 0)
         return -1;
     if (s->packed)
-        return obj_write(&s->pack, buf, len, err);
+        return job_put(s, s->pack, 0, buf, len, err);
     const char *p = buf;
     while (len > 0) {
         if (s->part_left == 0) {
-            /* the current part is full: seal it and start the next */
-            if (obj_commit(s, &s->part, NULL, err) < 0)
+            /* the current part is full: hand it over and start the next */
+            if (part_close(s, err) < 0)
                 return -1;
             uint64_t rest = s->file_left + len;
             s->part_left = rest < s->o.part_size ? rest : s->o.part_size;
-            if (obj_open(s, &s->part, NULL, s->part_left, err) < 0 ||
-                ext_add(s, s->part.rel, 0, s->part_left, err) < 0)
+            if (job_open(s, NULL, s->part_left, 1, &s->part, err) < 0 ||
+                ext_add(s, s->part->rel, 0, s->part_left, err) < 0)
                 return -1;
         }
         size_t n = len < s->part_left ? len : (size_t)s->part_left;
-        if (obj_write(&s->part, p, n, err) < 0)
+        if (job_put(s, s->part, 1, p, n, err) < 0)
             return -1;
         p += n;
         len -= n;
@@ -220,17 +748,28 @@ static int on_end(void *arg, ws_error *err)
         return 0;
     s->in_file = 0;
     ws_manifest_entry *e = &s->entry;
+    e->extents = s->ext_len ? s->extents : "-";
+    s->stats.files++;
+    char path[WS_MANIFEST_PATH_MAX + 32];
+    server_path(e, path, sizeof path);
+    if (e->size > 0 && !s->hasher) {
+        /* exactly one object: its digest is the object's, known once it is committed */
+        job *j = s->part;
+        if (ws_manifest_add_pending(s->mb, e, &j->file_slot, err) < 0)
+            return -1;
+        if (!(j->file_path = strdup(path)))
+            return ws_error_set(err, WS_ENOMEM, "out of memory");
+        j->file_size = e->size;
+        j->file_crc = s->crc;
+        return part_close(s, err);
+    }
     unsigned char digest[32];
     if (e->size == 0) {
         ws_sha256("", 0, digest);
-    } else if (!s->packed) {
-        ws_objhdr h;
-        if (obj_commit(s, &s->part, &h, err) < 0)
-            return -1;
-        memcpy(digest, h.sha256, 32);
-    }
-    if (s->hasher) {
+    } else {
         uint64_t n;
+        if (!s->packed && part_close(s, err) < 0)
+            return -1;
         if (ws_stage_finish(s->hasher, err) < 0)
             return -1;
         ws_stage_sha256_result(s->hasher, digest, &n);
@@ -238,18 +777,8 @@ static int on_end(void *arg, ws_error *err)
         s->hasher = NULL;
     }
     ws_sha256_hex(digest, e->sha256);
-    if (s->o.verify) {
-        /* the server's manifest names tablespace files by their path under pg_tblspc */
-        char path[WS_MANIFEST_PATH_MAX + 32];
-        if (e->tablespace)
-            snprintf(path, sizeof path, "pg_tblspc/%" PRIu32 "/%s", e->tablespace, e->path);
-        else
-            snprintf(path, sizeof path, "%s", e->path);
-        if (ws_bb_verify_add(s->o.verify, path, e->size, digest, err) < 0)
-            return -1;
-    }
-    e->extents = s->ext_len ? s->extents : "-";
-    s->stats.files++;
+    if (s->o.verify && ws_bb_verify_add(s->o.verify, path, e->size, digest, s->crc, err) < 0)
+        return -1;
     return ws_manifest_add(s->mb, e, err);
 }
 
@@ -264,30 +793,44 @@ const ws_tar_callbacks *ws_bb_store_tar_callbacks(void)
 
 int ws_bb_store_blob_begin(ws_bb_store *s, const char *name, ws_error *err)
 {
-    return obj_open(s, &s->part, name, 0, err);
+    if (s->part)
+        return ws_error_set(err, WS_EINTERNAL, "blob inside a file");
+    return job_open(s, name, 0, 1, &s->part, err);
 }
 
 int ws_bb_store_blob_write(ws_bb_store *s, const void *buf, size_t len, ws_error *err)
 {
-    if (!s->part.w)
+    if (!s->part)
         return ws_error_set(err, WS_EINTERNAL, "blob data without a blob");
-    return obj_write(&s->part, buf, len, err);
+    return job_put(s, s->part, 1, buf, len, err);
 }
 
 int ws_bb_store_blob_end(ws_bb_store *s, ws_error *err)
 {
-    if (!s->part.w)
+    if (!s->part)
         return ws_error_set(err, WS_EINTERNAL, "blob end without a blob");
-    return obj_commit(s, &s->part, NULL, err);
+    return part_close(s, err);
 }
 
 int ws_bb_store_finish(ws_bb_store *s, ws_error *err)
 {
-    if (s->in_file)
+    if (s->in_file || s->part)
         return ws_error_set(err, WS_EINTERNAL, "backup stream ended inside a file");
-    if (s->pack.w)
-        return obj_commit(s, &s->pack, NULL, err);
-    return 0;
+    if (s->pack) {
+        job *j = s->pack;
+        s->pack = NULL;
+        if (job_close(s, j, 0, err) < 0)
+            return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->outstanding > 0 && !s->failed)
+        stream_wait_locked(s);
+    int rc = s->failed ? failed_locked(s, err) : 0;
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        return -1;
+    writers_stop(s, 0);
+    return reap(s, err);
 }
 
 /* ---- cleanup ---- */

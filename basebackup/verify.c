@@ -4,6 +4,7 @@
 #include "walship/stage/stage.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ typedef struct vfile {
     char *path;
     uint64_t size;
     unsigned char sha[32];
+    uint32_t crc;
     int matched;
 } vfile;
 
@@ -54,7 +56,7 @@ void ws_bb_verify_free(ws_bb_verify *v)
 }
 
 int ws_bb_verify_add(ws_bb_verify *v, const char *path, uint64_t size,
-                     const unsigned char sha256[32], ws_error *err)
+                     const unsigned char sha256[32], uint32_t crc32c, ws_error *err)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 1024;
@@ -69,6 +71,7 @@ int ws_bb_verify_add(ws_bb_verify *v, const char *path, uint64_t size,
         return ws_error_set(err, WS_ENOMEM, "out of memory");
     f->size = size;
     memcpy(f->sha, sha256, 32);
+    f->crc = crc32c;
     f->matched = 0;
     v->n++;
     v->sorted = 0;
@@ -177,29 +180,42 @@ static int file_line(ws_bb_verify *v, const char *line, ws_error *err)
     }
     const char *size = strstr(line, "\"Size\": ");
     const char *sum = strstr(line, "\"Checksum\": \"");
-    if (!size || !sum)
+    const char *alg = strstr(line, "\"Checksum-Algorithm\": \"");
+    if (!size || !sum || !alg)
         return ws_error_set(err, WS_ECORRUPT,
                             "backup_manifest: %s has no size or checksum (was the backup taken "
-                            "with MANIFEST_CHECKSUMS 'SHA256'?)",
+                            "with MANIFEST_CHECKSUMS 'CRC32C'?)",
                             path);
+    alg += 23;
+    int is_sha = strncmp(alg, "SHA256\"", 7) == 0;
+    if (!is_sha && strncmp(alg, "CRC32C\"", 7) != 0)
+        return ws_error_set(err, WS_ECORRUPT,
+                            "backup_manifest: %s: checksum algorithm %.10s, not CRC32C or SHA256",
+                            path, alg);
     char *end;
     uint64_t n = strtoull(size + 8, &end, 10);
+    /* SHA-256: its 32 bytes; CRC32C: the 4 bytes of the value as the server's memory holds
+     * it (host order: little-endian on the platforms walship builds for) */
     unsigned char want[32];
+    int wlen = is_sha ? 32 : 4;
     sum += 13;
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < wlen; i++) {
         int hi = hexval(sum[2 * i]), lo = hi < 0 ? -1 : hexval(sum[2 * i + 1]);
         if (lo < 0)
-            return ws_error_set(err, WS_ECORRUPT, "backup_manifest: %s: not a SHA-256 checksum",
-                                path);
+            return ws_error_set(err, WS_ECORRUPT, "backup_manifest: %s: not a %s checksum", path,
+                                is_sha ? "SHA-256" : "CRC32C");
         want[i] = (unsigned char)(hi << 4 | lo);
     }
+    if (sum[2 * wlen] != '"')
+        return ws_error_set(err, WS_ECORRUPT, "backup_manifest: %s: not a %s checksum", path,
+                            is_sha ? "SHA-256" : "CRC32C");
     v->listed++;
     vfile *f = lookup(v, path);
     if (!f)
         return ws_error_set(err, WS_ECORRUPT,
                             "%s is in the server's backup_manifest but walship did not store it",
                             path);
-    if (f->size != n || memcmp(f->sha, want, 32) != 0) {
+    if (is_sha && (f->size != n || memcmp(f->sha, want, 32) != 0)) {
         char got[65], exp[65];
         ws_sha256_hex(f->sha, got);
         ws_sha256_hex(want, exp);
@@ -208,6 +224,13 @@ static int file_line(ws_bb_verify *v, const char *line, ws_error *err)
                             "backup_manifest says %" PRIu64 " bytes, %s",
                             path, f->size, got, n, exp);
     }
+    uint32_t wcrc = (uint32_t)want[0] | (uint32_t)want[1] << 8 | (uint32_t)want[2] << 16 |
+                    (uint32_t)want[3] << 24;
+    if (!is_sha && (f->size != n || f->crc != wcrc))
+        return ws_error_set(err, WS_ECORRUPT,
+                            "%s: walship stored %" PRIu64 " bytes with CRC32C %08" PRIx32
+                            ", the server's backup_manifest says %" PRIu64 " bytes, %08" PRIx32,
+                            path, f->size, f->crc, n, wcrc);
     f->matched = 1;
     return 0;
 }
@@ -303,4 +326,58 @@ int ws_bb_verify_finish(ws_bb_verify *v, uint64_t *checked, ws_error *err)
     if (checked)
         *checked = v->listed;
     return 0;
+}
+
+/* ---- CRC-32C ---- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static int crc_hw;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[i] = c;
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const unsigned char *p,
+                                                            size_t len)
+{
+    uint64_t c64 = c;
+    while (len && ((uintptr_t)p & 7)) {
+        c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++);
+        len--;
+    }
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, w);
+    }
+    while (len--)
+        c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++);
+    return (uint32_t)c64;
+}
+#endif
+
+uint32_t ws_bb_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    pthread_once(&crc_once, crc_init);
+    const unsigned char *p = buf;
+    uint32_t c = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (crc_hw)
+        return ~crc_sse42(c, p, len);
+#endif
+    while (len--)
+        c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
 }

@@ -206,7 +206,7 @@ doc_section() {
 
 Written by `make bench` (bench/run.sh); each section is replaced on every run of its benchmark,
 so the figures below are those of the last run on the machine named in the section. The data is
-real WAL: 16 MiB segments written by pgbench against a scratch PostgreSQL 15 cluster. Every job is
+real: 16 MiB WAL segments and a pgbench database written by scratch PostgreSQL 15 clusters. Every job is
 measured side by side with the floor (what the job costs with no software around it) and with the
 peers installed from Debian, in the same run, on the same filesystem.
 EOF
@@ -219,3 +219,195 @@ EOF
         s/\Q$ENV{START}\E.*?\Q$ENV{END}\E/$ENV{START}\n$b$ENV{END}/s;
     ' "$DOC"
 }
+
+# --- the scale-50 pgbench cluster (basebackup and restore benchmarks) -------------------------
+#
+#   bb/data      a stopped PostgreSQL 15 cluster holding a pgbench database of scale 50
+#                (~770 MB), initialised once and reused (bb/STAMP once complete)
+#   bb/archive   its archive_command: runs the script bb/archive.sh, which pushes to whatever the
+#                benchmark set up in bb/archive.mode (see bb_archive_mode)
+BB_DIR=$CACHE_DIR/bb
+BB_DATA=$BB_DIR/data
+BB_PORT=${BENCH_BB_PORT:-54330}
+BB_SCALE=${BENCH_BB_SCALE:-50}
+
+bb_start() { as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" -l "$BB_DIR/server.log" -w -t 120 start >/dev/null; }
+bb_stop() { as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" -m fast -w -t 120 stop >/dev/null; }
+bb_running() { [[ -f $BB_DATA/postmaster.pid ]] && as_pg "$PG_BIN/pg_ctl" -D "$BB_DATA" status >/dev/null 2>&1; }
+
+# bb_archive_mode LINE — the command bb/archive.sh runs for each WAL file (%p as $1), e.g.
+# "walship --repo /x push \"$1\""; an empty LINE accepts and drops the file (pg_basebackup
+# streams its WAL itself).
+bb_archive_mode() {
+    printf '%s\n' "${1:-true}" >"$BB_DIR/archive.mode.tmp"
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$BB_DIR/archive.mode.tmp"
+    mv "$BB_DIR/archive.mode.tmp" "$BB_DIR/archive.mode"
+}
+
+# ensure_bb_cluster — leave the scale-$BB_SCALE cluster in $BB_DATA, stopped (cached across runs).
+ensure_bb_cluster() {
+    if [[ -f $BB_DIR/STAMP && -f $BB_DATA/PG_VERSION ]] && grep -qx "scale=$BB_SCALE" "$BB_DIR/STAMP"; then
+        log "using the cached scale-$BB_SCALE cluster in $BB_DATA"
+        if bb_running; then bb_stop || true; fi
+        return 0
+    fi
+    log "initialising a pgbench database of scale $BB_SCALE (scratch PostgreSQL 15 cluster, once)"
+    [[ -x $PG_BIN/initdb ]] || die "PostgreSQL 15 binaries not found in $PG_BIN"
+    if bb_running; then bb_stop || true; fi
+    rm -rf "$BB_DIR"
+    mkdir -p "$BB_DIR"
+    cat >"$BB_DIR/archive.sh" <<'EOS'
+#!/bin/bash
+# archive_command of the benchmark cluster: runs the line in archive.mode with $1 = %p
+mode=$(cat "$(dirname "$0")/archive.mode" 2>/dev/null || echo true)
+eval "$mode"
+EOS
+    chmod 755 "$BB_DIR/archive.sh"
+    [[ $(id -u) -ne 0 ]] || chown -R postgres: "$BB_DIR"
+    bb_archive_mode true
+    as_pg "$PG_BIN/initdb" -D "$BB_DATA" -U postgres --auth=trust --no-sync >"$BB_DIR/initdb.log"
+    cat >>"$BB_DATA/postgresql.conf" <<EOF
+# bench/lib.sh (basebackup and restore benchmarks)
+listen_addresses = ''
+port = $BB_PORT
+unix_socket_directories = '$BB_DIR'
+wal_level = replica
+max_wal_senders = 4
+archive_mode = on
+# pgbackrest refuses to back up unless its name appears in archive_command
+archive_command = '$BB_DIR/archive.sh %p # walship or pgbackrest'
+shared_buffers = 128MB
+max_wal_size = 2GB
+EOF
+    bb_start
+    as_pg "$PG_BIN/pgbench" -h "$BB_DIR" -p "$BB_PORT" -U postgres -i -s "$BB_SCALE" -q postgres \
+        >"$BB_DIR/pgbench.log" 2>&1 || die "pgbench -i failed (see $BB_DIR/pgbench.log)"
+    as_pg "$PG_BIN/psql" -h "$BB_DIR" -p "$BB_PORT" -U postgres -qAtc 'CHECKPOINT' postgres >/dev/null
+    bb_stop
+    {
+        echo "scale=$BB_SCALE"
+        echo "generated=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "size=$(du -sb "$BB_DATA" | cut -f1)"
+    } >"$BB_DIR/STAMP"
+}
+
+# bb_pgbr_conf FILE — a pgbackrest configuration for the scale-50 cluster (stanza "bb"):
+# lz4 level 1, process-max 2, fast checkpoint; lock and log paths under $RUN_DIR.
+bb_pgbr_conf() {
+    cat >"$1" <<EOF
+[global]
+compress-type=lz4
+compress-level=1
+process-max=2
+start-fast=y
+archive-async=n
+log-level-console=warn
+log-level-stderr=warn
+log-level-file=off
+lock-path=$RUN_DIR/pgbackrest-lock
+repo1-retention-full=9
+
+[bb]
+pg1-path=$BB_DATA
+pg1-socket-path=$BB_DIR
+pg1-port=$BB_PORT
+pg1-user=postgres
+EOF
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$1"
+}
+
+# timed OUT_MS OUT_KB CMD... — runs CMD as the cluster owner; its wall time in ms and the peak
+# RSS of its largest process in KiB (GNU time; "n/a" without it) into the named variables.
+timed() {
+    local -n _ms=$1 _kb=$2
+    shift 2
+    local t0 t1 tf rc=0
+    tf=$(mktemp)
+    chmod 666 "$tf"
+    t0=$(now_us)
+    if [[ -x /usr/bin/time ]]; then
+        as_pg /usr/bin/time -f '%M' -o "$tf" "$@" || rc=$?
+    else
+        as_pg "$@" || rc=$?
+    fi
+    t1=$(now_us)
+    _ms=$(((t1 - t0) / 1000))
+    _kb=$(tail -1 "$tf" 2>/dev/null)
+    [[ $_kb =~ ^[0-9]+$ ]] || _kb=n/a
+    rm -f "$tf"
+    return $rc
+}
+
+mib_of_kb() { awk -v k="$1" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print k}'; }
+mib_of_b() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+
+# bb_bench_setup — what the basebackup and restore benchmarks share: the tools, the cached
+# cluster, a fresh $RUN_DIR owned by the cluster's user, a private copy of walship ($WS: the
+# tree's binary may be rebuilt while the benchmark runs), pgbackrest's configuration ($PGBR
+# runs it) and the connection string ($PGCONN).
+bb_bench_setup() {
+    WALSHIP_BIN=${WALSHIP_BIN:-$ROOT_DIR/build/walship}
+    [[ $WALSHIP_BIN == /* ]] || WALSHIP_BIN=$PWD/$WALSHIP_BIN
+    [[ -x $WALSHIP_BIN ]] || die "$WALSHIP_BIN is not an executable file (make first)"
+    ensure_pkgs pgbackrest:pgbackrest lz4:lz4 /usr/bin/time:time
+    ensure_bb_cluster
+    rm -rf "$RUN_DIR"
+    mkdir -p "$RUN_DIR"
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$RUN_DIR"
+    cp "$WALSHIP_BIN" "$RUN_DIR/walship"
+    chmod 755 "$RUN_DIR/walship"
+    WS=$RUN_DIR/walship
+    PGBR_CONF=$RUN_DIR/pgbackrest.conf
+    bb_pgbr_conf "$PGBR_CONF"
+    PGBR=(pgbackrest --config="$PGBR_CONF" --stanza=bb)
+    PGCONN="host=$BB_DIR port=$BB_PORT user=postgres dbname=postgres"
+}
+
+# db_bytes — the cluster's databases' size (running cluster).
+db_bytes() {
+    as_pg "$PG_BIN/psql" -h "$BB_DIR" -p "$BB_PORT" -U postgres -qAtc \
+        "SELECT sum(pg_database_size(oid)) FROM pg_database" postgres
+}
+
+# measure_jobs JOB... — a warm-up and $BENCH_REPS repetitions of every job, interleaved (the
+# order rotates). The script defines `prepare JOB DEST` (untimed) and `cmd_of JOB DEST`
+# (sets the array CMD, run as the cluster's user and timed). Fills RESULTS[job] (ms, one per
+# repetition), RSSMAX[job] (KiB, the largest) and SIZE_OF[job] (bytes in DEST at the end).
+declare -A RESULTS=() RSSMAX=() SIZE_OF=()
+measure_jobs() {
+    local jobs=("$@") n=$# rep i job dest ms kb
+    for rep in $(seq 0 "$BENCH_REPS"); do
+        for i in $(seq 0 $((n - 1))); do
+            job=${jobs[$(((i + rep) % n))]}
+            dest=$RUN_DIR/out-$job
+            prepare "$job" "$dest"
+            cmd_of "$job" "$dest"
+            ms=0 kb=n/a
+            timed ms kb "${CMD[@]}" >>"$RUN_DIR/$job.log" 2>&1 ||
+                die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
+            if ((rep == 0)); then
+                log "warm-up $job: $ms ms, peak RSS $kb KiB"
+            else
+                log "rep $rep/$BENCH_REPS $job: $ms ms, peak RSS $kb KiB"
+                RESULTS[$job]+="$ms "
+                if [[ $kb =~ ^[0-9]+$ ]] && { [[ -z ${RSSMAX[$job]:-} ]] || ((kb > RSSMAX[$job])); }; then
+                    RSSMAX[$job]=$kb
+                fi
+            fi
+            SIZE_OF[$job]=$(du -sb --apparent-size "$dest" | cut -f1)
+        done
+    done
+}
+
+# --- reporting over RESULTS ----------------------------------------------------------------
+
+# stat_of JOB median|minimum|maximum
+stat_of() { tr ' ' '\n' <<<"${RESULTS[$1]}" | grep . | "$2"; }
+# ratio of two jobs: the median over repetitions of the ratio within each repetition (the jobs of
+# one repetition run back to back, so this cancels load that drifts between repetitions)
+paired_ratio() {
+    paste -d' ' <(tr ' ' '\n' <<<"${RESULTS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RESULTS[$2]}" | grep .) |
+        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
+}
+verdict() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
+secs() { awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; }

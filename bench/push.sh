@@ -115,7 +115,7 @@ if [[ -n $walship_error ]]; then
 fi
 
 # --- measure ------------------------------------------------------------------------------
-declare -A RESULTS=()
+RESULTS=()
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 cd "$PGDATA_FAKE"
 for rep in $(seq 0 "$BENCH_REPS"); do
@@ -175,13 +175,6 @@ STARTUP+=" · \`pgbackrest version\` $(startup_ms pgbackrest version) ms"
 cd "$ROOT_DIR"
 
 # --- report -------------------------------------------------------------------------------
-stat_of() { tr ' ' '\n' <<<"${RESULTS[$1]}" | grep . | "$2"; }
-# ratio of two jobs: the median over repetitions of the ratio within each repetition (the jobs of
-# one repetition run back to back, so this cancels load that drifts between repetitions)
-paired_ratio() {
-    paste -d' ' <(tr ' ' '\n' <<<"${RESULTS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RESULTS[$2]}" | grep .) |
-        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
-}
 declare -A MED=()
 for job in "${JOBS[@]}"; do MED[$job]=$(stat_of "$job" median); done
 
@@ -199,7 +192,6 @@ label() {
     pgbackrest) echo "pgbackrest archive-push (lz4 level 1)" ;;
     esac
 }
-verdict() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
 
 BODY=$RUN_DIR/push.md
 {

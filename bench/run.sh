@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh [BENCH...] — run walship's benchmarks (default: all of them).
 #
-#   BENCH          push, async (more to come: basebackup, restore)
+#   BENCH          push, async, basebackup, restore
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
-#   BENCH_REPS     repetitions per job (default 7; async: 3); the tables give medians
+#   BENCH_REPS     repetitions per job (default 7 for push, 3 for the others);
+#                  the tables give medians
 #   BENCH_BURST_MB async: the WAL burst in MiB (default 2048; smaller for a quick run)
 #
 # Installs what it needs (pgbackrest, lz4, time) with apt-get when missing, keeps the generated
@@ -12,10 +13,10 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_BENCHES=(push async)
+ALL_BENCHES=(push async basebackup restore)
 
 usage() {
-    sed -n '2,12s/^# \{0,1\}//p' "$0"
+    sed -n '2,13s/^# \{0,1\}//p' "$0"
     exit "${1:-0}"
 }
 

@@ -10,6 +10,7 @@
  */
 #include "restore/restore.h"
 #include "walship/log.h"
+#include "walship/timeline.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -186,82 +187,7 @@ int ws_rs_target_parse(const ws_config *cfg, ws_rs_target *t, ws_error *err)
 
 /* ---- timelines ---- */
 
-typedef struct history {
-    uint32_t tli; /* the timeline this history is of */
-    int n;
-    struct {
-        uint32_t tli;
-        uint64_t end; /* switch point: where this ancestor was left */
-    } anc[64];
-} history;
-
-typedef struct mem_sink {
-    ws_stage base;
-    char buf[16384];
-    size_t len;
-} mem_sink;
-
-static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    mem_sink *m = (mem_sink *)st;
-    if (len > sizeof m->buf - 1 - m->len)
-        return ws_error_set(err, WS_ECORRUPT, "timeline history file larger than %zu bytes",
-                            sizeof m->buf - 1);
-    memcpy(m->buf + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-static void mem_free(ws_stage *st)
-{
-    free(st);
-}
-
-static const ws_stage_ops mem_ops = {"history", mem_write, NULL, mem_free};
-
-static int history_load(ws_repo *r, uint32_t tli, history *h, ws_error *err)
-{
-    memset(h, 0, sizeof *h);
-    h->tli = tli;
-    if (tli <= 1)
-        return 0;
-    char name[32], key[128];
-    snprintf(name, sizeof name, "%08" PRIX32 ".history", tli);
-    ws_wal_name wn;
-    if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
-        return -1;
-    mem_sink *m = calloc(1, sizeof *m);
-    if (!m)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
-    m->base.ops = &mem_ops;
-    if (ws_repo_obj_read(r, key, &m->base, NULL, err) < 0) {
-        ws_stage_free(&m->base);
-        if (err->code == WS_ENOENT)
-            ws_error_hint(err,
-                          "timeline %" PRIu32 " is not in the repository; check "
-                          "--target-timeline, or push its history file",
-                          tli);
-        return -1;
-    }
-    m->buf[m->len] = '\0';
-    char *save = NULL;
-    for (char *line = strtok_r(m->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        while (isspace((unsigned char)*line))
-            line++;
-        if (!*line || *line == '#')
-            continue;
-        unsigned long parent;
-        char lsn[32];
-        if (sscanf(line, "%lu %31s", &parent, lsn) != 2 || h->n == 64 ||
-            ws_wal_parse_lsn(lsn, &h->anc[h->n].end) < 0) {
-            ws_stage_free(&m->base);
-            return ws_error_set(err, WS_ECORRUPT, "malformed line in %s: %.60s", name, line);
-        }
-        h->anc[h->n++].tli = (uint32_t)parent;
-    }
-    ws_stage_free(&m->base);
-    return 0;
-}
+typedef ws_tl_history history;
 
 static int max_tli_cb(void *arg, const char *key, const ws_storage_info *info)
 {
@@ -354,7 +280,7 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
     }
     uint32_t tli;
     history h;
-    if (target_tli(r, t, &tli, err) < 0 || history_load(r, tli, &h, err) < 0)
+    if (target_tli(r, t, &tli, err) < 0 || ws_tl_history_load(r, tli, &h, err) < 0)
         return NULL;
     const ws_manifest_info *oldest = NULL;
     for (int i = cat->n - 1; i >= 0; i--) {

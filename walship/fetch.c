@@ -11,12 +11,14 @@
  * be read. In standby mode (standby.signal in the cwd, which is PGDATA) PostgreSQL keeps
  * retrying after any non-zero status, so there a failure is logged and exits 1.
  */
+#include "walship/agent/prefetch.h"
 #include "walship/cmd.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,36 @@
 #include <unistd.h>
 
 typedef enum { TRY_OK, TRY_ABSENT, TRY_RETRY, TRY_FAILED } try_result;
+
+int ws_fetch_read(ws_repo *repo, const ws_wal_name *name, const char *key, int fd, const char *what,
+                  uint64_t sysid, ws_objhdr *h, ws_error *err)
+{
+    if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot truncate %s", what);
+    ws_stage *sink = ws_stage_fd_sink_new(fd, what);
+    int rc = sink ? ws_repo_obj_read(repo, key, sink, h, err)
+                  : ws_error_set(err, WS_ENOMEM, "out of memory");
+    ws_stage_free(sink);
+    if (rc == 0 && (name->kind == WS_WAL_SEGMENT || name->kind == WS_WAL_PARTIAL)) {
+        unsigned char page[WS_WAL_LONG_HEADER_SIZE];
+        ws_wal_header wh;
+        ssize_t k = pread(fd, page, sizeof page, 0);
+        if (k < 0)
+            rc = ws_error_errno(err, WS_EIO, errno, "cannot read back %s", what);
+        else if (ws_wal_check_header(page, (size_t)k, name, h->length, &wh, err) < 0) {
+            ws_error_prefix(err, "object %s in %s is not the segment it is stored as", key,
+                            ws_repo_describe(repo));
+            err->code = WS_ECORRUPT;
+            rc = -1;
+        } else if (sysid && wh.sysid != sysid) {
+            rc = ws_error_set(err, WS_ECORRUPT,
+                              "object %s in %s belongs to database system %" PRIu64
+                              ", not to the repository's %" PRIu64,
+                              key, ws_repo_describe(repo), wh.sysid, sysid);
+        }
+    }
+    return rc;
+}
 
 /* Restores name from one repository into dest via a temporary file. */
 static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char *key,
@@ -42,23 +74,8 @@ static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char 
         ws_error_errno(err, WS_EIO, errno, "cannot create %s", tmp);
         return TRY_FAILED;
     }
-    ws_stage *sink = ws_stage_fd_sink_new(fd, tmp);
     ws_objhdr h;
-    int rc = sink ? ws_repo_obj_read(repo, key, sink, &h, err)
-                  : ws_error_set(err, WS_ENOMEM, "out of memory");
-    ws_stage_free(sink);
-    if (rc == 0 && (name->kind == WS_WAL_SEGMENT || name->kind == WS_WAL_PARTIAL)) {
-        unsigned char page[WS_WAL_LONG_HEADER_SIZE];
-        ssize_t k = pread(fd, page, sizeof page, 0);
-        if (k < 0)
-            rc = ws_error_errno(err, WS_EIO, errno, "cannot read back %s", tmp);
-        else if (ws_wal_check_header(page, (size_t)k, name, h.length, NULL, err) < 0) {
-            ws_error_prefix(err, "object %s in %s is not the segment it is stored as", key,
-                            ws_repo_describe(repo));
-            err->code = WS_ECORRUPT;
-            rc = -1;
-        }
-    }
+    int rc = ws_fetch_read(repo, name, key, fd, tmp, 0, &h, err);
     if (rc == 0 && fsync(fd) < 0)
         rc = ws_error_errno(err, WS_EIO, errno, "cannot fsync %s", tmp);
     if (close(fd) < 0 && rc == 0)
@@ -105,6 +122,18 @@ int ws_cmd_fetch(const ws_config *cfg)
     ws_wal_name name;
     if (ws_wal_parse_name(wal, &name, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    int agent_exit = 0, pf = ws_prefetch_fetch(cfg, &name, dest, &agent_exit);
+    switch (pf) {
+    case WS_PREFETCH_SERVED:
+        return WS_EXIT_OK;
+    case WS_PREFETCH_AGENT:
+        return agent_exit; /* the forked prefetch agent, done */
+    case WS_PREFETCH_MISS:
+    case WS_PREFETCH_PENDING:
+        break;
+    default:
         return WS_EXIT_USAGE;
     }
     char key[128];
@@ -170,5 +199,7 @@ int ws_cmd_fetch(const ws_config *cfg)
     }
     free(state);
     ws_cmd_close_repos(repos, n);
+    if (pf == WS_PREFETCH_PENDING)
+        ws_prefetch_done(cfg, &name, dest, code == WS_EXIT_OK);
     return code;
 }

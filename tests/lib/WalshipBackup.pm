@@ -7,6 +7,8 @@ package WalshipBackup;
 #     my $plain = read_object("$repo/backup/$id/backup_manifest");   # verified plaintext
 #     my $m = read_manifest($repo, $id);   # {info => {k => v}, files => [...], dirs, symlinks}
 #     my $bytes = file_bytes($repo, $id, $file);   # a file's bytes from its extents
+#     server_checksum_ok($bytes, $entry)   # against a server backup_manifest entry
+#                                          # (CRC32C, as walship asks for, or SHA256)
 
 use strict;
 use warnings;
@@ -16,7 +18,7 @@ use Exporter 'import';
 use File::Temp qw(tempfile);
 require WalshipTest;    # slurp_file
 
-our @EXPORT = qw(read_object read_manifest file_bytes pct_decode);
+our @EXPORT = qw(read_object read_manifest file_bytes pct_decode crc32c_hex server_checksum_ok);
 
 sub _slurp { return WalshipTest::slurp_file(@_) }
 
@@ -56,6 +58,33 @@ sub read_object
 	croak "$path: length " . length($plain) . ", header says $len" if length($plain) != $len;
 	croak "$path: SHA-256 mismatch" if sha256($plain) ne $sha;
 	return $plain;
+}
+
+my @CRC_TABLE = map {
+	my $c = $_;
+	$c = $c & 1 ? ($c >> 1) ^ 0x82F63B78 : $c >> 1 for 1 .. 8;
+	$c
+} 0 .. 255;
+
+# crc32c_hex($bytes): CRC-32C as PostgreSQL's backup_manifest writes it (the hex of the
+# value's bytes in host order: little-endian). Plain Perl, about 5 MB/s.
+sub crc32c_hex
+{
+	my ($data) = @_;
+	my $c = 0xFFFFFFFF;
+	$c = $CRC_TABLE[ ($c ^ $_) & 0xFF ] ^ ($c >> 8) for unpack 'C*', $data;
+	return unpack('H8', pack('V', $c ^ 0xFFFFFFFF));
+}
+
+# server_checksum_ok($bytes, $entry): the bytes match the Checksum of a Files entry of the
+# server's backup_manifest (decoded JSON), whichever algorithm it names.
+sub server_checksum_ok
+{
+	my ($bytes, $w) = @_;
+	my $alg = $w->{'Checksum-Algorithm'} // '';
+	return sha256_hex($bytes) eq lc $w->{Checksum} if $alg eq 'SHA256';
+	return crc32c_hex($bytes) eq lc $w->{Checksum} if $alg eq 'CRC32C';
+	croak "checksum algorithm '$alg'";
 }
 
 sub pct_decode

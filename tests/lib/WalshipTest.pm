@@ -50,6 +50,7 @@ use Test::More ();
 our @EXPORT = qw(
   walship_bin pg_bin run run_as_pg new_cluster write_config make_pg_dir chown_pg
   tmp_base sanitizer_dir slurp_file spurt_file is_root pg_user done_testing timeout_default
+  pid_alive
 );
 
 our $TIMEOUT = $ENV{WALSHIP_TEST_TIMEOUT} || 180;
@@ -154,6 +155,19 @@ sub make_pg_dir
 	}
 	chmod $mode, $path or croak "chmod $path: $!";
 	return $path;
+}
+
+# pid_alive: the process exists and is not a zombie. kill 0 alone also sees a process that has
+# exited but is not yet reaped: a killed or idle-exited agent is reparented to PID 1, which may
+# reap it only later.
+sub pid_alive
+{
+	my ($pid) = @_;
+	return 0 unless $pid && kill(0, $pid);
+	open my $fh, '<', "/proc/$pid/stat" or return 0;
+	my $stat = <$fh> // '';
+	close $fh;
+	return $stat =~ /\)\s+([A-Za-z])\s/ && $1 ne 'Z' && $1 ne 'X' ? 1 : 0;
 }
 
 sub slurp_file

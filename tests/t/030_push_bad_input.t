@@ -27,7 +27,7 @@ my $wal_b = $b->pgdata . '/pg_wal';
 note("segments: a=$seg_a,$seg_a2 b=$seg_b");
 
 my $repo = make_pg_dir("$base/repo");
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my $conf = write_config("$base/walship.conf", repo => $repo, async => "off");    # the in-process path; the agent's cases are in 2xx
 my $work = make_pg_dir("$base/work");
 
 sub tree

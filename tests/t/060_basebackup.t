@@ -113,9 +113,9 @@ for my $f (@{ $m->{files} })
 		next;
 	}
 	push @bad, "$path: size " . length($bytes) . " != $w->{Size}" if length($bytes) != $w->{Size};
-	push @bad, "$path: stored bytes' SHA-256 != the server's"
-	  if sha256_hex($bytes) ne lc $w->{Checksum};
-	push @bad, "$path: manifest SHA-256 != the server's" if $f->{sha256} ne lc $w->{Checksum};
+	push @bad, "$path: stored bytes != the server's ($w->{'Checksum-Algorithm'})"
+	  if !server_checksum_ok($bytes, $w);
+	push @bad, "$path: manifest SHA-256 != the stored bytes'" if $f->{sha256} ne sha256_hex($bytes);
 	$checked++;
 }
 push @bad, map { "$_: in the server's manifest, not stored" } grep { !$seen{$_} } sort keys %want;

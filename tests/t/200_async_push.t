@@ -29,7 +29,7 @@ sub agent_pid
 {
 	open my $fh, '<', "$spool/agent.state" or return 0;
 	my ($pid) = <$fh> =~ /^pid = (\d+)/;
-	return $pid && kill(0, $pid) ? $pid : 0;
+	return $pid && pid_alive($pid) ? $pid : 0;
 }
 
 sub wait_agent_gone

@@ -28,7 +28,7 @@ sub agent_pid
 {
 	open my $fh, '<', "$spool/agent.state" or return 0;
 	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
-	return $pid && kill(0, $pid) ? $pid : 0;
+	return $pid && pid_alive($pid) ? $pid : 0;
 }
 
 $node->safe_psql('CREATE TABLE filler (id int, pad text)');
@@ -52,6 +52,9 @@ for my $round (1 .. 4)
 	}
 }
 is($kills, 4, 'the agent was killed four times during the burst');
+# one more segment after the last kill (the killed agent may have archived everything before
+# it died; a switch with nothing written would not need a new agent)
+$node->safe_psql("INSERT INTO filler SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 1500) g");
 my $last = $node->switch_wal;
 ok($node->wait_for_archive($last, 120), "every segment up to $last archived despite the kills");
 my $pid = agent_pid();

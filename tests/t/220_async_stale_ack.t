@@ -42,7 +42,7 @@ sub spool_agent_gone
 	while (time < $deadline)
 	{
 		my ($pid) = (eval { slurp_file("$dir/pg_wal/walship/agent.state") } // '') =~ /^pid = (\d+)/;
-		return 1 unless $pid && kill(0, $pid);
+		return 1 unless $pid && pid_alive($pid);
 		sleep 0.1;
 	}
 	return 0;

@@ -53,7 +53,7 @@ is($node->safe_psql('SELECT failed_count FROM pg_stat_archiver'), '0', 'S3 up: n
 sub agent_alive
 {
 	my ($pid) = (eval { slurp_file("$spool/agent.state") } // '') =~ /^pid = (\d+)/;
-	return $pid && kill(0, $pid);
+	return $pid && pid_alive($pid);
 }
 
 # ---- S3 down (once the agent has gone idle: a running one would archive the next file with

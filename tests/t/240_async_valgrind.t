@@ -52,8 +52,8 @@ my $spool = $node->pgdata . '/pg_wal/walship';
 my ($pid) = (eval { slurp_file("$spool/agent.state") } // '') =~ /^pid = (\d+)/;
 ok($pid, 'an agent ran');
 my $deadline = time + 90;
-sleep 0.2 while $pid && kill(0, $pid) && time < $deadline;
-ok(!($pid && kill(0, $pid)), 'the agent exited after agent-idle-timeout');
+sleep 0.2 while $pid && pid_alive($pid) && time < $deadline;
+ok(!($pid && pid_alive($pid)), 'the agent exited after agent-idle-timeout');
 my $acked = grep { -f "$spool/$_.ack" } @ready;
 is($acked, scalar @ready, 'the agent archived every .ready file');
 

@@ -30,7 +30,7 @@ my $bin  = walship_bin();
 my $base = tmp_base();
 my $repo = make_pg_dir("$base/repo", 0700);
 my $conf = "$base/walship.conf";
-write_config($conf, repo => $repo);
+write_config($conf, repo => $repo, async => 'off');    # A-C: the in-process path; D: the agent
 my $flag = "$base/archiving-on";
 
 my $wrapper = "$base/archive.sh";
@@ -155,7 +155,7 @@ my ($bbrc, undef, $bberr) = run(
 is($bbrc, 0, 'a walship basebackup before any gap') or diag($bberr);
 
 # ---- B: push-queue-max = 3MB, async off
-write_config($conf, repo => $repo, 'push-queue-max' => '3MB');
+write_config($conf, repo => $repo, 'push-queue-max' => '3MB', async => 'off');
 my @b = build_backlog(8);
 is_deeply([ ready_segments() ], \@b, 'B: the backlog is exactly the 8 new segments');
 # the oldest is already in the repository (an earlier push whose .done never came): never dropped

@@ -39,9 +39,11 @@ static ws_bb_verify *stored(void)
 {
     ws_bb_verify *v = ws_bb_verify_new();
     ws_error err;
-    ws_bb_verify_add(v, "backup_label", 5, sha_a, &err);
-    ws_bb_verify_add(v, "pg_tblspc/16384/PG_15_1/5/16385", 8192, sha_b, &err);
-    ws_bb_verify_add(v, "dir with \"quote\"/f\tile", 3, sha_c, &err);
+    ws_bb_verify_add(v, "backup_label", 5, sha_a, 0, &err);
+    ws_bb_verify_add(v, "pg_tblspc/16384/PG_15_1/5/16385", 8192, sha_b, 0, &err);
+    ws_bb_verify_add(v, "dir with \"quote\"/f\tile", 3, sha_c, 0, &err);
+    /* CRC-32C of "123456789" is 0xE3069283; the manifest has its bytes as stored: 839206e3 */
+    ws_bb_verify_add(v, "global/crc", 9, sha_a, ws_bb_crc32c(0, "123456789", 9), &err);
     return v;
 }
 
@@ -78,7 +80,10 @@ int main(void)
                       "\"SHA256\", \"Checksum\": \"%s\" },\n"
                       "{ \"Path\": \"dir with \\\"quote\\\"/f\\tile\", \"Size\": 3, "
                       "\"Last-Modified\": \"2026-11-22 03:15:00 GMT\", \"Checksum-Algorithm\": "
-                      "\"SHA256\", \"Checksum\": \"%s\" }\n";
+                      "\"SHA256\", \"Checksum\": \"%s\" },\n"
+                      "{ \"Path\": \"global/crc\", \"Size\": 9, \"Last-Modified\": \"2026-11-22 "
+                      "03:15:00 GMT\", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": "
+                      "\"839206e3\" }\n";
     snprintf(files, sizeof files, fmt, hex_a, hex_b, hex_c);
     char *good = manifest(files, 0);
     ws_error err;
@@ -89,7 +94,7 @@ int main(void)
         ok(rc == 0, "a matching manifest passes (chunks of %zu)", chunks[i]);
         if (rc)
             diag("%s", err.msg);
-        is_int(n, 3, "... three files compared");
+        is_int(n, 4, "... four files compared (SHA-256 and CRC32C)");
     }
 
     /* Encoded-Path: hex of the name */
@@ -140,6 +145,31 @@ int main(void)
     m = manifest(fewer, 0);
     ok(check(m, 100, &n, &err) < 0 && strstr(err.msg, "does not list"),
        "a stored file the server does not list fails");
+    free(m);
+
+    ok(ws_bb_crc32c(0, "123456789", 9) == 0xE3069283u, "CRC-32C check value");
+    ok(ws_bb_crc32c(ws_bb_crc32c(0, "1234", 4), "56789", 5) == 0xE3069283u, "... chained");
+    char big[1000];
+    for (int i = 0; i < 1000; i++)
+        big[i] = (char)(i * 7);
+    ok(ws_bb_crc32c(ws_bb_crc32c(0, big, 3), big + 3, 997) == ws_bb_crc32c(0, big, 1000),
+       "... chained across unaligned lengths");
+
+    char crcbad[4096];
+    snprintf(crcbad, sizeof crcbad, fmt, hex_a, hex_b, hex_c);
+    memcpy(strstr(crcbad, "839206e3"), "839206e4", 8);
+    m = manifest(crcbad, 0);
+    ok(check(m, 100, &n, &err) < 0 && strstr(err.msg, "global/crc: walship stored 9 bytes with "
+                                                      "CRC32C e3069283"),
+       "a different CRC32C fails, naming the file");
+    free(m);
+
+    char alg[4096];
+    snprintf(alg, sizeof alg, fmt, hex_a, hex_b, hex_c);
+    memcpy(strstr(alg, "\"CRC32C\""), "\"CRC32X\"", 8);
+    m = manifest(alg, 0);
+    ok(check(m, 100, &n, &err) < 0 && strstr(err.msg, "not CRC32C or SHA256"),
+       "an unknown checksum algorithm fails");
     free(m);
 
     free(good);

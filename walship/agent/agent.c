@@ -62,10 +62,7 @@ struct agent {
     const ws_config *cfg;
     const ws_spool *sp;
     ws_push_opts opts;
-    uv_loop_t loop;
-    uv_fs_event_t watch;
-    uv_timer_t tick, kick;
-    uv_signal_t sigterm, sigint;
+    ws_agent_loop l;
     int nslots, inflight;
     slot *slots;
     /* a separate set for the periodic check of walship.repo, run on the pool */
@@ -81,7 +78,7 @@ struct agent {
     int nfiles, capfiles;
     double idle_timeout, last_work, last_clean, last_check;
     int lockfd;
-    int stopping, closed, watching;
+    int stopping;
     int exit_code;
 };
 
@@ -214,7 +211,7 @@ static void start_job(agent *a, slot *s, file_entry *e)
     memset(&s->after, 0, sizeof s->after);
     s->work.data = s;
     a->inflight++;
-    int rc = uv_queue_work(&a->loop, &s->work, job_work, job_done);
+    int rc = uv_queue_work(&a->l.loop, &s->work, job_work, job_done);
     if (rc != 0) {
         ws_log_error("cannot queue %s: %s", e->name, uv_strerror(rc));
         s->busy = 0;
@@ -433,7 +430,7 @@ static void periodic_checks(agent *a, double now)
     if (!a->vbusy) {
         a->vbusy = 1;
         a->vwork.data = a;
-        if (uv_queue_work(&a->loop, &a->vwork, check_work, check_done) != 0)
+        if (uv_queue_work(&a->l.loop, &a->vwork, check_work, check_done) != 0)
             a->vbusy = 0;
     }
 }
@@ -468,8 +465,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     (void)events;
     agent *a = h->data;
     if (status < 0 || !filename || strstr(filename, ".ready"))
-        if (!uv_is_active((uv_handle_t *)&a->kick))
-            uv_timer_start(&a->kick, on_kick, 2, 0); /* batch a burst of events */
+        ws_agent_loop_kick(&a->l, on_kick, 2); /* batch a burst of events */
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -483,15 +479,9 @@ static void on_signal(uv_signal_t *h, int signum)
 /* Once stopping and nothing runs on the pool: close every handle so that uv_run returns. */
 static void maybe_close(agent *a)
 {
-    if (a->closed || a->inflight > 0 || a->vbusy)
+    if (a->l.closed || a->inflight > 0 || a->vbusy)
         return;
-    a->closed = 1;
-    if (a->watching)
-        uv_close((uv_handle_t *)&a->watch, NULL);
-    uv_close((uv_handle_t *)&a->tick, NULL);
-    uv_close((uv_handle_t *)&a->kick, NULL);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
+    ws_agent_loop_close(&a->l);
 }
 
 /* ---- start and stop ---- */
@@ -557,23 +547,9 @@ static int run(agent *a, ws_error *err)
 
     if (open_sets(a, err) < 0)
         return -1;
-    if (uv_loop_init(&a->loop) != 0)
-        return ws_error_set(err, WS_EINTERNAL, "uv_loop_init failed");
-    uv_timer_init(&a->loop, &a->tick);
-    uv_timer_init(&a->loop, &a->kick);
-    uv_signal_init(&a->loop, &a->sigterm);
-    uv_signal_init(&a->loop, &a->sigint);
-    a->tick.data = a->kick.data = a->sigterm.data = a->sigint.data = a->watch.data = a;
-    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a->sigint, on_signal, SIGINT);
-    if (uv_fs_event_init(&a->loop, &a->watch) == 0) {
-        a->watching = 1;
-        int rc = uv_fs_event_start(&a->watch, on_fs_event, a->sp->status_dir, 0);
-        if (rc != 0)
-            ws_log_debug("not watching %s (%s): rescanning every %d ms", a->sp->status_dir,
-                         uv_strerror(rc), TICK_MS);
-    }
-    uv_timer_start(&a->tick, on_tick, TICK_MS, TICK_MS);
+    if (ws_agent_loop_init(&a->l, a, a->sp->status_dir, on_fs_event, on_tick, TICK_MS, on_signal,
+                           err) < 0)
+        return -1;
 
     double now = ws_now();
     a->last_work = a->last_clean = now;
@@ -583,9 +559,7 @@ static int run(agent *a, ws_error *err)
                  a->nslots);
     clean_spool(a);
     scan(a);
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&a->loop) != 0)
-        ws_log_debug("the agent's loop had handles left at exit");
+    ws_agent_loop_run(&a->l);
     return 0;
 }
 
@@ -601,13 +575,8 @@ int ws_agent_main(const ws_config *cfg, const ws_spool *sp)
     if (a.lockfd == -2)
         return 0; /* another push started one first */
     int rc = a.lockfd < 0 ? -1 : run(&a, &err);
-    if (rc < 0) {
-        ws_error_prefix(&err, "the agent cannot run");
-        ws_log_err(WS_LOG_ERROR, &err);
-        char text[1024];
-        snprintf(text, sizeof text, "%s%s%s", err.msg, err.hint[0] ? " HINT: " : "", err.hint);
-        ws_spool_error_write(sp, NULL, text);
-    }
+    if (rc < 0)
+        ws_agent_report_failure(sp, "the agent", &err);
     close_sets(&a);
     free(a.files);
     if (a.lockfd >= 0)

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,51 +23,6 @@ static void sleep_s(double s)
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-/* The detached agent's process: no terminal, no inherited descriptors but stderr (which
- * PostgreSQL sends to its log), in its own session so that nothing aimed at the archiver's
- * process group reaches it. */
-static void become_agent(void)
-{
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536)
-        max = 65536;
-    for (int fd = 3; fd < (int)max; fd++)
-        close(fd);
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        if (null > 2)
-            close(null);
-    }
-    umask(077);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    ws_log_setup("walship agent", ws_log_get_level());
-}
-
-/* Double fork: the agent is reparented to init (or a subreaper) at once, so it never
- * becomes a zombie of the archiver, and it outlives this push. Returns 1 in the agent, 0
- * in push, -1 on error. */
-static int spawn_agent(ws_error *err)
-{
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return ws_error_errno(err, WS_EIO, errno, "cannot start the agent: fork");
-    if (pid == 0) {
-        setsid();
-        pid_t p2 = fork();
-        if (p2 != 0)
-            _exit(p2 < 0 ? 1 : 0);
-        return 1;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return 0;
 }
 
 /* Whether an error file is new since the push began (each write is a rename, so a new file
@@ -135,14 +89,14 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
             if (spawns < SPAWN_MAX && ws_now() - last_spawn > SPAWN_GRACE_S) {
                 spawns++;
                 last_spawn = ws_now();
-                int r = spawn_agent(&err);
+                int r = ws_agent_spawn(&err);
                 if (r < 0) {
                     ws_log_err(WS_LOG_ERROR, &err);
                     return WS_EXIT_FAIL;
                 }
                 if (r == 1) {
                     ws_push_file_close(f);
-                    become_agent();
+                    ws_agent_detach("walship agent");
                     return ws_agent_main(cfg, &sp);
                 }
                 ws_log_debug("started the agent for %s", sp.dir);

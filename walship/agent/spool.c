@@ -64,7 +64,25 @@ static void id_option(void *arg, const char *key, const char *value_name, const 
     idbuf_add(c->b, key, v ? v : "\x01");
 }
 
-static int config_id(const ws_config *cfg, char out[65], ws_error *err)
+/* Four 64-bit FNV-1a hashes with different seeds, as 64 hex digits: the prefetch spool's
+ * configuration id. fetch computes it on its hit path, where initialising OpenSSL for one
+ * SHA-256 would cost more than the rest of the hit together; the id only tells one walship
+ * configuration from another (anyone who can write the spool can write pg_wal anyway). */
+static void fnv_hex(const char *s, size_t len, char out[65])
+{
+    static const uint64_t seeds[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull,
+                                      0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full};
+    for (int k = 0; k < 4; k++) {
+        uint64_t h = seeds[k];
+        for (size_t i = 0; i < len; i++) {
+            h ^= (unsigned char)s[i];
+            h *= 0x100000001b3ull;
+        }
+        snprintf(out + 16 * k, 17, "%016" PRIx64, h);
+    }
+}
+
+static int config_id(const ws_config *cfg, char out[65], int fast, ws_error *err)
 {
     idbuf b = {0};
     int n = ws_config_repo_count(cfg);
@@ -89,14 +107,20 @@ static int config_id(const ws_config *cfg, char out[65], ws_error *err)
         free(b.s);
         return ws_error_set(err, WS_ENOMEM, "out of memory");
     }
-    unsigned char d[32];
-    ws_sha256(b.s, b.len, d);
-    ws_sha256_hex(d, out);
+    if (fast) {
+        fnv_hex(b.s, b.len, out);
+    } else {
+        unsigned char d[32];
+        ws_sha256(b.s, b.len, d);
+        ws_sha256_hex(d, out);
+    }
     free(b.s);
     return 0;
 }
 
-int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err)
+/* pg_wal from a path in it; the spool: spool-path[/sub], else pg_wal/deflt. */
+static int spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, const char *deflt,
+                      const char *sub, ws_error *err)
 {
     memset(sp, 0, sizeof *sp);
     char dir[PATH_MAX];
@@ -118,13 +142,29 @@ int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_e
                                 ws_config_source(cfg, "spool-path"));
         if (strlen(spool) > PATH_MAX - 128)
             return ws_error_set(err, WS_ECONFIG, "spool-path is too long");
-        snprintf(sp->dir, sizeof sp->dir, "%s", spool);
+        if (sub) {
+            if (mkdir(spool, 0700) < 0 && errno != EEXIST)
+                return ws_error_errno(err, WS_EIO, errno, "cannot create the spool %s", spool);
+            snprintf(sp->dir, sizeof sp->dir, "%s/%s", spool, sub);
+        } else {
+            snprintf(sp->dir, sizeof sp->dir, "%s", spool);
+        }
     } else {
-        snprintf(sp->dir, sizeof sp->dir, "%s/walship", sp->wal_dir);
+        snprintf(sp->dir, sizeof sp->dir, "%s/%s", sp->wal_dir, deflt);
     }
     if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
         return ws_error_errno(err, WS_EIO, errno, "cannot create the spool %s", sp->dir);
-    return config_id(cfg, sp->config_id, err);
+    return config_id(cfg, sp->config_id, sub != NULL, err);
+}
+
+int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err)
+{
+    return spool_init(sp, cfg, wal_path, "walship", NULL, err);
+}
+
+int ws_spool_init_prefetch(ws_spool *sp, const ws_config *cfg, const char *dest_path, ws_error *err)
+{
+    return spool_init(sp, cfg, dest_path, "walship-prefetch", "prefetch", err);
 }
 
 /* ---- small files, written whole ---- */
@@ -210,10 +250,11 @@ int ws_spool_fileid_equal(const ws_spool_fileid *a, const ws_spool_fileid *b)
            a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
 }
 
-int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
+static int ack_write(const ws_spool *sp, const char *name, const char *suffix,
+                     const ws_spool_ack *a, ws_error *err)
 {
     char path[PATH_MAX], text[512];
-    ws_spool_path(sp, name, ".ack", path, sizeof path);
+    ws_spool_path(sp, name, suffix, path, sizeof path);
     const ws_spool_fileid *f = &a->file;
     snprintf(text, sizeof text,
              "set = %s\nsha256 = %s\nsize = %" PRIu64 "\nfile = %" PRIu64 " %" PRIu64 " %" PRId64
@@ -223,10 +264,10 @@ int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack 
     return write_whole(path, text, err);
 }
 
-int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
+static int ack_read(const ws_spool *sp, const char *name, const char *suffix, ws_spool_ack *a)
 {
     char path[PATH_MAX], text[512];
-    ws_spool_path(sp, name, ".ack", path, sizeof path);
+    ws_spool_path(sp, name, suffix, path, sizeof path);
     if (read_whole(path, text, sizeof text, NULL) < 0)
         return -1;
     memset(a, 0, sizeof *a);
@@ -240,11 +281,66 @@ int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
     return is_hex64(a->set_id) && is_hex64(a->sha256) ? 0 : -1;
 }
 
+int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
+{
+    return ack_write(sp, name, ".ack", a, err);
+}
+
+int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
+{
+    return ack_read(sp, name, ".ack", a);
+}
+
+int ws_spool_ok_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
+{
+    return ack_write(sp, name, ".ok", a, err);
+}
+
+int ws_spool_ok_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
+{
+    return ack_read(sp, name, ".ok", a);
+}
+
 int ws_spool_ack_valid(const ws_spool_ack *a, const char *set_id, const struct stat *st)
 {
     ws_spool_fileid now;
     ws_spool_fileid_of(st, &now);
     return strcmp(a->set_id, set_id) == 0 && ws_spool_fileid_equal(&a->file, &now);
+}
+
+void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
+                      const struct stat *st)
+{
+    memset(ok, 0, sizeof *ok);
+    snprintf(ok->set_id, sizeof ok->set_id, "%s", config_id);
+    snprintf(ok->sha256, sizeof ok->sha256, "%s", sha256_hex);
+    ws_spool_fileid_of(st, &ok->file);
+    ok->file.ctime_s = ok->file.ctime_ns = 0;
+}
+
+int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st)
+{
+    ws_spool_fileid now;
+    ws_spool_fileid_of(st, &now);
+    now.ctime_s = now.ctime_ns = 0;
+    return strcmp(ok->set_id, config_id) == 0 && ws_spool_fileid_equal(&ok->file, &now);
+}
+
+/* ---- small files ---- */
+
+int ws_spool_file_write(const ws_spool *sp, const char *fname, const char *text, ws_error *err)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, fname, "", path, sizeof path);
+    return write_whole(path, text, err);
+}
+
+int ws_spool_file_read(const ws_spool *sp, const char *fname, char *buf, size_t len,
+                       struct stat *st)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, fname, "", path, sizeof path);
+    return read_whole(path, buf, len, st);
 }
 
 /* ---- errors ---- */

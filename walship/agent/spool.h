@@ -8,6 +8,13 @@
  *   <spool>/NAME.ack       NAME is durable in every repository (see ws_spool_ack)
  *   <spool>/NAME.error     the agent's last failure for NAME, shown by the next push
  *
+ * The prefetch agent's spool (pg_wal/walship-prefetch, or <spool-path>/prefetch) has the same
+ * agent.lock, agent.state and agent.error, and:
+ *   <spool>/fetch.want     the segment fetch was last asked for (recovery's position)
+ *   <spool>/NAME           a prefetched segment, verified
+ *   <spool>/NAME.ok        its proof: the configuration id, SHA-256 and file identity
+ *   <spool>/NAME.tmp       a download in progress
+ *
  * Every file is written to a temporary name and renamed, so readers see whole files only.
  * Acknowledgements need no fsync: losing one after a crash costs one redundant upload,
  * which the repository answers as "identical".
@@ -19,6 +26,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+
+#include <uv.h>
 
 #include "walship/config.h"
 #include "walship/error.h"
@@ -34,6 +43,10 @@ typedef struct ws_spool {
  * PGDATA) and creates the spool (0700). WS_ENOENT when wal_path's directory has no
  * archive_status (not a pg_wal: the caller archives in-process). */
 int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err);
+/* The same for the prefetch agent, from fetch's destination path (pg_wal/RECOVERYXLOG): the
+ * spool is pg_wal/walship-prefetch, or <spool-path>/prefetch. */
+int ws_spool_init_prefetch(ws_spool *sp, const ws_config *cfg, const char *dest_path,
+                           ws_error *err);
 
 /* The identity of a file's contents as the kernel knows it: the same inode, unchanged
  * (ctime moves on every write, rename or chmod and cannot be set by a program). */
@@ -55,6 +68,17 @@ typedef struct ws_spool_ack {
 int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *ack);
 int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack *ack,
                        ws_error *err);
+/* The prefetch agent's proof of a verified segment, NAME.ok: an acknowledgement whose set id
+ * is the configuration id of the agent that verified it. */
+int ws_spool_ok_read(const ws_spool *sp, const char *name, ws_spool_ack *ack);
+int ws_spool_ok_write(const ws_spool *sp, const char *name, const ws_spool_ack *ack, ws_error *err);
+/* 1 if ok (NAME.ok) proves that the file now at st is what the agent of configuration
+ * config_id verified: same device, inode, size and mtime (the ctime moves when the agent
+ * renames the file into place, after writing the proof). */
+int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st);
+/* The proof of the verified file st for config_id and its SHA-256 (hex). */
+void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
+                      const struct stat *st);
 /* 1 if ack proves that the file now at st is archived by the agent whose set id is set_id. */
 int ws_spool_ack_valid(const ws_spool_ack *ack, const char *set_id, const struct stat *st);
 
@@ -83,10 +107,47 @@ int ws_spool_lock(const ws_spool *sp, ws_error *err);
 /* 1 while the lock file at its path is still the inode locked through fd. */
 int ws_spool_lock_current(const ws_spool *sp, int fd);
 
+/* A small spool file <spool>/<fname>, written whole (temporary file + rename) / read (up to
+ * len-1 bytes, NUL-terminated; -1 if absent). */
+int ws_spool_file_write(const ws_spool *sp, const char *fname, const char *text, ws_error *err);
+int ws_spool_file_read(const ws_spool *sp, const char *fname, char *buf, size_t len,
+                       struct stat *st);
+
 /* path of a spool file: <spool>/<name><suffix>. */
 void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, char *out, size_t len);
 
 /* The agent's main loop (agent.c), run in the detached agent process. */
 int ws_agent_main(const ws_config *cfg, const ws_spool *sp);
+/* The prefetch agent's main loop (prefetch.c), run in the detached agent process. */
+int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp);
+
+/* loop.c: the handles both agents' loops have. data is given to every callback. */
+typedef struct ws_agent_loop {
+    uv_loop_t loop;
+    uv_fs_event_t watch;
+    uv_timer_t tick, kick;
+    uv_signal_t sigterm, sigint;
+    int watching, closed;
+} ws_agent_loop;
+
+/* Starts watching watch_dir (on_event), the tick every tick_ms and SIGTERM/SIGINT. */
+int ws_agent_loop_init(ws_agent_loop *l, void *data, const char *watch_dir, uv_fs_event_cb on_event,
+                       uv_timer_cb on_tick, unsigned tick_ms, uv_signal_cb on_signal,
+                       ws_error *err);
+/* Runs on_kick once after delay_ms unless a kick is pending already. */
+void ws_agent_loop_kick(ws_agent_loop *l, uv_timer_cb on_kick, unsigned delay_ms);
+/* Closes every handle (once): uv_run returns when the thread pool's jobs are done. */
+void ws_agent_loop_close(ws_agent_loop *l);
+void ws_agent_loop_run(ws_agent_loop *l);
+/* An agent that cannot run: logs "<what> cannot run: ..." and writes agent.error. */
+void ws_agent_report_failure(const ws_spool *sp, const char *what, ws_error *err);
+
+/* spawn.c: starts a detached agent process (double fork + setsid). Returns 1 in the agent,
+ * which then calls ws_agent_detach and its main loop; 0 in the caller (the intermediate
+ * child is already reaped); -1 on error. */
+int ws_agent_spawn(ws_error *err);
+/* In the new agent: stdin/stdout to /dev/null, every descriptor above 2 closed (stderr is
+ * PostgreSQL's log), umask 077, SIGPIPE and SIGHUP ignored, log lines prefixed by who. */
+void ws_agent_detach(const char *who);
 
 #endif
