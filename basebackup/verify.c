@@ -19,9 +19,21 @@ typedef struct vfile {
     int matched;
 } vfile;
 
+/* A server manifest line for a file walship has not reported yet: a file stored as one object
+ * is reported once that object is committed, which a writer thread may finish after the
+ * server's manifest line for it has arrived. Checked again by ws_bb_verify_finish. */
+typedef struct vpending {
+    char *path;
+    uint64_t size;
+    unsigned char want[32];
+    int is_sha;
+} vpending;
+
 struct ws_bb_verify {
     vfile *f;
     size_t n, cap;
+    vpending *p;
+    size_t np, cap_p;
     int sorted;
     char *line;
     size_t len, cap_line;
@@ -50,6 +62,9 @@ void ws_bb_verify_free(ws_bb_verify *v)
     for (size_t i = 0; i < v->n; i++)
         free(v->f[i].path);
     free(v->f);
+    for (size_t i = 0; i < v->np; i++)
+        free(v->p[i].path);
+    free(v->p);
     free(v->line);
     ws_stage_free(v->sha);
     free(v);
@@ -158,6 +173,30 @@ static int json_string(const char *s, char *out, size_t outlen)
     return 0;
 }
 
+/* The server's entry (size n, checksum want) against what walship stored as f. */
+static int match(vfile *f, const char *path, uint64_t n, const unsigned char *want, int is_sha,
+                 ws_error *err)
+{
+    if (is_sha && (f->size != n || memcmp(f->sha, want, 32) != 0)) {
+        char got[65], exp[65];
+        ws_sha256_hex(f->sha, got);
+        ws_sha256_hex(want, exp);
+        return ws_error_set(err, WS_ECORRUPT,
+                            "%s: walship stored %" PRIu64 " bytes with SHA-256 %s, the server's "
+                            "backup_manifest says %" PRIu64 " bytes, %s",
+                            path, f->size, got, n, exp);
+    }
+    uint32_t wcrc = (uint32_t)want[0] | (uint32_t)want[1] << 8 | (uint32_t)want[2] << 16 |
+                    (uint32_t)want[3] << 24;
+    if (!is_sha && (f->size != n || f->crc != wcrc))
+        return ws_error_set(err, WS_ECORRUPT,
+                            "%s: walship stored %" PRIu64 " bytes with CRC32C %08" PRIx32
+                            ", the server's backup_manifest says %" PRIu64 " bytes, %08" PRIx32,
+                            path, f->size, f->crc, n, wcrc);
+    f->matched = 1;
+    return 0;
+}
+
 static int file_line(ws_bb_verify *v, const char *line, ws_error *err)
 {
     char path[4096];
@@ -211,28 +250,25 @@ static int file_line(ws_bb_verify *v, const char *line, ws_error *err)
                             is_sha ? "SHA-256" : "CRC32C");
     v->listed++;
     vfile *f = lookup(v, path);
-    if (!f)
-        return ws_error_set(err, WS_ECORRUPT,
-                            "%s is in the server's backup_manifest but walship did not store it",
-                            path);
-    if (is_sha && (f->size != n || memcmp(f->sha, want, 32) != 0)) {
-        char got[65], exp[65];
-        ws_sha256_hex(f->sha, got);
-        ws_sha256_hex(want, exp);
-        return ws_error_set(err, WS_ECORRUPT,
-                            "%s: walship stored %" PRIu64 " bytes with SHA-256 %s, the server's "
-                            "backup_manifest says %" PRIu64 " bytes, %s",
-                            path, f->size, got, n, exp);
+    if (!f) {
+        if (v->np == v->cap_p) {
+            size_t cap = v->cap_p ? v->cap_p * 2 : 64;
+            vpending *np = realloc(v->p, cap * sizeof *np);
+            if (!np)
+                return ws_error_set(err, WS_ENOMEM, "out of memory");
+            v->p = np;
+            v->cap_p = cap;
+        }
+        vpending *pe = &v->p[v->np];
+        if (!(pe->path = strdup(path)))
+            return ws_error_set(err, WS_ENOMEM, "out of memory");
+        pe->size = n;
+        memcpy(pe->want, want, sizeof pe->want);
+        pe->is_sha = is_sha;
+        v->np++;
+        return 0;
     }
-    uint32_t wcrc = (uint32_t)want[0] | (uint32_t)want[1] << 8 | (uint32_t)want[2] << 16 |
-                    (uint32_t)want[3] << 24;
-    if (!is_sha && (f->size != n || f->crc != wcrc))
-        return ws_error_set(err, WS_ECORRUPT,
-                            "%s: walship stored %" PRIu64 " bytes with CRC32C %08" PRIx32
-                            ", the server's backup_manifest says %" PRIu64 " bytes, %08" PRIx32,
-                            path, f->size, f->crc, n, wcrc);
-    f->matched = 1;
-    return 0;
+    return match(f, path, n, want, is_sha, err);
 }
 
 static int one_line(ws_bb_verify *v, ws_error *err)
@@ -317,6 +353,15 @@ int ws_bb_verify_finish(ws_bb_verify *v, uint64_t *checked, ws_error *err)
                             "the server's backup_manifest fails its own checksum (%s, "
                             "Manifest-Checksum says %s)",
                             hex, v->checksum_hex);
+    for (size_t i = 0; i < v->np; i++) {
+        vfile *f = lookup(v, v->p[i].path);
+        if (!f)
+            return ws_error_set(
+                err, WS_ECORRUPT,
+                "%s is in the server's backup_manifest but walship did not store it", v->p[i].path);
+        if (match(f, v->p[i].path, v->p[i].size, v->p[i].want, v->p[i].is_sha, err) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < v->n; i++)
         if (!v->f[i].matched)
             return ws_error_set(err, WS_ECORRUPT,

@@ -108,14 +108,26 @@ int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err)
         *id = r->identity;
         return 0;
     }
-    char *text;
-    size_t len;
-    if (ws_storage_get_small(r->storage, WS_REPO_ROOT_KEY, 4096, &text, &len, err) < 0)
-        return -1;
     char where[600];
     snprintf(where, sizeof where, "%s/%s", ws_repo_describe(r), WS_REPO_ROOT_KEY);
-    int rc = parse_identity(text, where, id, err);
-    free(text);
+    /* A store that is not atomic (s3rver writes an object in place) can show an identity
+     * another process is creating right now, incomplete: such a reading is retried a few
+     * times before it counts as corrupt. On an atomic store a retry reads the same bytes. */
+    int rc = -1;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (attempt) {
+            struct timespec ts = {0, 250L * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        char *text;
+        size_t len;
+        if (ws_storage_get_small(r->storage, WS_REPO_ROOT_KEY, 4096, &text, &len, err) < 0)
+            return -1;
+        rc = parse_identity(text, where, id, err);
+        free(text);
+        if (rc == 0 || err->code != WS_ECORRUPT)
+            break;
+    }
     if (rc == 0) {
         r->identity = *id;
         r->have_identity = 1;
