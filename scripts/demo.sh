@@ -66,6 +66,17 @@ cleanup() {
             as_pg "$pgbin/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
         fi
     done
+    # walship's agents (async push, prefetching fetch) outlive their clusters until they are
+    # idle for agent-idle-timeout: stop them before the directories go away
+    local st pid
+    while IFS= read -r st; do
+        pid=$(sed -n 's/^pid = \([0-9]*\).*/\1/p' "$st" 2>/dev/null | head -n1)
+        [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+    done < <(find "$tmp" -name agent.state 2>/dev/null)
+    for _ in $(seq 50); do
+        pgrep -f "walship.*$tmp" >/dev/null 2>&1 || break
+        sleep 0.1
+    done
     cd /
     if [[ ${WALSHIP_KEEP:-0} == 1 || $rc -ne 0 ]]; then
         echo "demo.sh: kept $tmp" >&2
