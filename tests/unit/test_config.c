@@ -52,6 +52,12 @@ int main(void)
     ok(load(&c, &err, 5, "-c", conf, "push", "x") == 0, "loads");
     is_str(ws_config_get(c, "log-level"), "warn", "file beats default");
     is_str(ws_config_get(c, "compress"), "lz4", "default when unset");
+    {
+        int on = 0;
+        ok(ws_config_get_bool(c, "async", &on, &err) == 0 && on == 1,
+           "async push is on by default (docs/decisions.md)");
+        is_str(ws_config_get(c, "fetch-prefetch"), "8", "fetch prefetches 8 segments by default");
+    }
     is_str(ws_config_get(c, "compress-level"), "3", "quoted value unquoted");
     is_str(ws_config_command(c), "push", "command");
     is_int(ws_config_nargs(c), 1, "one positional");
