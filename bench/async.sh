@@ -521,15 +521,8 @@ T_TOTAL=$((($(now_us) - T_START) / 1000000))
 
 # --- report ------------------------------------------------------------------------------
 
-stat_of() { tr ' ' '\n' <<<"$1" | grep . | "$2"; }
-# median over repetitions of A/B within each repetition
-paired_ratio() {
-    paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
-        awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
-}
 mib() { awk -v k="$1" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f MiB", k / 1024; else print "–"}'; }
 at_least() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 >= g + 0) ? "met" : "**not met**"}'; }
-at_most() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
 
 drain_label() {
     case $1 in
@@ -582,17 +575,17 @@ BODY=$RUN/async.md
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     for job in "${DRAIN_JOBS[@]}"; do
         kind=${job##*-}
-        med=$(stat_of "${DRAIN[$job]}" median)
+        med=$(stat_values "${DRAIN[$job]}" median)
         printf '| %s | %s | %.1f | %.1f–%.1f | %.0f | %s | %s | %s |\n' "$(repo_label "$job")" "$(drain_label "$job")" \
-            "$med" "$(stat_of "${DRAIN[$job]}" minimum)" "$(stat_of "${DRAIN[$job]}" maximum)" \
+            "$med" "$(stat_values "${DRAIN[$job]}" minimum)" "$(stat_values "${DRAIN[$job]}" maximum)" \
             "$(awk -v b="$BURST_BYTES" -v s="$med" 'BEGIN {print b / 1048576 / s}')" \
-            "$(paired_ratio "${DRAIN[$job]}" "${DRAIN[walship-async-$kind]}")" \
-            "$(stat_of "${FAILED[$job]}" maximum)" \
-            "$(if [[ -n ${HWM[$job]:-} ]]; then mib "$(stat_of "${HWM[$job]}" maximum)"; else echo '–'; fi)"
+            "$(ratio_values "${DRAIN[$job]}" "${DRAIN[walship-async-$kind]}")" \
+            "$(stat_values "${FAILED[$job]}" maximum)" \
+            "$(if [[ -n ${HWM[$job]:-} ]]; then mib "$(stat_values "${HWM[$job]}" maximum)"; else echo '–'; fi)"
     done
     echo
     for kind in posix s3; do
-        r=$(paired_ratio "${DRAIN[pgbackrest-async-$kind]}" "${DRAIN[walship-async-$kind]}")
+        r=$(ratio_values "${DRAIN[pgbackrest-async-$kind]}" "${DRAIN[walship-async-$kind]}")
         echo "- $(repo_label "$kind"): pgbackrest async / walship async = **${r}×** (goal ≥ 1.8×: $(at_least "$r" 1.8))"
     done
     echo
@@ -612,8 +605,8 @@ BODY=$RUN/async.md
             pgbackrest) l='`pgbackrest archive-get`' ;;
             prefetch) l='`walship fetch`, prefetch hit (fetch-prefetch = 8; 0.5 s apart, after a warm-up fetch and 2 s)' ;;
             esac
-            printf '| %s | %s | %.1f | %.1f–%.1f |\n' "$(repo_label "$kind")" "$l" "$(stat_of "${FETCH[$j-$kind]}" median)" \
-                "$(stat_of "${FETCH[$j-$kind]}" minimum)" "$(stat_of "${FETCH[$j-$kind]}" maximum)"
+            printf '| %s | %s | %.1f | %.1f–%.1f |\n' "$(repo_label "$kind")" "$l" "$(stat_values "${FETCH[$j-$kind]}" median)" \
+                "$(stat_values "${FETCH[$j-$kind]}" minimum)" "$(stat_values "${FETCH[$j-$kind]}" maximum)"
         done
     done
     ((PREFETCH)) || echo "
@@ -637,15 +630,15 @@ This walship has no \`fetch-prefetch\` option: no prefetch-hit row (the script a
         esac
         end=${REPLAY_END[$job]}
         [[ $end == "${REPLAY_END[floor]}" ]] || end="$end (**≠ floor**)"
-        printf '| %s | %.1f | %.1f–%.1f | %s | %.1f | %s |\n' "$l" "$(stat_of "${REPLAY[$job]}" median)" \
-            "$(stat_of "${REPLAY[$job]}" minimum)" "$(stat_of "${REPLAY[$job]}" maximum)" \
-            "$(paired_ratio "${REPLAY[$job]}" "${REPLAY[floor]}")" "$(stat_of "${REPLAY_WALL[$job]}" median)" "$end"
+        printf '| %s | %.1f | %.1f–%.1f | %s | %.1f | %s |\n' "$l" "$(stat_values "${REPLAY[$job]}" median)" \
+            "$(stat_values "${REPLAY[$job]}" minimum)" "$(stat_values "${REPLAY[$job]}" maximum)" \
+            "$(ratio_values "${REPLAY[$job]}" "${REPLAY[floor]}")" "$(stat_values "${REPLAY_WALL[$job]}" median)" "$end"
     done
     echo
     for job in walship-posix walship-s3 prefetch-posix prefetch-s3; do
         [[ -n ${REPLAY[$job]:-} ]] || continue
-        r=$(paired_ratio "${REPLAY[$job]}" "${REPLAY[floor]}")
-        echo "- replay through walship fetch$(if [[ $job == prefetch-* ]]; then echo ' (fetch-prefetch = 8)'; fi), $(repo_label "$job") / floor = **${r}×** (goal ≤ 1.2×: $(at_most "$r" 1.2))"
+        r=$(ratio_values "${REPLAY[$job]}" "${REPLAY[floor]}")
+        echo "- replay through walship fetch$(if [[ $job == prefetch-* ]]; then echo ' (fetch-prefetch = 8)'; fi), $(repo_label "$job") / floor = **${r}×** (goal ≤ 1.2×: $(verdict "$r" 1.2))"
     done
     echo
     echo "Commands (archive_command / restore_command; CONF holds the repository and, for S3, the"

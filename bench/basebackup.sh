@@ -95,14 +95,7 @@ BODY=$RUN_DIR/basebackup.md
     echo
     echo "| job | seconds | min–max | walship × | stored | peak RSS |"
     echo "|---|---:|---:|---:|---:|---:|"
-    for job in "${JOBS[@]}"; do
-        [[ -n ${RESULTS[$job]:-} ]] || continue
-        if [[ $job == walship ]]; then r=1.00; else r=$(paired_ratio walship "$job"); fi
-        printf '| %s | %s | %s–%s | %s | %s MiB | %s MiB |\n' "$(label "$job")" \
-            "$(secs "$(stat_of "$job" median)")" "$(secs "$(stat_of "$job" minimum)")" \
-            "$(secs "$(stat_of "$job" maximum)")" "$r" "$(mib_of_b "${SIZE_OF[$job]}")" \
-            "$(mib_of_kb "${RSSMAX[$job]:-n/a}")"
-    done
+    table_rows walship ref-over-job
     echo
     r_pgbb=$(paired_ratio walship pg_basebackup)
     r_pgbb_sha=$(paired_ratio walship pg_basebackup_sha)

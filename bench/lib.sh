@@ -401,13 +401,37 @@ measure_jobs() {
 
 # --- reporting over RESULTS ----------------------------------------------------------------
 
-# stat_of JOB median|minimum|maximum
-stat_of() { tr ' ' '\n' <<<"${RESULTS[$1]}" | grep . | "$2"; }
-# ratio of two jobs: the median over repetitions of the ratio within each repetition (the jobs of
-# one repetition run back to back, so this cancels load that drifts between repetitions)
-paired_ratio() {
-    paste -d' ' <(tr ' ' '\n' <<<"${RESULTS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RESULTS[$2]}" | grep .) |
+# stat_values "V1 V2 ..." median|minimum|maximum
+stat_values() { tr ' ' '\n' <<<"$1" | grep . | "$2"; }
+# ratio_values "A1 A2 ..." "B1 B2 ...": the median over repetitions of A/B within each repetition
+# (the jobs of one repetition run back to back, so this cancels load that drifts between them)
+ratio_values() {
+    paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
         awk '{printf "%.4f\n", $1 / $2}' | median | awk '{printf "%.2f", $1}'
+}
+# stat_of JOB median|minimum|maximum, and paired_ratio JOB_A JOB_B, over RESULTS
+stat_of() { stat_values "${RESULTS[$1]}" "$2"; }
+paired_ratio() { ratio_values "${RESULTS[$1]}" "${RESULTS[$2]}"; }
+# table_rows REF ref-over-job|job-over-ref: one Markdown row per job of JOBS that has results —
+# label JOB, median seconds, min–max, the ratio to REF (REF/JOB or JOB/REF), SIZE_OF[JOB] bytes
+# and RSSMAX[JOB] kB (the caller defines label, SIZE_OF and RSSMAX)
+# shellcheck disable=SC2153 # JOBS, like SIZE_OF and RSSMAX, is the caller's
+table_rows() {
+    local ref=$1 order=$2 job r
+    for job in "${JOBS[@]}"; do
+        [[ -n ${RESULTS[$job]:-} ]] || continue
+        if [[ $job == "$ref" ]]; then
+            r=1.00
+        elif [[ $order == ref-over-job ]]; then
+            r=$(paired_ratio "$ref" "$job")
+        else
+            r=$(paired_ratio "$job" "$ref")
+        fi
+        printf '| %s | %s | %s–%s | %s | %s MiB | %s MiB |\n' "$(label "$job")" \
+            "$(secs "$(stat_of "$job" median)")" "$(secs "$(stat_of "$job" minimum)")" \
+            "$(secs "$(stat_of "$job" maximum)")" "$r" "$(mib_of_b "${SIZE_OF[$job]}")" \
+            "$(mib_of_kb "${RSSMAX[$job]:-n/a}")"
+    done
 }
 verdict() { awk -v r="$1" -v g="$2" 'BEGIN {print (r != "nan" && r + 0 <= g + 0) ? "met" : "**not met**"}'; }
 secs() { awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; }

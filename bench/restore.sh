@@ -105,14 +105,7 @@ BODY=$RUN_DIR/restore.md
     echo
     echo "| job | seconds | min–max | × floor | written | peak RSS |"
     echo "|---|---:|---:|---:|---:|---:|"
-    for job in "${JOBS[@]}"; do
-        [[ -n ${RESULTS[$job]:-} ]] || continue
-        if [[ $job == floor ]]; then r=1.00; else r=$(paired_ratio "$job" floor); fi
-        printf '| %s | %s | %s–%s | %s | %s MiB | %s MiB |\n' "$(label "$job")" \
-            "$(secs "$(stat_of "$job" median)")" "$(secs "$(stat_of "$job" minimum)")" \
-            "$(secs "$(stat_of "$job" maximum)")" "$r" "$(mib_of_b "${SIZE_OF[$job]}")" \
-            "$(mib_of_kb "${RSSMAX[$job]:-n/a}")"
-    done
+    table_rows floor job-over-ref
     echo
     r_floor=$(paired_ratio walship floor)
     r_pgbr=$(paired_ratio walship pgbackrest)
