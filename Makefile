@@ -23,8 +23,20 @@ SANFLAGS   :=
 OPT        := -O2 -g
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CONFIG ?= pkg-config
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# The Debian package that provides each pkg-config module, for the message below.
+DEB_libpq   := libpq-dev
+DEB_liblz4  := liblz4-dev
+DEB_libcurl := libcurl4-openssl-dev
+DEB_openssl := libssl-dev
+DEB_libuv   := libuv1-dev
+MISSING    := $(strip $(foreach p,$(PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) 2>/dev/null && echo y),,$(p))))
+# make check / demo / bench run scripts/deps.sh first; the build itself then runs in a sub-make,
+# so that pkg-config is asked again after deps.sh has installed the -dev packages.
+DEPS       ?= scripts/deps.sh
+DEMO       ?= scripts/demo.sh
 CFLAGS     ?= $(OPT)
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation \
               -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
@@ -40,7 +52,8 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TAP_LIB    := $(BUILD)/tests/tap.o
 
-.PHONY: all check check-unit check-integration deps demo bench install uninstall clean format lint
+.PHONY: all check check-unit check-integration deps demo bench install uninstall clean format lint \
+        pkgcheck
 
 all: walship
 
@@ -52,11 +65,25 @@ walship: $(BIN)
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/obj/%.o: %.c
+# Every compile waits on this: with a library's headers missing, say which packages to install
+# rather than fail in the compiler on the first #include.
+pkgcheck:
+ifeq ($(shell command -v $(PKG_CONFIG) 2>/dev/null),)
+	@echo "walship: cannot build, $(PKG_CONFIG) is not installed: apt-get install pkg-config (or run 'make deps')" >&2
+	@exit 1
+endif
+ifneq ($(MISSING),)
+	@echo "walship: cannot build, missing development files for: $(MISSING)" >&2
+	@echo "  install them with: apt-get install $(foreach p,$(MISSING),$(DEB_$(p)))" >&2
+	@echo "  or run 'make deps' (scripts/deps.sh installs every build and test dependency)" >&2
+	@exit 1
+endif
+
+$(BUILD)/obj/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/tap.o: tests/unit/tap.c
+$(BUILD)/tests/tap.o: tests/unit/tap.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -65,17 +92,19 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) $(TAP_LIB)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJS) $(TAP_LIB) $(LIBS)
 
 deps:
-	@scripts/deps.sh
+	@$(DEPS)
 
 check: deps
 	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN) $(UNIT_BINS)
 	WALSHIP_BIN=$(CURDIR)/$(BIN) WALSHIP_UNIT_DIR=$(CURDIR)/$(BUILD)/tests SANITIZE=$(SANITIZE) \
 	  prove -v tests/unit.t tests/t/
 
-demo: deps walship
-	WALSHIP_BIN=$(CURDIR)/$(BIN) scripts/demo.sh
+demo: deps
+	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN)
+	WALSHIP_BIN=$(CURDIR)/$(BIN) $(DEMO)
 
-bench: deps walship
+bench: deps
+	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN)
 	WALSHIP_BIN=$(CURDIR)/$(BIN) bench/run.sh
 
 install: walship
