@@ -807,6 +807,13 @@ int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_e
     return 0;
 }
 
+int ws_config_key_secret(const char *key)
+{
+    int idx;
+    const opt_def *o = resolve_key(key, &idx);
+    return o && (o->flags & OPT_SECRET);
+}
+
 void ws_config_each_option(ws_config_doc_fn fn, void *arg)
 {
     for (size_t i = 0; i < NOPTS; i++)
