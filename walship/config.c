@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -125,6 +126,7 @@ typedef struct entry {
     char *value;
     char *where;
     int src;
+    int line; /* the config file's line, for SRC_FILE */
 } entry;
 
 struct ws_config {
@@ -204,6 +206,7 @@ static void add_entry(ws_config *c, const char *key, const char *value, const ch
     e->value = xstrdup(value);
     e->where = xstrdup(where);
     e->src = src;
+    e->line = 0;
 }
 
 /* The highest-precedence entry for key; later entries of one source win. */
@@ -343,59 +346,188 @@ static char *trim(char *s)
     return s;
 }
 
-static int parse_file(ws_config *c, const char *path, ws_error *err)
+/* Keys are lower-case words joined by '-' ("repo2-s3-key-secret"). Only text of that shape is
+ * ever quoted back from a config file: a malformed line may hold a secret anywhere. */
+static int key_shaped(const char *s, size_t n)
 {
-    FILE *f = fopen(path, "r");
+    if (n == 0 || n > 48)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* A line that does not parse: when it starts with a known key ("s3-key-secret: x",
+ * "repo /x"), name the key so the operator finds the line; never show the rest. */
+static int malformed_line(const char *path, int lineno, const char *s, const char *what,
+                          ws_error *err)
+{
+    size_t n = strcspn(s, " \t:=");
+    char word[64] = "";
+    int idx;
+    if (key_shaped(s, n)) {
+        snprintf(word, sizeof word, "%.*s", (int)n, s);
+        if (strcmp(word, "repo") != 0 && !resolve_key(word, &idx))
+            word[0] = '\0';
+    }
+    ws_error_set(err, WS_ECONFIG, "%s:%d: %s%s%s%s (the line is not shown: it may hold a secret)",
+                 path, lineno, what, word[0] ? " for key \"" : "", word, word[0] ? "\"" : "");
+    ws_error_hint(err, "write it as \"%s = VALUE\"; keys are lower-case words joined by \"-\"",
+                  word[0] ? word : "key");
+    return -1;
+}
+
+/* What the kernel calls the file, for "is not a regular file (a FIFO)". */
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a plain file";
+}
+
+/* Opens the config file without blocking on a FIFO or a device, and only if it is a regular
+ * file: "-c /dev/zero" or a FIFO must fail at once, not read forever or hang. */
+static FILE *open_config(const char *path, struct stat *st, ws_error *err)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        ws_error_errno(err, WS_ECONFIG, errno, "cannot read config file %s", path);
+        return NULL;
+    }
+    if (fstat(fd, st) < 0) {
+        ws_error_errno(err, WS_ECONFIG, errno, "cannot stat config file %s", path);
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        ws_error_set(err, WS_ECONFIG, "config file %s is not a regular file (it is %s)", path,
+                     file_kind(st->st_mode));
+        ws_error_hint(err, "-c, --config and WALSHIP_CONFIG name a walship.conf file");
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
     if (!f) {
         ws_error_errno(err, WS_ECONFIG, errno, "cannot read config file %s", path);
+        close(fd);
+    }
+    return f;
+}
+
+/* True if the value of this key is a credential (or may carry one: a conninfo's password=). */
+static int holds_secret(const opt_def *o, const char *value)
+{
+    if (o->flags & OPT_SECRET)
+        return 1;
+    return strcmp(o->key, "pgconn") == 0 && strstr(value, "password") != NULL;
+}
+
+/* A file that holds a secret must not be open to other users. As PostgreSQL does for its
+ * ssl_key_file: no group or other access at all, except group read of a root-owned file
+ * (root:postgres 0640 is a deliberate grant by root). */
+static int check_secret_mode(const char *path, const struct stat *st, const char *key, int lineno,
+                             ws_error *err)
+{
+    mode_t m = st->st_mode & 07777;
+    int ok =
+        st->st_uid == 0 ? (m & (S_IWGRP | S_IXGRP | S_IRWXO)) == 0 : (m & (S_IRWXG | S_IRWXO)) == 0;
+    if (ok)
+        return 0;
+    ws_error_set(err, WS_ECONFIG,
+                 "config file %s holds a secret (%s, line %d) but its mode is %04o: other "
+                 "users of the machine can read it",
+                 path, key, lineno, (unsigned)m);
+    ws_error_hint(err,
+                  "chmod 600 %s (owned by the user walship runs as), or pass the secret in "
+                  "the environment",
+                  path);
+    return -1;
+}
+
+/* One "key = value" line (s trimmed, not a comment) of the config file. */
+static int parse_line(ws_config *c, const char *path, int lineno, char *s, const char **secret_key,
+                      int *secret_line, ws_error *err)
+{
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return malformed_line(path, lineno, s, "expected \"key = value\"", err);
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    size_t vl = strlen(value);
+    if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+        value[vl - 1] = '\0';
+        value++;
+    }
+    if (!key_shaped(key, strlen(key)))
+        return malformed_line(path, lineno, key, "malformed key before \"=\"", err);
+    char keybuf[80];
+    snprintf(keybuf, sizeof keybuf, "%s", strcmp(key, "repo") == 0 ? "repo1" : key);
+    int idx;
+    const opt_def *o = resolve_key(keybuf, &idx);
+    if (!o || (o->flags & OPT_CLI_ONLY)) {
+        ws_error_set(err, WS_ECONFIG, "%s:%d: unknown key \"%s\"", path, lineno, key);
+        ws_error_hint(err, "see conf/walship.conf.sample or \"walship --help\" for the keys");
         return -1;
     }
-    char line[4096];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].src == SRC_FILE && strcmp(c->e[i].key, keybuf) == 0) {
+            ws_error_set(err, WS_ECONFIG, "%s:%d: \"%s\" is set twice, on lines %d and %d", path,
+                         lineno, key, c->e[i].line, lineno);
+            ws_error_hint(err, "keep one of the two lines");
+            return -1;
+        }
+    if (!*secret_key && holds_secret(o, value)) {
+        *secret_key = o->key;
+        *secret_line = lineno;
+    }
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d", path, lineno);
+    add_entry(c, keybuf, value, where, SRC_FILE);
+    c->e[c->n - 1].line = lineno;
+    return 0;
+}
+
+/* Lines longer than this are refused (no key or value needs more). */
+#define LINE_MAX_LEN 4095
+
+static int parse_file(ws_config *c, const char *path, ws_error *err)
+{
+    struct stat st;
+    FILE *f = open_config(path, &st, err);
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0, secret_line = 0;
+    const char *secret_key = NULL;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            fclose(f);
-            return ws_error_set(err, WS_ECONFIG, "%s:%d: line too long", path, lineno);
+        if (len > LINE_MAX_LEN) {
+            rc = ws_error_set(err, WS_ECONFIG, "%s:%d: line too long (more than %d bytes)", path,
+                              lineno, LINE_MAX_LEN);
+        } else if (strlen(line) != (size_t)len) {
+            rc = ws_error_set(err, WS_ECONFIG, "%s:%d: the line contains a NUL byte", path, lineno);
+            ws_error_hint(err, "a config file is text: \"key = value\" lines");
+        } else {
+            char *s = trim(line);
+            if (*s && *s != '#')
+                rc = parse_line(c, path, lineno, s, &secret_key, &secret_line, err);
         }
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            fclose(f);
-            ws_error_set(err, WS_ECONFIG, "%s:%d: expected \"key = value\", found \"%.80s\"", path,
-                         lineno, s);
-            return -1;
-        }
-        *eq = '\0';
-        char *key = trim(s), *value = trim(eq + 1);
-        size_t vl = strlen(value);
-        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
-            value[vl - 1] = '\0';
-            value++;
-        }
-        char keybuf[80];
-        snprintf(keybuf, sizeof keybuf, "%s", key);
-        if (strcmp(keybuf, "repo") == 0)
-            strcpy(keybuf, "repo1");
-        int idx;
-        const opt_def *o = resolve_key(keybuf, &idx);
-        if (!*key || !o || (o->flags & OPT_CLI_ONLY)) {
-            fclose(f);
-            ws_error_set(err, WS_ECONFIG, "%s:%d: unknown key \"%s\"", path, lineno, key);
-            ws_error_hint(err, "see conf/walship.conf.sample or \"walship --help\" for the keys");
-            return -1;
-        }
-        char where[512];
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        add_entry(c, keybuf, value, where, SRC_FILE);
     }
     int rerr = ferror(f);
+    free(line);
     fclose(f);
+    if (rc < 0)
+        return -1;
     if (rerr)
         return ws_error_set(err, WS_ECONFIG, "error reading config file %s", path);
+    if (secret_key)
+        return check_secret_mode(path, &st, secret_key, secret_line, err);
     return 0;
 }
 
@@ -673,6 +805,13 @@ int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_e
     if (strcmp(style, "host") != 0 && strcmp(style, "path") != 0)
         return ws_error_set(err, WS_ECONFIG, "s3-uri-style = \"%s\" is not host or path", style);
     return 0;
+}
+
+int ws_config_key_secret(const char *key)
+{
+    int idx;
+    const opt_def *o = resolve_key(key, &idx);
+    return o && (o->flags & OPT_SECRET);
 }
 
 void ws_config_each_option(ws_config_doc_fn fn, void *arg)

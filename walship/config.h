@@ -71,6 +71,9 @@ const char *ws_config_file(const ws_config *c);
  * secret says the value must not be repeated anywhere visible. */
 typedef void (*ws_config_setting_fn)(void *arg, const char *key, const char *value, int secret);
 void ws_config_each_explicit(const ws_config *c, ws_config_setting_fn fn, void *arg);
+/* True if key (or repoN-key) is a credential: never on the command line, never logged,
+ * never hashed into anything written to disk without a key (agent/spool.c). */
+int ws_config_key_secret(const char *key);
 /* Option documentation for --help: calls fn for every option in the table. */
 typedef void (*ws_config_doc_fn)(void *arg, const char *key, const char *value_name,
                                  const char *def, const char *help);

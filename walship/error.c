@@ -72,6 +72,69 @@ void ws_error_prefix(ws_error *err, const char *fmt, ...)
     err->msg[pl + 2 + ol] = '\0';
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one. Overlong
+ * forms, surrogates and code points above U+10FFFF are invalid. *cp gets the code point. */
+static size_t utf8_len(const unsigned char *s, size_t n, unsigned *cp)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2, min = 0x80, c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3, min = 0x800, c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4, min = 0x10000, c &= 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+char *ws_sanitize(char *dst, size_t dstlen, const char *src, size_t n, size_t max_chars)
+{
+    static const char more[] = "...";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t room = dstlen - sizeof more; /* keep room for "..." and the NUL */
+    size_t o = 0, i = 0, chars = 0;
+    while (i < n) {
+        unsigned cp;
+        size_t len = utf8_len(s + i, n - i, &cp);
+        int escape = len == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
+        size_t need = escape ? 4 * (len ? len : 1) : len;
+        if (o + need > room || (max_chars && chars == max_chars))
+            break;
+        if (escape) {
+            for (size_t k = 0; k < (len ? len : 1); k++)
+                o += (size_t)snprintf(dst + o, dstlen - o, "\\x%02x", s[i + k]);
+        } else {
+            memcpy(dst + o, s + i, len);
+            o += len;
+        }
+        i += len ? len : 1;
+        chars++;
+    }
+    if (i < n) {
+        memcpy(dst + o, more, sizeof more - 1);
+        o += sizeof more - 1;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
 const char *ws_errcode_name(ws_errcode code)
 {
     switch (code) {

@@ -10,6 +10,7 @@
 #define WS_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum ws_errcode {
     WS_EOK = 0,
@@ -49,6 +50,15 @@ void ws_error_hint(ws_error *err, const char *fmt, ...) __attribute__((format(pr
 
 /* Prefixes the message with context ("reading wal/...: " + old message). */
 void ws_error_prefix(ws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies n bytes of untrusted text (an S3 <Message>, a reason phrase, repository contents)
+ * into dst as one printable line: control characters (C0, DEL, C1), bytes that are not valid
+ * UTF-8 become \xNN escapes; the result is cut at whole characters to fit
+ * dstlen (and to at most max_chars characters when max_chars > 0), ending in "..." when
+ * anything was left out. dst is always NUL-terminated (dstlen >= 8). Returns dst. */
+char *ws_sanitize(char *dst, size_t dstlen, const char *src, size_t n, size_t max_chars);
+/* The bound for server-supplied text in a message: 200 characters. */
+#define WS_SANITIZE_MAX 200
 
 /* A short name for a code ("absent", "corrupt", ...), for logs and JSON. */
 const char *ws_errcode_name(ws_errcode code);

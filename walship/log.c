@@ -48,15 +48,22 @@ void ws_log(ws_log_level level, const char *fmt, ...)
 {
     if (level > log_level)
         return;
-    char line[2048];
-    int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
+    char text[2048], line[2048];
     va_list ap;
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int tn = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (tn < 0)
+        tn = 0;
+    int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
+    if (n < 0 || (size_t)n >= sizeof line - 16)
+        n = 0;
+    /* Messages carry text walship does not control (server replies, repository contents):
+     * no control character reaches PostgreSQL's log or a terminal, and a line stays a line. */
+    size_t tl = (size_t)tn < sizeof text ? (size_t)tn : sizeof text - 1;
+    ws_sanitize(line + n, sizeof line - 1 - (size_t)n, text, tl, 0);
     /* one write per line so concurrent writers to PostgreSQL's log do not interleave */
-    size_t len = strnlen(line, sizeof line - 2);
+    size_t len = strlen(line);
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
     fflush(stderr);

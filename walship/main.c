@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 typedef struct command {
     const char *name;
@@ -182,13 +183,19 @@ static int command_help(const char *name)
 
 int main(int argc, char **argv)
 {
+    /* Every command may hold a secret (S3 keys from the file or the environment, a conninfo
+     * password): no core file, and no ptrace or /proc/PID/environ|mem by other processes of
+     * the same user. Set before anything is read; fork keeps it (the agents). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ws_config *cfg = NULL;
     ws_error err;
     ws_error_clear(&err);
     if (ws_config_load(argc, argv, &cfg, &err) < 0) {
         const char *cmd = cfg ? ws_config_command(cfg) : NULL;
-        fprintf(stderr, "walship%s%s: ERROR: %s%s%s\n", cmd ? " " : "", cmd ? cmd : "", err.msg,
-                err.hint[0] ? " HINT: " : "", err.hint);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "walship%s%.40s", cmd ? " " : "", cmd ? cmd : "");
+        ws_log_setup(prefix, WS_LOG_ERROR);
+        ws_log_err(WS_LOG_ERROR, &err);
         ws_config_free(cfg);
         return WS_EXIT_USAGE;
     }

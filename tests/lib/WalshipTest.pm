@@ -250,11 +250,16 @@ sub write_config
 {
 	my ($path, @kv) = @_;
 	croak 'write_config: odd number of key/value arguments' if @kv % 2;
-	my $text = "# written by WalshipTest\n";
+	# A key given twice keeps its first place and takes the last value (a config file with a
+	# key twice is an error: issue 11).
+	my (@keys, %val);
 	while (my ($k, $v) = splice(@kv, 0, 2))
 	{
-		$text .= "$k = $v\n";
+		push @keys, $k unless exists $val{$k};
+		$val{$k} = $v;
 	}
+	my $text = "# written by WalshipTest\n";
+	$text .= "$_ = $val{$_}\n" for @keys;
 	_spurt($path, $text);
 	chmod 0600, $path or croak "chmod $path: $!";
 	chown_pg($path);

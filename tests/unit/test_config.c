@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char conf[] = "/tmp/walship-test-config-XXXXXX";
@@ -15,6 +18,14 @@ static void write_conf(const char *text)
     FILE *f = fopen(conf, "w");
     fputs(text, f);
     fclose(f);
+}
+
+static void write_conf_bytes(const char *text, size_t len, mode_t mode)
+{
+    FILE *f = fopen(conf, "w");
+    fwrite(text, 1, len, f);
+    fclose(f);
+    chmod(conf, mode);
 }
 
 static int load(ws_config **c, ws_error *err, int argc, ...)
@@ -145,6 +156,118 @@ int main(void)
            strcmp(ws_config_arg(c, 0), "-weird") == 0,
        "-- ends options");
     ws_config_free(c);
+
+    /* ---- secrets stay secret (issue 11) ---- */
+    static const char secret[] = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
+    char text[512];
+    snprintf(text, sizeof text, "repo = /x\ns3-key-secret = %s\n", secret);
+    write_conf_bytes(text, strlen(text), 0644);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && err.code == WS_ECONFIG && strstr(err.msg, conf) &&
+           strstr(err.msg, "0644") && strstr(err.msg, "s3-key-secret") &&
+           strstr(err.hint, "chmod 600") && strstr(err.hint, conf) && !strstr(err.msg, secret) &&
+           !strstr(err.hint, secret),
+       "a world-readable file with a secret is refused, naming file, mode and fix: %s HINT: %s",
+       err.msg, err.hint);
+    ws_config_free(c);
+    chmod(conf, 0600);
+    ok(load(&c, &err, 3, "-c", conf) == 0, "the same file at 0600 loads");
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\nrepo2 = /y\nrepo2-s3-token = %s\n", secret);
+    write_conf_bytes(text, strlen(text), 0604);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, "s3-token") &&
+           strstr(err.msg, "line 3") && strstr(err.msg, "0604"),
+       "a per-repository secret counts too: %s", err.msg);
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\npgconn = host=db password=%s\n", secret);
+    write_conf_bytes(text, strlen(text), 0644);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, "pgconn") && !strstr(err.msg, secret),
+       "a pgconn with password= is a secret: %s", err.msg);
+    ws_config_free(c);
+    write_conf_bytes("repo = /x\npgconn = host=db\n", 27, 0644);
+    ok(load(&c, &err, 3, "-c", conf) == 0, "a file without secrets may be readable: %s", err.msg);
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\ns3-key-secret = %s\n", secret);
+    write_conf_bytes(text, strlen(text), 0660);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, "0660"),
+       "group-writable is refused: %s", err.msg);
+    ws_config_free(c);
+    if (geteuid() == 0) {
+        chmod(conf, 0640);
+        ok(load(&c, &err, 3, "-c", conf) == 0,
+           "root-owned 0640 is allowed (as PostgreSQL's ssl_key_file): %s", err.msg);
+        ws_config_free(c);
+        ok(chown(conf, 65534, 0) == 0, "file given to another owner");
+        ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, "0640"),
+           "0640 owned by a non-root user is refused: %s", err.msg);
+        ws_config_free(c);
+        ok(chown(conf, 0, 0) == 0, "owner restored");
+    }
+
+    /* parse errors never echo line content */
+    snprintf(text, sizeof text, "repo = /x\ns3-key-secret: %s\n", secret);
+    write_conf_bytes(text, strlen(text), 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":2") &&
+           strstr(err.msg, "\"s3-key-secret\"") && !strstr(err.msg, "wJal") &&
+           !strstr(err.hint, "wJal"),
+       "a malformed secret line names file, line and key, not the value: %s HINT: %s", err.msg,
+       err.hint);
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\ns3-key-secret %s==\n", secret);
+    write_conf_bytes(text, strlen(text), 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":2") && !strstr(err.msg, "wJal") &&
+           !strstr(err.hint, "wJal"),
+       "an '=' inside the secret does not make it a key: %s", err.msg);
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\n%s\n", secret);
+    write_conf_bytes(text, strlen(text), 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":2") && !strstr(err.msg, "wJal"),
+       "a pasted secret alone on a line is not echoed: %s", err.msg);
+    ws_config_free(c);
+
+    /* duplicates, NUL bytes, files that are not files */
+    write_conf_bytes("repo = /x\nlog-level = info\nrepo1 = /y\n", 38, 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, conf) && strstr(err.msg, "twice") &&
+           strstr(err.msg, "lines 1 and 3"),
+       "repo and repo1 twice: both lines named: %s", err.msg);
+    ws_config_free(c);
+    snprintf(text, sizeof text, "repo = /x\ns3-key-secret = a%s\ns3-key-secret = b%s\n", secret,
+             secret);
+    write_conf_bytes(text, strlen(text), 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, "lines 2 and 3") &&
+           strstr(err.msg, "s3-key-secret") && !strstr(err.msg, "wJal"),
+       "a duplicated secret: lines named, values not: %s", err.msg);
+    ws_config_free(c);
+    write_conf_bytes("repo = /x\nrepo2 = /y\nrepo2-s3-region = a\ns3-region = b\n", 52, 0600);
+    ok(load(&c, &err, 3, "-c", conf) == 0, "repo2-s3-region and s3-region are different keys");
+    ws_config_free(c);
+    write_conf_bytes("repo = /x\nlog-level = in\0fo\n", 28, 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, conf) && strstr(err.msg, ":2") &&
+           strstr(err.msg, "NUL"),
+       "a NUL byte: file and line: %s", err.msg);
+    ws_config_free(c);
+    write_conf_bytes("repo = /x\n\0\n", 12, 0600);
+    ok(load(&c, &err, 3, "-c", conf) < 0 && strstr(err.msg, ":2") && strstr(err.msg, "NUL"),
+       "a line that is only a NUL byte: %s", err.msg);
+    ws_config_free(c);
+    alarm(20); /* the old code read /dev/zero for ever and blocked on a FIFO */
+    time_t t0 = time(NULL);
+    ok(load(&c, &err, 3, "-c", "/dev/zero") < 0 && err.code == WS_ECONFIG &&
+           strstr(err.msg, "/dev/zero") && strstr(err.msg, "not a regular file") &&
+           strstr(err.msg, "character device"),
+       "-c /dev/zero refused: %s", err.msg);
+    ws_config_free(c);
+    ok(load(&c, &err, 3, "-c", "/tmp") < 0 && strstr(err.msg, "a directory"), "-c DIR refused: %s",
+       err.msg);
+    ws_config_free(c);
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s.fifo", conf);
+    ok(mkfifo(fifo, 0600) == 0, "a FIFO");
+    ok(load(&c, &err, 3, "-c", fifo) < 0 && strstr(err.msg, fifo) && strstr(err.msg, "a FIFO"),
+       "-c FIFO refused without blocking: %s", err.msg);
+    ws_config_free(c);
+    unlink(fifo);
+    ok(time(NULL) - t0 < 5, "refused at once");
+    alarm(0);
     unlink(conf);
     return done_testing();
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, char *out, size_t len)
@@ -43,7 +44,8 @@ static void idbuf_add(idbuf *b, const char *a, const char *c)
 
 typedef struct id_ctx {
     const ws_config *cfg;
-    idbuf *b;
+    idbuf *b;       /* the settings, hashed plainly */
+    idbuf *secrets; /* the credentials, only ever hashed with the spool's key */
     int repo;
 } id_ctx;
 
@@ -61,13 +63,159 @@ static void id_option(void *arg, const char *key, const char *value_name, const 
         if (strcmp(key, skip[i]) == 0)
             return;
     const char *v = ws_config_repo_get(c->cfg, c->repo, key);
+    if (ws_config_key_secret(key)) {
+        if (v)
+            idbuf_add(c->secrets, key, v);
+        return;
+    }
     idbuf_add(c->b, key, v ? v : "\x01");
+}
+
+/* ---- the spool's key: new credentials must restart the agent, yet the ids on disk must not
+ * let anyone test guesses of a secret. So the credentials enter the id only through SipHash
+ * (a keyed PRF) under 256 random bits kept in <spool>/config.key (0600), never in the id. */
+
+#define SPOOL_KEY_LEN 32
+
+static uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = rotl(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl(v2, 32);                                                                         \
+    } while (0)
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein) of data under the 128-bit key k. */
+static uint64_t siphash24(const unsigned char k[16], const unsigned char *data, size_t len)
+{
+    uint64_t k0 = le64(k), k1 = le64(k + 8);
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull,
+             v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t full = len - len % 8;
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = le64(data + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)len << 56;
+    for (size_t i = 0; i < len % 8; i++)
+        last |= (uint64_t)data[full + i] << (8 * i);
+    v3 ^= last;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Reads <spool>/config.key: 0 and the key, 1 if absent, -1 if it is not a valid key file. */
+static int key_read(const char *path, unsigned char key[SPOOL_KEY_LEN])
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : -1;
+    struct stat st;
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == SPOOL_KEY_LEN &&
+        (st.st_mode & 077) == 0)
+        n = read(fd, key, SPOOL_KEY_LEN);
+    close(fd);
+    return n == SPOOL_KEY_LEN ? 0 : -1;
+}
+
+/* The spool's key, created on first use: written whole to a temporary file, then linked into
+ * place, so that concurrent first users agree on one key (link fails if another won). A key
+ * file that is not valid (wrong size or mode) is replaced: ids change and agents restart. */
+static int spool_key(const char *dir, unsigned char key[SPOOL_KEY_LEN], ws_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.key", dir);
+    int r = key_read(path, key);
+    if (r == 0)
+        return 0;
+    unsigned char fresh[SPOOL_KEY_LEN];
+    size_t got = 0;
+    while (got < sizeof fresh) {
+        ssize_t k = getrandom(fresh + got, sizeof fresh - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return ws_error_errno(err, WS_EINTERNAL, errno, "getrandom");
+        got += (size_t)k;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ws_error_errno(err, WS_EIO, errno, "cannot create %s", tmp);
+    int ok = write(fd, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (ok && r == 1 && link(tmp, path) < 0 && errno != EEXIST)
+        ok = 0;
+    if (ok && r < 0 && rename(tmp, path) < 0)
+        ok = 0;
+    int e = errno;
+    unlink(tmp);
+    if (!ok)
+        return ws_error_errno(err, WS_EIO, e, "cannot write %s", path);
+    if (key_read(path, key) != 0)
+        return ws_error_set(err, WS_EIO, "%s is not a valid key file", path);
+    return 0;
+}
+
+/* Appends "secrets=<SipHash-2-4 of the credentials under the spool's key, 256 bits>" to b. */
+static int add_secrets(idbuf *b, const idbuf *secrets, const char *dir, ws_error *err)
+{
+    unsigned char key[SPOOL_KEY_LEN];
+    if (spool_key(dir, key, err) < 0)
+        return -1;
+    char hex[65];
+    for (int k = 0; k < 4; k++) {
+        /* four independent 128-bit keys drawn from the 256-bit key and a lane number */
+        unsigned char lane[16];
+        memcpy(lane, key + (k & 1) * 16, 16);
+        lane[0] ^= (unsigned char)(k << 1);
+        uint64_t h = siphash24(lane, (const unsigned char *)secrets->s, secrets->len);
+        snprintf(hex + 16 * k, 17, "%016" PRIx64, h);
+    }
+    memset(key, 0, sizeof key);
+    idbuf_add(b, "secrets", hex);
+    return 0;
 }
 
 /* Four 64-bit FNV-1a hashes with different seeds, as 64 hex digits: the prefetch spool's
  * configuration id. fetch computes it on its hit path, where initialising OpenSSL for one
  * SHA-256 would cost more than the rest of the hit together; the id only tells one walship
- * configuration from another (anyone who can write the spool can write pg_wal anyway). */
+ * configuration from another (anyone who can write the spool can write pg_wal anyway). No
+ * credential enters it but through add_secrets. */
 static void fnv_hex(const char *s, size_t len, char out[65])
 {
     static const uint64_t seeds[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull,
@@ -82,10 +230,17 @@ static void fnv_hex(const char *s, size_t len, char out[65])
     }
 }
 
-static int config_id(const ws_config *cfg, char out[65], int fast, ws_error *err)
+static void idbuf_wipe(idbuf *b)
 {
-    idbuf b = {0};
-    int n = ws_config_repo_count(cfg);
+    if (b->s)
+        memset(b->s, 0, b->cap);
+    free(b->s);
+}
+
+static int config_id(const ws_config *cfg, const char *dir, char out[65], int fast, ws_error *err)
+{
+    idbuf b = {0}, secrets = {0};
+    int n = ws_config_repo_count(cfg), rc = -1;
     if (n == 0) {
         ws_error_set(err, WS_ECONFIG, "no repository configured");
         ws_error_hint(err, "set repo = /path/or/s3://bucket in the config file, or pass --repo");
@@ -93,19 +248,23 @@ static int config_id(const ws_config *cfg, char out[65], int fast, ws_error *err
     }
     for (int i = 0; i < n; i++) {
         ws_storage_config sc;
-        if (ws_config_storage(cfg, i, &sc, err) < 0) {
-            free(b.s);
-            return -1;
-        }
+        if (ws_config_storage(cfg, i, &sc, err) < 0)
+            goto out;
         char k[16];
         snprintf(k, sizeof k, "repo%d", i + 1);
         idbuf_add(&b, k, sc.url);
-        id_ctx c = {cfg, &b, i};
+        id_ctx c = {cfg, &b, &secrets, i};
         ws_config_each_option(id_option, &c);
     }
+    if (b.oom || secrets.oom) {
+        ws_error_set(err, WS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (secrets.len && add_secrets(&b, &secrets, dir, err) < 0)
+        goto out;
     if (b.oom) {
-        free(b.s);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_set(err, WS_ENOMEM, "out of memory");
+        goto out;
     }
     if (fast) {
         fnv_hex(b.s, b.len, out);
@@ -114,8 +273,11 @@ static int config_id(const ws_config *cfg, char out[65], int fast, ws_error *err
         ws_sha256(b.s, b.len, d);
         ws_sha256_hex(d, out);
     }
+    rc = 0;
+out:
+    idbuf_wipe(&secrets);
     free(b.s);
-    return 0;
+    return rc;
 }
 
 /* pg_wal from a path in it; the spool: spool-path[/sub], else pg_wal/deflt. */
@@ -154,7 +316,7 @@ static int spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, 
     }
     if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
         return ws_error_errno(err, WS_EIO, errno, "cannot create the spool %s", sp->dir);
-    return config_id(cfg, sp->config_id, sub != NULL, err);
+    return config_id(cfg, sp->dir, sp->config_id, sub != NULL, err);
 }
 
 int ws_spool_init(ws_spool *sp, const ws_config *cfg, const char *wal_path, ws_error *err)

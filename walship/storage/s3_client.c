@@ -135,6 +135,24 @@ int ws_s3_xml_text(const char *xml, const char *tag, char *out, size_t outlen, c
 
 /* ---- classification ---- */
 
+/* The text of an error reply's <tag>, fit for a log line: the server is not trusted (a hostile
+ * or broken endpoint answers escape sequences, newlines, kilobytes). "" if absent. */
+static void server_text(const char *xml, const char *tag, size_t max_chars, char *out,
+                        size_t outlen)
+{
+    char raw[1024];
+    out[0] = '\0';
+    if (ws_s3_xml_text(xml, tag, raw, sizeof raw, NULL) == 0)
+        ws_sanitize(out, outlen, raw, strlen(raw), max_chars);
+}
+
+/* libcurl's message for a failed transfer may quote the server (a status line, a header). */
+static const char *transfer_text(ws_http_req *rq, char *out, size_t outlen)
+{
+    const char *m = ws_http_req_errmsg(rq);
+    return ws_sanitize(out, outlen, m, strlen(m), WS_SANITIZE_MAX);
+}
+
 /* Fills op->err from the last attempt; returns 1 when the failure is worth retrying. */
 static int classify(ws_s3_op *op)
 {
@@ -145,22 +163,23 @@ static int classify(ws_s3_op *op)
     ws_error *err = &op->err;
 
     if (ws_http_req_curl_code(rq) != 0 || status == 0) {
+        char why[400];
+        transfer_text(rq, why, sizeof why);
         if (ws_http_req_tls_refused(rq)) {
             ws_error_set(err, WS_ECONFIG, "%s %s: TLS verification of %s failed: %s", op->method,
-                         what, op->c->host, ws_http_req_errmsg(rq));
+                         what, op->c->host, why);
             ws_error_hint(err, "point s3-ca-file at the CA that signed the endpoint's "
                                "certificate, or check s3-endpoint");
             return 0;
         }
-        ws_error_set(err, WS_ETRANSIENT, "%s %s: %s (%s)", op->method, what, ws_http_req_errmsg(rq),
-                     op->c->host);
+        ws_error_set(err, WS_ETRANSIENT, "%s %s: %s (%s)", op->method, what, why, op->c->host);
         return 1;
     }
 
     const char *body = ws_http_req_body_text(rq, NULL);
-    char code[128] = "", msg[256] = "";
-    ws_s3_xml_text(body, "Code", code, sizeof code, NULL);
-    ws_s3_xml_text(body, "Message", msg, sizeof msg, NULL);
+    char code[160] = "", msg[400] = "";
+    server_text(body, "Code", 64, code, sizeof code);
+    server_text(body, "Message", WS_SANITIZE_MAX, msg, sizeof msg);
 
     if (status >= 200 && status < 300) {
         if (op->check_error_body && strstr(body, "<Error>")) {
