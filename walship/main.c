@@ -108,8 +108,12 @@ static const command commands[] = {
      "time, LSN range, timeline, original and stored size, duration. Then the WAL per\n"
      "timeline: first and last segment, count, gaps. --json prints one object\n"
      "{\"backups\": [...], \"wal\": {...}} (docs/basebackup.md). Reads the first repository.\n"
+     "Every started backup without a manifest is listed as incomplete, with its size; a\n"
+     "backup that cannot be read is named beside the others; temporary files of\n"
+     "interrupted writes are counted as leftovers.\n"
      "\n"
-     "Exit: 0 listed; 1 the repository cannot be read; 2 usage or config error.\n"},
+     "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
+     "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"
