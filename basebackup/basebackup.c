@@ -402,8 +402,10 @@ static int choose_id(bb *b, ws_error *err)
             b->objects_written = 1;
             if (ws_catalog_mark_started(b->repos, b->nrepos, &b->info, err) == 0)
                 return 0;
-            if (err->code != WS_EEXIST) /* else another backup took the id just now */
+            if (err->code != WS_EEXIST)
                 return -1;
+            /* another backup took the id just now: its objects are not ours to remove */
+            b->objects_written = 0;
         }
     }
     return ws_error_set(err, WS_EEXIST, "no free backup id for %s", stamp);

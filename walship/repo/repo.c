@@ -238,6 +238,12 @@ int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *
     int holds = ws_repo_holds_objects(r, found, sizeof found, err);
     if (holds < 0)
         return -1;
+    /* A writer creates the identity before its first object: one that stored a segment
+     * since our first look (the async agent pushes several at once) has created it. */
+    if (holds && ws_repo_identity_get(r, &have, err) == 0)
+        return compare_identity(r, &have, want, err);
+    if (holds && err->code != WS_ENOENT)
+        return -1;
     if (holds) {
         ws_error_set(err, WS_ECORRUPT,
                      "repository %s has no " WS_REPO_ROOT_KEY " but holds objects (%s): its "
