@@ -13,6 +13,7 @@
  * create-only-if-absent. Any failure before that removes what was written; a killed
  * process leaves objects without a manifest, which nothing lists or restores.
  */
+#include "basebackup/catalog.h"
 #include "basebackup/manifest.h"
 #include "basebackup/store.h"
 #include "basebackup/tar.h"
@@ -387,11 +388,24 @@ static int choose_id(bb *b, ws_error *err)
                 taken = 1;
             else if (err->code != WS_ENOENT)
                 return -1;
+            ws_manifest_key(b->id, WS_CATALOG_STARTED_NAME, key, sizeof key);
+            if (ws_storage_stat(ws_repo_storage(b->repos[i]), key, &info, err) == 0)
+                taken = 1;
+            else if (err->code != WS_ENOENT)
+                return -1;
         }
         if (!taken) {
             ws_error_clear(err);
             snprintf(b->info.id, sizeof b->info.id, "%s", b->id);
-            return 0;
+            /* the first write: from now on list sees the backup (incomplete until its
+             * manifest), even if it is killed before any data object is committed */
+            b->objects_written = 1;
+            if (ws_catalog_mark_started(b->repos, b->nrepos, &b->info, err) == 0)
+                return 0;
+            if (err->code != WS_EEXIST)
+                return -1;
+            /* another backup took the id just now: its objects are not ours to remove */
+            b->objects_written = 0;
         }
     }
     return ws_error_set(err, WS_EEXIST, "no free backup id for %s", stamp);

@@ -2,84 +2,99 @@
 #include "basebackup/catalog.h"
 #include "walship/log.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-typedef struct ids {
-    char **v;
-    int n, cap;
-} ids;
-
-static int ids_add(ids *l, const char *s)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 32;
-        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        l->v = nv;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strdup(s)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static void ids_free(ids *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorts and removes repeats. */
-static void ids_unique(ids *l)
-{
-    if (l->n == 0)
-        return;
-    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_str);
-    int o = 0;
-    for (int i = 0; i < l->n; i++) {
-        if (o > 0 && strcmp(l->v[o - 1], l->v[i]) == 0) {
-            free(l->v[i]);
-            continue;
-        }
-        l->v[o++] = l->v[i];
-    }
-    l->n = o;
-}
+/* What one listing of backup/ says about one id. */
+typedef struct entry {
+    char id[WS_MANIFEST_ID_MAX];
+    int manifest, unreadable;
+    ws_catalog_incomplete inc;
+    ws_error err; /* unreadable: why */
+} entry;
 
 typedef struct scan {
-    ids all, manifests;
+    entry *v;
+    int n, cap;
     int oom;
 } scan;
 
-static int backup_cb(void *arg, const char *key, const ws_storage_info *info)
+/* The entry of the id that key (below backup/) belongs to; NULL if key names none. */
+static entry *entry_of(scan *s, const char *key)
 {
-    (void)info;
-    scan *s = arg;
     const char *id = key + strlen("backup/");
     const char *slash = strchr(id, '/');
-    if (!slash || (size_t)(slash - id) >= WS_MANIFEST_ID_MAX)
-        return 0;
-    char buf[WS_MANIFEST_ID_MAX];
-    snprintf(buf, sizeof buf, "%.*s", (int)(slash - id), id);
-    if (strcmp(slash + 1, WS_MANIFEST_NAME) == 0 && ids_add(&s->manifests, buf) < 0)
-        s->oom = 1;
-    /* keys of one backup usually come together: skip the cheap repeats here */
-    for (int i = s->all.n - 1; i >= 0 && i >= s->all.n - 4; i--)
-        if (strcmp(s->all.v[i], buf) == 0)
-            return 0;
-    if (ids_add(&s->all, buf) < 0)
-        s->oom = 1;
+    if (strncmp(key, "backup/", 7) != 0 || !slash || slash == id ||
+        (size_t)(slash - id) >= WS_MANIFEST_ID_MAX)
+        return NULL;
+    size_t len = (size_t)(slash - id);
+    /* keys of one backup usually come together: the last entry first */
+    for (int i = s->n - 1; i >= 0; i--)
+        if (strlen(s->v[i].id) == len && memcmp(s->v[i].id, id, len) == 0)
+            return &s->v[i];
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 32;
+        entry *nv = realloc(s->v, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            s->oom = 1;
+            return NULL;
+        }
+        s->v = nv;
+        s->cap = cap;
+    }
+    entry *e = &s->v[s->n++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->id, id, len);
+    return e;
+}
+
+static int object_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    scan *s = arg;
+    entry *e = entry_of(s, key);
+    if (!e)
+        return s->oom;
+    const char *name = key + strlen("backup/") + strlen(e->id) + 1;
+    if (strcmp(name, WS_MANIFEST_NAME) == 0)
+        e->manifest = 1;
+    else if (strcmp(name, WS_CATALOG_STARTED_NAME) == 0)
+        e->inc.started = 1;
+    e->inc.objects++;
+    e->inc.bytes += info->size;
     return 0;
+}
+
+static int tmp_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    scan *s = arg;
+    entry *e = entry_of(s, key);
+    if (!e)
+        return s->oom;
+    e->inc.tmp_files++;
+    e->inc.tmp_bytes += info->size;
+    return 0;
+}
+
+/* A part of backup/ that cannot be listed: the backup it belongs to is unreadable. */
+static int unlistable_cb(void *arg, const char *prefix, const ws_error *err)
+{
+    scan *s = arg;
+    entry *e = entry_of(s, prefix);
+    if (!e)
+        return s->oom ? 1 : 0; /* backup/ itself: the caller's listing fails */
+    if (!e->unreadable) {
+        e->unreadable = 1;
+        e->err = *err;
+    }
+    return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->id, ((const entry *)b)->id);
 }
 
 static int cmp_backup(const void *a, const void *b)
@@ -90,53 +105,64 @@ static int cmp_backup(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/* Sorts each entry into complete, incomplete or unreadable. */
+static int classify(ws_repo *r, scan *s, ws_catalog *out)
+{
+    int n = s->n ? s->n : 1;
+    out->backups = calloc((size_t)n, sizeof *out->backups);
+    out->incomplete = calloc((size_t)n, sizeof *out->incomplete);
+    out->incomplete_info = calloc((size_t)n, sizeof *out->incomplete_info);
+    out->unreadable = calloc((size_t)n, sizeof *out->unreadable);
+    if (!out->backups || !out->incomplete || !out->incomplete_info || !out->unreadable)
+        return -1;
+    for (int i = 0; i < s->n; i++) {
+        entry *e = &s->v[i];
+        if (!e->unreadable && e->manifest) {
+            ws_error_clear(&e->err);
+            if (ws_manifest_read(r, e->id, &out->backups[out->n], NULL, NULL, &e->err) == 0) {
+                out->n++;
+                continue;
+            }
+            e->unreadable = 1;
+        }
+        if (e->unreadable) {
+            ws_catalog_unreadable *u = &out->unreadable[out->nunreadable++];
+            snprintf(u->id, sizeof u->id, "%s", e->id);
+            u->err = e->err;
+            ws_error_prefix(&u->err, "backup %s cannot be read", e->id);
+            ws_log_err(WS_LOG_WARN, &u->err);
+            continue;
+        }
+        if (!(out->incomplete[out->nincomplete] = strdup(e->id)))
+            return -1;
+        out->incomplete_info[out->nincomplete++] = e->inc;
+    }
+    if (out->n)
+        qsort(out->backups, (size_t)out->n, sizeof *out->backups, cmp_backup);
+    return 0;
+}
+
 int ws_catalog_load(ws_repo *r, ws_catalog *out, ws_error *err)
 {
     memset(out, 0, sizeof *out);
     scan s;
     memset(&s, 0, sizeof s);
-    ids incomplete = {0};
+    ws_storage *st = ws_repo_storage(r);
     int rc = -1;
-    if (ws_storage_list(ws_repo_storage(r), "backup/", backup_cb, &s, err) < 0)
+    /* the objects, then the driver's temporary files: a backup killed before its first
+     * commit may have nothing else (and on posix, those from before walship.started) */
+    if (ws_storage_list_ex(st, "backup/", 0, object_cb, unlistable_cb, &s, err) < 0 ||
+        ws_storage_list_ex(st, "backup/", WS_STORAGE_LIST_TMP, tmp_cb, unlistable_cb, &s, err) < 0)
         goto out;
-    if (s.oom)
-        goto oom;
-    ids_unique(&s.all);
-    ids_unique(&s.manifests);
-    out->backups = calloc((size_t)s.manifests.n + 1, sizeof *out->backups);
-    if (!out->backups)
-        goto oom;
-    for (int i = 0; i < s.all.n; i++) {
-        const char *id = s.all.v[i];
-        if (!s.manifests.n ||
-            !bsearch(&id, s.manifests.v, (size_t)s.manifests.n, sizeof *s.manifests.v, cmp_str)) {
-            if (ids_add(&incomplete, id) < 0)
-                goto oom;
-            continue;
-        }
-        ws_error e;
-        ws_error_clear(&e);
-        if (ws_manifest_read(r, id, &out->backups[out->n], NULL, NULL, &e) < 0) {
-            ws_error_prefix(&e, "backup %s", id);
-            ws_log_err(WS_LOG_WARN, &e);
-            continue;
-        }
-        out->n++;
+    if (s.n > 1)
+        qsort(s.v, (size_t)s.n, sizeof *s.v, cmp_entry);
+    if (s.oom || classify(r, &s, out) < 0) {
+        ws_error_set(err, WS_ENOMEM, "out of memory");
+        goto out;
     }
-    if (out->n)
-        qsort(out->backups, (size_t)out->n, sizeof *out->backups, cmp_backup);
-    out->incomplete = incomplete.v;
-    out->nincomplete = incomplete.n;
-    incomplete.v = NULL;
-    incomplete.n = 0;
     rc = 0;
-    goto out;
-oom:
-    ws_error_set(err, WS_ENOMEM, "out of memory");
 out:
-    ids_free(&s.all);
-    ids_free(&s.manifests);
-    ids_free(&incomplete);
+    free(s.v);
     if (rc < 0)
         ws_catalog_free(out);
     return rc;
@@ -145,9 +171,11 @@ out:
 void ws_catalog_free(ws_catalog *c)
 {
     free(c->backups);
-    for (int i = 0; i < c->nincomplete; i++)
+    for (int i = 0; c->incomplete && i < c->nincomplete; i++)
         free(c->incomplete[i]);
     free(c->incomplete);
+    free(c->incomplete_info);
+    free(c->unreadable);
     memset(c, 0, sizeof *c);
 }
 
@@ -157,4 +185,31 @@ const ws_manifest_info *ws_catalog_find(const ws_catalog *c, const char *id)
         if (strcmp(c->backups[i].id, id) == 0)
             return &c->backups[i];
     return NULL;
+}
+
+int ws_catalog_mark_started(ws_repo **repos, int n, const ws_manifest_info *info, ws_error *err)
+{
+    char key[128], text[1024], when[32];
+    if (ws_manifest_key(info->id, WS_CATALOG_STARTED_NAME, key, sizeof key) < 0)
+        return ws_error_set(err, WS_EINTERNAL, "backup id %s too long", info->id);
+    ws_manifest_format_time(info->start_time, when);
+    int len = snprintf(text, sizeof text,
+                       "# walship backup in progress: it exists only once walship.manifest does\n"
+                       "walship-backup-started = 1\nid = %s\nsystem-identifier = %" PRIu64
+                       "\npg-version-num = %d\nwal-segment-size = %" PRIu32
+                       "\nstart-lsn = %X/%X\nstart-timeline = %" PRIu32
+                       "\nstarted = %s\ncreated-by = walship %s\n",
+                       info->id, info->sysid, info->pg_version_num, info->seg_size,
+                       (unsigned)(info->start_lsn >> 32), (unsigned)info->start_lsn,
+                       info->start_tli, when, WS_VERSION);
+    if (len < 0 || (size_t)len >= sizeof text)
+        return ws_error_set(err, WS_EINTERNAL, "backup marker too long");
+    for (int i = 0; i < n; i++)
+        if (ws_storage_put_small(ws_repo_storage(repos[i]), key, WS_STORAGE_WRITE_EXCL, text,
+                                 (size_t)len, NULL, err) < 0) {
+            ws_error_prefix(err, "marking backup %s started in %s", info->id,
+                            ws_repo_describe(repos[i]));
+            return -1;
+        }
+    return 0;
 }

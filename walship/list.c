@@ -1,10 +1,17 @@
 /*
  * list.c — `walship list [--json]`: what the repository holds. Backups are those with a
- * manifest (a backup without one never finished and is not restorable); the WAL archive is
+ * manifest (a backup without one never finished and is not restorable: each is listed as
+ * incomplete, with what it occupies; one that cannot be read is named and makes list exit 1,
+ * without hiding the others); the WAL archive is
  * summarised per timeline with its gaps, since a gap between a backup's stop segment and the
  * recovery target is where point-in-time recovery would stop. Segments push dropped under
  * push-queue-max (gap records, docs/queue-max.md) are shown as such, apart from segments that
  * are simply missing; a segment stored after all is not counted as dropped.
+ *
+ * A repository without walship.repo (missing, empty — an unmounted mount point, a wrong
+ * bucket or prefix — or one whose identity was removed) is a failure, never "no backups":
+ * monitoring reads exit 0 as healthy. Temporary files of interrupted writes are counted as
+ * leftovers.
  *
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
@@ -254,15 +261,49 @@ static void lsn_str(uint64_t lsn, char out[32])
     snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
-static void print_json(FILE *f, const char *repo, ws_manifest_info *b, int nb,
-                       name_list *incomplete, const wal_summary *w, uint32_t seg_size)
+/* What the output says besides the WAL. */
+typedef struct listing {
+    const char *repo;
+    const ws_catalog *cat;
+    uint64_t tmp_files, tmp_bytes; /* the driver's temporary files, the whole repository */
+} listing;
+
+static void print_json_extra(FILE *f, const listing *L)
 {
+    const ws_catalog *c = L->cat;
+    fprintf(f, ",\"incomplete_backup_details\":[");
+    for (int i = 0; i < c->nincomplete; i++) {
+        const ws_catalog_incomplete *x = &c->incomplete_info[i];
+        fprintf(f, "%s{\"id\":", i ? "," : "");
+        json_str(f, c->incomplete[i]);
+        fprintf(f,
+                ",\"started_marker\":%s,\"objects\":%" PRIu64 ",\"stored_size\":%" PRIu64
+                ",\"temporary_files\":%" PRIu64 ",\"temporary_bytes\":%" PRIu64 "}",
+                x->started ? "true" : "false", x->objects, x->bytes, x->tmp_files, x->tmp_bytes);
+    }
+    fprintf(f, "],\"unreadable_backups\":[");
+    for (int i = 0; i < c->nunreadable; i++) {
+        fprintf(f, "%s{\"id\":", i ? "," : "");
+        json_str(f, c->unreadable[i].id);
+        fprintf(f, ",\"error\":");
+        json_str(f, c->unreadable[i].err.msg);
+        fprintf(f, "}");
+    }
+    fprintf(f, "],\"temporary_files\":{\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", L->tmp_files,
+            L->tmp_bytes);
+}
+
+static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+{
+    const ws_manifest_info *b = L->cat->backups;
+    int nb = L->cat->n;
+    const char *repo = L->repo;
     char t1[32], t2[32], l1[32], l2[32], seg[32];
     fprintf(f, "{\"repository\":");
     json_str(f, repo);
     fprintf(f, ",\"backups\":[");
     for (int i = 0; i < nb; i++) {
-        ws_manifest_info *m = &b[i];
+        const ws_manifest_info *m = &b[i];
         ws_manifest_format_time(m->start_time, t1);
         ws_manifest_format_time(m->stop_time, t2);
         lsn_str(m->start_lsn, l1);
@@ -283,11 +324,13 @@ static void print_json(FILE *f, const char *repo, ws_manifest_info *b, int nb,
                 m->pg_version_num, m->sysid);
     }
     fprintf(f, "],\"incomplete_backups\":[");
-    for (int i = 0; i < incomplete->n; i++) {
+    for (int i = 0; i < L->cat->nincomplete; i++) {
         fprintf(f, "%s", i ? "," : "");
-        json_str(f, incomplete->v[i]);
+        json_str(f, L->cat->incomplete[i]);
     }
-    fprintf(f, "],\"wal\":{\"segment_size\":%" PRIu32 ",\"timelines\":[", seg_size);
+    fprintf(f, "]");
+    print_json_extra(f, L);
+    fprintf(f, ",\"wal\":{\"segment_size\":%" PRIu32 ",\"timelines\":[", seg_size);
     for (int i = 0; i < w->ntl; i++) {
         const timeline *t = &w->tl[i];
         char a[32], z[32];
@@ -380,10 +423,42 @@ static void print_holes(FILE *f, const timeline *t, uint32_t seg_size)
     }
 }
 
-static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
-                       name_list *incomplete, const wal_summary *w, uint32_t seg_size)
+/* Incomplete and unreadable backups, and the temporary files of interrupted writes. */
+static void print_text_extra(FILE *f, const listing *L)
 {
-    fprintf(f, "repository %s\n\n", repo);
+    const ws_catalog *c = L->cat;
+    char s1[32], s2[32];
+    if (c->nincomplete)
+        fprintf(f,
+                "%d incomplete backup(s): no manifest, never finished, not restorable; their "
+                "objects wait for removal:\n",
+                c->nincomplete);
+    for (int i = 0; i < c->nincomplete; i++) {
+        const ws_catalog_incomplete *x = &c->incomplete_info[i];
+        human(x->bytes, s1);
+        human(x->tmp_bytes, s2);
+        fprintf(f, "  %-20s incomplete: %" PRIu64 " object(s), %s", c->incomplete[i], x->objects,
+                s1);
+        if (x->tmp_files)
+            fprintf(f, "; %" PRIu64 " temporary file(s), %s", x->tmp_files, s2);
+        fprintf(f, "\n");
+    }
+    for (int i = 0; i < c->nunreadable; i++)
+        fprintf(f, "  %-20s UNREADABLE: %s\n", c->unreadable[i].id, c->unreadable[i].err.msg);
+    if (L->tmp_files) {
+        human(L->tmp_bytes, s1);
+        fprintf(f,
+                "leftovers: %" PRIu64 " temporary file(s) of interrupted writes, %s (never read "
+                "as data; walship does not remove them yet)\n",
+                L->tmp_files, s1);
+    }
+}
+
+static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+{
+    const ws_manifest_info *b = L->cat->backups;
+    int nb = L->cat->n;
+    fprintf(f, "repository %s\n\n", L->repo);
     if (nb == 0)
         fprintf(f, "no backups\n");
     else
@@ -391,7 +466,7 @@ static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
                 "start (UTC)", "stop (UTC)", "start LSN", "stop LSN", "TLI", "size", "stored",
                 "duration");
     for (int i = 0; i < nb; i++) {
-        ws_manifest_info *m = &b[i];
+        const ws_manifest_info *m = &b[i];
         char t1[32], t2[32], l1[32], l2[32], s1[32], s2[32], label[21], dur[32];
         ws_manifest_format_time(m->start_time, t1);
         ws_manifest_format_time(m->stop_time, t2);
@@ -404,11 +479,7 @@ static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
         fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3" PRIu32 " %10s %10s %8s\n", m->id, label,
                 t1, t2, l1, l2, m->stop_tli, s1, s2, dur);
     }
-    if (incomplete->n)
-        fprintf(f,
-                "(%d incomplete backup(s) without a manifest, not restorable: their objects "
-                "wait for removal)\n",
-                incomplete->n);
+    print_text_extra(f, L);
     fprintf(f, "\n");
     if (w->ntl == 0)
         fprintf(f, "no WAL segments\n");
@@ -430,6 +501,46 @@ static void print_text(FILE *f, const char *repo, ws_manifest_info *b, int nb,
                 w->history.v[w->history.n - 1]);
     if (w->partial.n)
         fprintf(f, "partial segments: %d\n", w->partial.n);
+}
+
+static int tmp_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)key;
+    listing *L = arg;
+    L->tmp_files++;
+    L->tmp_bytes += info->size;
+    return 0;
+}
+
+static int tmp_skip_cb(void *arg, const char *prefix, const ws_error *err)
+{
+    (void)arg, (void)prefix, (void)err;
+    return 0; /* an unreadable directory: the listings of objects report it */
+}
+
+/* Why a repository has no identity, as an error. */
+static void no_identity(ws_repo *r, ws_error *err)
+{
+    char found[256];
+    int holds = ws_repo_holds_objects(r, found, sizeof found, err);
+    if (holds < 0)
+        return;
+    if (holds) {
+        ws_error_set(err, WS_ECORRUPT,
+                     "repository %s has no " WS_REPO_ROOT_KEY " but holds objects (%s): its "
+                     "identity was removed",
+                     ws_repo_describe(r), found);
+        ws_error_hint(err, "run \"walship repo repair\" to re-derive it from the stored WAL and "
+                           "backups (docs/repository-format.md)");
+        return;
+    }
+    ws_error_set(err, WS_ENOENT,
+                 "repository %s is missing or empty: no " WS_REPO_ROOT_KEY
+                 ", no WAL segment, no backup",
+                 ws_repo_describe(r));
+    ws_error_hint(err, "check repo in the config: an unmounted mount point, or a wrong bucket or "
+                       "prefix, looks like this; a new repository gets its " WS_REPO_ROOT_KEY
+                       " from the first push");
 }
 
 int ws_cmd_list(const ws_config *cfg)
@@ -455,17 +566,19 @@ int ws_cmd_list(const ws_config *cfg)
     memset(&cat, 0, sizeof cat);
     wal_summary w;
     memset(&w, 0, sizeof w);
+    listing L = {ws_repo_describe(r), &cat, 0, 0};
     int rc = WS_EXIT_FAIL, ngaps = 0;
     ws_repo_gap *gaps = NULL;
-    uint32_t seg_size = 0;
     ws_repo_identity id;
-    if (ws_repo_identity_get(r, &id, &err) == 0)
-        seg_size = id.seg_size;
-    else if (err.code != WS_ENOENT)
+    if (ws_repo_identity_get(r, &id, &err) < 0) {
+        if (err.code == WS_ENOENT)
+            no_identity(r, &err);
         goto out;
-    if (ws_catalog_load(r, &cat, &err) < 0 ||
-        (seg_size && ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0) ||
-        (seg_size && ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0))
+    }
+    uint32_t seg_size = id.seg_size;
+    if (ws_catalog_load(r, &cat, &err) < 0 || ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0 ||
+        ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0 ||
+        ws_storage_list_ex(st, "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &L, &err) < 0)
         goto out;
     if (s.oom) {
         ws_error_set(&err, WS_ENOMEM, "out of memory");
@@ -473,17 +586,26 @@ int ws_cmd_list(const ws_config *cfg)
     }
     if (s.wal.n)
         qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
-    name_list incomplete = {cat.incomplete, cat.nincomplete, cat.nincomplete};
-    if (summarise_wal(&s.wal, seg_size ? seg_size : WS_WAL_SEG_MIN, &w) < 0 ||
+    if (summarise_wal(&s.wal, seg_size, &w) < 0 ||
         (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
         ws_error_set(&err, WS_ENOMEM, "out of memory");
         goto out;
     }
     if (json)
-        print_json(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
+        print_json(stdout, &L, &w, seg_size);
     else
-        print_text(stdout, ws_repo_describe(r), cat.backups, cat.n, &incomplete, &w, seg_size);
+        print_text(stdout, &L, &w, seg_size);
     rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
+    if (rc == WS_EXIT_OK && cat.nunreadable) {
+        /* the others are listed above; monitoring must still see the damage */
+        ws_error_set(&err, WS_ECORRUPT,
+                     "%d backup(s) in %s cannot be read (first: %s); the %d readable one(s) are "
+                     "listed",
+                     cat.nunreadable, L.repo, cat.unreadable[0].id, cat.n);
+        ws_error_hint(&err, "see the warnings above: restore cannot use such a backup; check "
+                            "the repository's files or permissions");
+        rc = WS_EXIT_FAIL;
+    }
 out:
     if (rc != WS_EXIT_OK && err.msg[0])
         ws_log_err(WS_LOG_ERROR, &err);

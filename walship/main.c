@@ -109,8 +109,24 @@ static const command commands[] = {
      "time, LSN range, timeline, original and stored size, duration. Then the WAL per\n"
      "timeline: first and last segment, count, gaps. --json prints one object\n"
      "{\"backups\": [...], \"wal\": {...}} (docs/basebackup.md). Reads the first repository.\n"
+     "Every started backup without a manifest is listed as incomplete, with its size; a\n"
+     "backup that cannot be read is named beside the others; temporary files of\n"
+     "interrupted writes are counted as leftovers.\n"
      "\n"
-     "Exit: 0 listed; 1 the repository cannot be read; 2 usage or config error.\n"},
+     "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
+     "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
+    {"repo", ws_cmd_repo, "repo repair [--dry-run]",
+     "Re-create a lost walship.repo from the stored WAL and backups.\n"
+     "\n"
+     "push and basebackup never create walship.repo in a repository that already holds WAL\n"
+     "or backups: it was removed (an S3 lifecycle rule?) and a new one would drop the check\n"
+     "that the WAL belongs to the cluster. repair reads the first page header of every\n"
+     "stored segment and every backup manifest, refuses if they name more than one cluster\n"
+     "(system identifier, PostgreSQL major version, segment size), and writes walship.repo\n"
+     "(create-only-if-absent) from what they agree on. --dry-run prints it, writes nothing.\n"
+     "Every configured repository is repaired (--repo picks one).\n"
+     "\n"
+     "Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

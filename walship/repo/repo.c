@@ -162,6 +162,68 @@ static int compare_identity(ws_repo *r, const ws_repo_identity *have, const ws_r
     return 0;
 }
 
+/* What a first look for stored objects found: the first key, in which prefix. */
+typedef struct holds_scan {
+    char key[256];
+} holds_scan;
+
+static int holds_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    holds_scan *h = arg;
+    /* Timeline history files are stored before the first segment after a promotion
+     * (docs/repository-format.md): alone, they do not make a repository "used". */
+    if (strncmp(key, "wal/history/", 12) == 0)
+        return 0;
+    snprintf(h->key, sizeof h->key, "%s", key);
+    return 1; /* one key is enough: stop listing */
+}
+
+int ws_repo_holds_objects(ws_repo *r, char *found, size_t len, ws_error *err)
+{
+    static const char *const prefixes[] = {"wal/", "gap/", "backup/"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        holds_scan h = {""};
+        if (ws_storage_list(r->storage, prefixes[i], holds_cb, &h, err) < 0) {
+            ws_error_prefix(err, "looking for stored objects in %s", ws_repo_describe(r));
+            return -1;
+        }
+        if (h.key[0]) {
+            if (found && len)
+                snprintf(found, len, "%s", h.key);
+            return 1;
+        }
+    }
+    if (found && len)
+        found[0] = '\0';
+    return 0;
+}
+
+int ws_repo_identity_create(ws_repo *r, const ws_repo_identity *id, const char *origin,
+                            ws_error *err)
+{
+    char text[768], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(text, sizeof text,
+                     "# walship repository — written once by %s; do not edit\n"
+                     "format = %d\nsystem-identifier = %" PRIu64 "\npg-version = %d\n"
+                     "wal-segment-size = %" PRIu32 "\ncreated = %s\ncreated-by = walship %s\n",
+                     origin ? origin : "the first push", WS_REPO_FORMAT, id->sysid, id->pg_version,
+                     id->seg_size, stamp, WS_VERSION);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return ws_error_set(err, WS_EINTERNAL, "walship.repo text too long");
+    if (ws_storage_put_small(r->storage, WS_REPO_ROOT_KEY, WS_STORAGE_WRITE_EXCL, text, (size_t)n,
+                             NULL, err) < 0)
+        return -1;
+    r->identity = *id;
+    r->identity.format = WS_REPO_FORMAT;
+    r->have_identity = 1;
+    return 0;
+}
+
 int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err)
 {
     ws_repo_identity have;
@@ -169,24 +231,33 @@ int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *
         return compare_identity(r, &have, want, err);
     if (err->code != WS_ENOENT)
         return -1;
-    char text[512], stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int n =
-        snprintf(text, sizeof text,
-                 "# walship repository — written once by the first push; do not edit\n"
-                 "format = %d\nsystem-identifier = %" PRIu64 "\npg-version = %d\n"
-                 "wal-segment-size = %" PRIu32 "\ncreated = %s\ncreated-by = walship %s\n",
-                 WS_REPO_FORMAT, want->sysid, want->pg_version, want->seg_size, stamp, WS_VERSION);
-    if (ws_storage_put_small(r->storage, WS_REPO_ROOT_KEY, WS_STORAGE_WRITE_EXCL, text, (size_t)n,
-                             NULL, err) == 0) {
-        r->identity = *want;
-        r->identity.format = WS_REPO_FORMAT;
-        r->have_identity = 1;
-        return 0;
+    /* No identity: a new repository, or one whose walship.repo was removed (an S3
+     * lifecycle rule, a careless cleanup). A fresh identity in the second case would take
+     * over a repository whose objects may be another cluster's: only an empty one gets it. */
+    char found[256];
+    int holds = ws_repo_holds_objects(r, found, sizeof found, err);
+    if (holds < 0)
+        return -1;
+    /* A writer creates the identity before its first object: one that stored a segment
+     * since our first look (the async agent pushes several at once) has created it. */
+    if (holds && ws_repo_identity_get(r, &have, err) == 0)
+        return compare_identity(r, &have, want, err);
+    if (holds && err->code != WS_ENOENT)
+        return -1;
+    if (holds) {
+        ws_error_set(err, WS_ECORRUPT,
+                     "repository %s has no " WS_REPO_ROOT_KEY " but holds objects (%s): its "
+                     "identity was removed; refusing to create a new one, which would drop the "
+                     "check that the stored WAL belongs to this cluster",
+                     ws_repo_describe(r), found);
+        ws_error_hint(err, "run \"walship repo repair\" to re-derive " WS_REPO_ROOT_KEY
+                           " from the stored WAL and backups (docs/repository-format.md); keep "
+                           "lifecycle rules away from " WS_REPO_ROOT_KEY " (docs/s3.md)");
+        return -1;
     }
+    ws_error_clear(err);
+    if (ws_repo_identity_create(r, want, NULL, err) == 0)
+        return 0;
     if (err->code != WS_EEXIST)
         return -1;
     /* another push created it first: compare with the winner's */

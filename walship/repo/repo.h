@@ -70,9 +70,27 @@ typedef struct ws_repo_identity {
 /* Reads walship.repo: WS_ENOENT if the repository has none yet, WS_ECORRUPT if malformed,
  * WS_ECONFIG if its format is newer than this walship. Cached after the first read. */
 int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err);
-/* Creates walship.repo from want if absent; otherwise compares, failing with WS_EMISMATCH
- * and a message naming both values when the cluster differs. */
+/* Compares walship.repo with want, failing with WS_EMISMATCH and a message naming both
+ * values when the cluster differs. If there is none, creates it from want — but only in a
+ * repository that holds no WAL segment, partial or backup history file, gap record or
+ * backup object (timeline history files alone do not count): otherwise the identity was
+ * lost, and ensure fails with WS_ECORRUPT naming a stored key, with `walship repo repair`
+ * (walship/repair.c) in the hint, and writes nothing. */
 int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err);
+
+/* 1 if r holds such an object (its key copied into found, which may be NULL), 0 if not:
+ * one listing of wal/, gap/ and backup/ each, stopped at the first key. */
+int ws_repo_holds_objects(ws_repo *r, char *found, size_t len, ws_error *err);
+/* Writes walship.repo for id, create-only-if-absent (WS_EEXIST if there is one); origin
+ * names the writer in its comment line ("the first push", "walship repo repair"). Used by
+ * ensure and by repair, which has checked the stored objects first. */
+int ws_repo_identity_create(ws_repo *r, const ws_repo_identity *id, const char *origin,
+                            ws_error *err);
+
+/* The identity a stored segment or .partial segment carries in its first page header
+ * (derive.c): system identifier, segment size, major version from xlp_magic. Reads only the
+ * start of the object; the header is checked against name (start LSN, segment size). */
+int ws_repo_wal_identity(ws_repo *r, const ws_wal_name *name, ws_repo_identity *id, ws_error *err);
 
 /* The fixed key of a WAL file (docs/repository-format.md); -1 if buf is too small. */
 int ws_repo_wal_key(const ws_wal_name *n, char *buf, size_t len);

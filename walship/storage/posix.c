@@ -309,8 +309,21 @@ static int posix_stat(ws_storage *s_, const char *key, ws_storage_info *info, ws
     return 0;
 }
 
-static int list_dir(posix_storage *s, const char *relpath, const char *prefix,
-                    ws_storage_list_cb cb, void *arg, ws_error *err)
+/* A temporary file of open_write: ".<name>.tmp.<pid>.<n>". */
+static int is_tmp_name(const char *name)
+{
+    return name[0] == '.' && strstr(name, ".tmp.") != NULL;
+}
+
+typedef struct list_how {
+    unsigned flags;
+    ws_storage_list_cb cb;
+    ws_storage_list_err_cb on_err;
+    void *arg;
+} list_how;
+
+static int list_dir(posix_storage *s, const char *relpath, const char *prefix, const list_how *how,
+                    ws_error *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s%s%s", s->root, *relpath ? "/" : "", relpath);
@@ -318,13 +331,20 @@ static int list_dir(posix_storage *s, const char *relpath, const char *prefix,
     if (!d) {
         if (errno == ENOENT)
             return 0;
-        return ws_error_errno(err, WS_EIO, errno, "cannot list %s", path);
+        ws_error_errno(err, WS_EIO, errno, "cannot list %s", path);
+        if (!how->on_err || !*relpath)
+            return -1;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/", relpath);
+        return how->on_err(how->arg, sub, err) ? 1 : 0;
     }
     struct dirent *de;
     int rc = 0;
+    int want_tmp = (how->flags & WS_STORAGE_LIST_TMP) != 0;
     while (rc == 0 && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue; /* ".", "..", and temporary files */
+        /* ".", "..", and temporary files, which are never objects */
+        if (de->d_name[0] == '.' && !(want_tmp && is_tmp_name(de->d_name)))
+            continue;
         char key[PATH_MAX];
         if ((size_t)snprintf(key, sizeof key, "%s%s%s", relpath, *relpath ? "/" : "", de->d_name) >=
             sizeof key)
@@ -338,14 +358,14 @@ static int list_dir(posix_storage *s, const char *relpath, const char *prefix,
         struct stat st;
         if (lstat(full, &st) < 0)
             continue;
-        if (S_ISDIR(st.st_mode))
-            rc = list_dir(s, key, prefix, cb, arg, err);
-        else if (S_ISREG(st.st_mode) && kl >= pl) {
+        if (S_ISDIR(st.st_mode) && de->d_name[0] != '.')
+            rc = list_dir(s, key, prefix, how, err);
+        else if (S_ISREG(st.st_mode) && kl >= pl && want_tmp == (de->d_name[0] == '.')) {
             ws_storage_info info;
             memset(&info, 0, sizeof info);
             info.size = (uint64_t)st.st_size;
             info.mtime = st.st_mtime;
-            if (cb(arg, key, &info))
+            if (how->cb(how->arg, key, &info))
                 rc = 1;
         }
     }
@@ -357,7 +377,16 @@ static int posix_list(ws_storage *s_, const char *prefix, ws_storage_list_cb cb,
                       ws_error *err)
 {
     posix_storage *s = (posix_storage *)s_;
-    return list_dir(s, "", prefix ? prefix : "", cb, arg, err) < 0 ? -1 : 0;
+    list_how how = {0, cb, NULL, arg};
+    return list_dir(s, "", prefix ? prefix : "", &how, err) < 0 ? -1 : 0;
+}
+
+static int posix_list_ex(ws_storage *s_, const char *prefix, unsigned flags, ws_storage_list_cb cb,
+                         ws_storage_list_err_cb on_err, void *arg, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    list_how how = {flags, cb, on_err, arg};
+    return list_dir(s, "", prefix ? prefix : "", &how, err) < 0 ? -1 : 0;
 }
 
 static int posix_remove(ws_storage *s_, const char *key, ws_error *err)
@@ -385,7 +414,7 @@ static void posix_free(ws_storage *s_)
 
 static const ws_storage_ops posix_ops = {
     "posix",    WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat,
-    posix_list, posix_remove,          posix_describe,  posix_free,
+    posix_list, posix_remove,          posix_describe,  posix_free,       posix_list_ex,
 };
 
 int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_storage **out,

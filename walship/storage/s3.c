@@ -810,7 +810,7 @@ static const ws_storage_ops s3_ops = {"s3",         WS_STORAGE_FEAT_META | WS_ST
                                       s3_open_read, s3_open_write,
                                       s3_stat,      s3_list,
                                       s3_remove,    s3_describe,
-                                      s3_free};
+                                      s3_free,      NULL};
 
 static char *dup_or_null(const char *s)
 {

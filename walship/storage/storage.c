@@ -64,7 +64,7 @@ int ws_storage_key_valid(const char *key)
     while (*p) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+        if (n == 0 || p[0] == '.') /* ".", "..", and the drivers' temporary files */
             return 0;
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
@@ -99,6 +99,16 @@ int ws_storage_stat(ws_storage *s, const char *key, ws_storage_info *info, ws_er
 int ws_storage_list(ws_storage *s, const char *prefix, ws_storage_list_cb cb, void *arg,
                     ws_error *err)
 {
+    return s->ops->list(s, prefix, cb, arg, err);
+}
+
+int ws_storage_list_ex(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
+                       ws_storage_list_err_cb on_err, void *arg, ws_error *err)
+{
+    if (s->ops->list_ex)
+        return s->ops->list_ex(s, prefix, flags, cb, on_err, arg, err);
+    if (flags & WS_STORAGE_LIST_TMP)
+        return 0;
     return s->ops->list(s, prefix, cb, arg, err);
 }
 

@@ -3,9 +3,10 @@
  * push, fetch, backup, restore) talks to a ws_storage and never knows which driver is
  * behind it. Drivers: posix (posix.c: local disk or NAS) and s3 (s3.c).
  *
- * Keys are relative, '/'-separated, never start with '/', never contain "." or ".."
- * components (ws_storage_key_valid checks). Each driver maps them under its root
- * (a directory, or a bucket + prefix).
+ * Keys are relative, '/'-separated, never start with '/', and no component is empty or
+ * starts with '.' (so no "." or ".."; ws_storage_key_valid checks). Names starting with '.'
+ * are the drivers' own: posix's temporary files live there, outside every key a reader can
+ * ask for. Each driver maps keys under its root (a directory, or a bucket + prefix).
  *
  * Semantics every driver guarantees:
  *  - A writer's bytes become visible under the key only at commit, all at once: nobody ever
@@ -71,6 +72,15 @@ typedef struct ws_storage_writer ws_storage_writer;
 
 /* Called once per key found by list, in no particular order; return non-zero to stop. */
 typedef int (*ws_storage_list_cb)(void *arg, const char *key, const ws_storage_info *info);
+/* Called by ws_storage_list_ex for a part of the tree that cannot be listed (posix: a
+ * directory without permission), prefix ending in '/'; return non-zero to stop. */
+typedef int (*ws_storage_list_err_cb)(void *arg, const char *prefix, const ws_error *err);
+
+enum {
+    /* List the driver's temporary files (what interrupted writes left behind) instead of
+     * objects. Their "keys" are not valid keys: no reader can open them. */
+    WS_STORAGE_LIST_TMP = 1u << 0,
+};
 
 typedef struct ws_storage_ops {
     const char *name; /* "posix", "s3" */
@@ -87,6 +97,10 @@ typedef struct ws_storage_ops {
     /* A description safe to log (no secrets): "/var/lib/walship", "s3://bucket/prefix". */
     const char *(*describe)(ws_storage *s);
     void (*free)(ws_storage *s);
+    /* Optional (NULL: ws_storage_list_ex falls back to list). flags WS_STORAGE_LIST_*;
+     * on_err may be NULL (an unreadable part then fails the listing). */
+    int (*list_ex)(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
+                   ws_storage_list_err_cb on_err, void *arg, ws_error *err);
 } ws_storage_ops;
 
 struct ws_storage {
@@ -150,6 +164,11 @@ int ws_storage_open_write(ws_storage *s, const char *key, unsigned flags, ws_sto
 int ws_storage_stat(ws_storage *s, const char *key, ws_storage_info *info, ws_error *err);
 int ws_storage_list(ws_storage *s, const char *prefix, ws_storage_list_cb cb, void *arg,
                     ws_error *err);
+/* list with flags, and on_err (may be NULL) told of each part that cannot be listed while
+ * the rest still is. A driver that keeps no temporary files, or cannot list them (S3: an
+ * unfinished multipart upload is not an object), lists none for WS_STORAGE_LIST_TMP. */
+int ws_storage_list_ex(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
+                       ws_storage_list_err_cb on_err, void *arg, ws_error *err);
 int ws_storage_remove(ws_storage *s, const char *key, ws_error *err);
 const char *ws_storage_describe(ws_storage *s);
 unsigned ws_storage_features(ws_storage *s);
