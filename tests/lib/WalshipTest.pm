@@ -57,7 +57,7 @@ use Test::More ();
 our @EXPORT = qw(
   walship_bin pg_bin run run_as_pg new_cluster write_config make_pg_dir chown_pg
   tmp_base sanitizer_dir slurp_file spurt_file is_root pg_user done_testing timeout_default
-  pid_alive pg_majors pg_server_bindir
+  pid_alive pg_majors pg_server_bindir run_bg finish_bg
 );
 
 our $TIMEOUT = $ENV{WALSHIP_TEST_TIMEOUT} || 180;
@@ -339,10 +339,23 @@ sub write_config
 sub run
 {
 	my %a = @_;
+	my $h = _spawn(%a);
+	return finish_bg($h, $a{timeout});
+}
+
+# run_bg(...) -> a handle: run()'s arguments, but it returns once the command started;
+# finish_bg($handle, $timeout) waits for it and returns run()'s ($exit_code, $stdout, $stderr).
+sub run_bg
+{
+	return _spawn(@_);
+}
+
+sub _spawn
+{
+	my %a = @_;
 	my $cmd = $a{cmd} or croak 'run: cmd => [...] is required';
 	croak 'run: cmd must be an array ref' unless ref $cmd eq 'ARRAY';
 	my $as_pg   = exists $a{as_pg} ? $a{as_pg} : 1;
-	my $timeout = $a{timeout} // $TIMEOUT;
 	my $cwd     = $a{cwd} // $BASE;
 	my $id      = ++$RUN_SEQ;
 	my ($in, $out, $err) = map { "$RUNDIR/$id.$_" } qw(in out err);
@@ -378,7 +391,15 @@ sub run
 		print STDERR "WalshipTest::run: $@";
 		POSIX::_exit(127);
 	}
+	return { pid => $pid, cmd => $cmd, files => [ $in, $out, $err ] };
+}
 
+sub finish_bg
+{
+	my ($h, $timeout) = @_;
+	$timeout //= $TIMEOUT;
+	my $pid = $h->{pid};
+	my ($in, $out, $err) = @{ $h->{files} };
 	my $status;
 	my $timed_out = 0;
 	eval {
@@ -404,7 +425,7 @@ sub run
 	if ($timed_out)
 	{
 		$rc = -1;
-		$stderr .= "\nWalshipTest::run: timed out after $timeout s: @$cmd\n";
+		$stderr .= "\nWalshipTest::run: timed out after $timeout s: @{ $h->{cmd} }\n";
 	}
 	elsif ($status & 127) { $rc = 128 + ($status & 127) }
 	else                  { $rc = $status >> 8 }
