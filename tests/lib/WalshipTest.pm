@@ -280,10 +280,13 @@ sub pg_server_bindir
 	my $d = pg_majors()->{$major} // return undef;
 	return $d unless $IS_ROOT && !_reachable_by_pg($d);
 	return $PG_SERVER_COPY{$major} if $PG_SERVER_COPY{$major};
-	my $copy = "$BASE/pg$major";
+	make_path("$BASE/servers");    # not a cluster's name: those are directories of $BASE too
+	my $copy = "$BASE/servers/pg$major";
 	my ($rc, $out, $err) = run(cmd => [ 'cp', '-a', dirname($d), $copy ], as_pg => 0);
 	croak "copying the PostgreSQL $major servers to $copy failed ($rc): $out$err" if $rc != 0;
+	chmod 0755, "$BASE/servers";
 	($rc, $out, $err) = run(cmd => [ 'chmod', '-R', 'a+rX', $copy ], as_pg => 0);
+	croak "chmod -R a+rX $copy failed ($rc): $out$err" if $rc != 0;
 	return $PG_SERVER_COPY{$major} = "$copy/bin";
 }
 
