@@ -9,6 +9,7 @@ package WalshipMatrix;
 #               for the major, the repository records the major
 #   basebackup  `walship basebackup` while pgbench runs (each major's BASE_BACKUP dialect)
 #   pitr-time   a restore to a time: exactly the rows committed before it
+#   pitr-other  restores to an LSN, to a transaction id, and --target immediate, exactly
 #   pitr-name   a restore to a named restore point (pg_create_restore_point), promoted: the
 #               new timeline 2, which archives into the same repository
 #   timeline    a restore of the first backup that follows timeline 2 (--target-timeline latest)
@@ -41,7 +42,7 @@ our @EXPORT = qw(version_matrix);
 # (walship/wal.c) must agree, which pushing them proves.
 my %MAGIC = (13 => 0xD106, 14 => 0xD10D, 15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
 
-my @STEPS = qw(archive basebackup pitr-time pitr-name timeline prefetch);
+my @STEPS = qw(archive basebackup pitr-time pitr-other pitr-name timeline prefetch);
 
 # The steps' outcome: name => { ok => 0|1, secs => ... }.
 my %RESULT;
@@ -121,7 +122,7 @@ sub version_matrix
 	my @pgbench;
 
 	my $primary = WalshipTest::new_cluster('primary', bindir => $bindir, archive_command => $push);
-	my ($b1, $t_time, $tl2, $follow, $ts_oid);
+	my ($b1, $t_time, $t_lsn, $t_xid, $tl2, $follow, $ts_oid);
 	_step(
 		'archive',
 		sub {
@@ -184,9 +185,13 @@ sub version_matrix
 			$t_time = WalshipRestore::ts_now($primary);
 			sleep 0.05;
 			_insert_rows($primary, 21, 25);
+			$t_lsn = $primary->safe_psql('SELECT pg_current_wal_insert_lsn()');    # rows 1..25 before it
 			_insert_rows($primary, 26, 30);
 			$primary->safe_psql("SELECT pg_create_restore_point('rp30')");
-			_insert_rows($primary, 31, 40);
+			_insert_rows($primary, 31, 34);
+			$t_xid = $primary->safe_psql(
+				"BEGIN;\nINSERT INTO t (n) VALUES (35);\nSELECT pg_current_xact_id();\nCOMMIT;\n");
+			_insert_rows($primary, 36, 40);
 			my $last = $primary->switch_wal;
 			Test::More::ok($primary->wait_for_archive($last), "everything archived up to $last");
 			$primary->stop;
@@ -195,6 +200,22 @@ sub version_matrix
 				'time: exactly the 20 rows committed before the target time');
 			Test::More::like($r->log_content, qr/recovery stopping before commit of transaction/,
 				'time: the server log says it stopped at the time');
+			$r->stop;
+		});
+
+	_step(
+		'pitr-other',
+		sub {
+			my $r = _restore_to('lsn', \@g, [ '--target-lsn', $t_lsn ], $bindir, $ts_oid) or return;
+			Test::More::is(WalshipRestore::rows_summary($r), '25|25', "lsn: exactly the 25 rows before $t_lsn");
+			$r->stop;
+			$r = _restore_to('xid', \@g, [ '--target-xid', $t_xid ], $bindir, $ts_oid) or return;
+			Test::More::is(WalshipRestore::rows_summary($r), '35|35',
+				"xid: the 35 rows up to and with transaction $t_xid");
+			$r->stop;
+			$r = _restore_to('immediate', \@g, [ '--target', 'immediate' ], $bindir, $ts_oid) or return;
+			Test::More::is(WalshipRestore::rows_summary($r), '0|0',
+				'immediate: the backup alone, consistent (t was empty then)');
 			$r->stop;
 		});
 
