@@ -3,8 +3,9 @@
  * protocol, straight into the repository.
  *
  * The story: connect (replication=true), IDENTIFY_SYSTEM and refuse a repository of another
- * cluster before any data moves; BASE_BACKUP with TARGET 'client' so PostgreSQL 15 sends
- * one CopyOut of typed messages ('n' new archive, 'd' data, 'p' progress, 'm' manifest);
+ * cluster before any data moves; BASE_BACKUP in the server's dialect (protocol.h): from 15,
+ * TARGET 'client' and one CopyOut of typed messages ('n' new archive, 'd' data, 'p' progress,
+ * 'm' manifest); in 13 and 14, one CopyOut per tablespace and one for the manifest. Either way
  * each archive runs through the tar parser into the store (packed and parted objects, written
  * by basebackup-parallel threads), the server's backup_manifest into one object; then wait
  * until the WAL from the start to the stop segment is in every repository (WAIT false: the
@@ -15,6 +16,7 @@
  */
 #include "basebackup/catalog.h"
 #include "basebackup/manifest.h"
+#include "basebackup/protocol.h"
 #include "basebackup/store.h"
 #include "basebackup/tar.h"
 #include "basebackup/verify.h"
@@ -51,6 +53,8 @@ typedef struct bb {
     ws_bb_store *store;
     ws_bb_verify *verify;
     ws_tar_parser *tar;
+    ws_bb_dialect dialect;
+    uint32_t *archive_oids; /* tablespace oid of each archive, in the server's order; 0: base */
     int archives_expected, archives_seen, in_manifest;
     double wal_timeout;
     /* progress */
@@ -164,13 +168,8 @@ static PGconn *connect_pg(const char *pgconn, int replication, ws_error *err)
 static int identify(bb *b, ws_error *err)
 {
     int version = PQserverVersion(b->conn);
-    if (version < 150000) {
-        ws_error_set(err, WS_ECONFIG,
-                     "the server runs PostgreSQL %d.%d; walship basebackup needs 15 or later",
-                     version / 10000, version % 100);
-        ws_error_hint(err, "its BASE_BACKUP TARGET 'client' stream is what walship reads");
+    if (ws_bb_dialect_for(version, &b->dialect, err) < 0)
         return -1;
-    }
     b->info.pg_version_num = version;
     PGresult *res;
     if (simple_query(b, "IDENTIFY_SYSTEM", 2, &res, err) < 0)
@@ -247,6 +246,54 @@ static int end_archive(bb *b, ws_error *err)
     return rc;
 }
 
+/* The next archive, of tablespace oid (0: the data directory): a fresh tar parser. */
+static int begin_archive(bb *b, uint32_t oid, ws_error *err)
+{
+    b->archives_seen++;
+    ws_bb_store_set_tablespace(b->store, oid);
+    if (!(b->tar = ws_tar_parser_new(ws_bb_store_tar_callbacks(), b->store)))
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int feed_archive(bb *b, const char *data, int len, ws_error *err)
+{
+    if (!b->tar)
+        return ws_error_set(err, WS_EINVAL, "archive data before any archive began");
+    b->done_bytes += (uint64_t)len;
+    return ws_tar_parser_feed(b->tar, data, (size_t)len, err);
+}
+
+static int feed_manifest(bb *b, const char *data, int len, ws_error *err)
+{
+    if (ws_bb_store_blob_write(b->store, data, (size_t)len, err) < 0)
+        return -1;
+    return ws_bb_verify_feed(b->verify, data, (size_t)len, err);
+}
+
+static int begin_manifest(bb *b, ws_error *err)
+{
+    if (end_archive(b, err) < 0 || ws_bb_store_blob_begin(b->store, WS_MANIFEST_SERVER, err) < 0)
+        return -1;
+    b->in_manifest = 1;
+    return 0;
+}
+
+/* The server's next CopyOutResponse (what: for the message if it is something else). */
+static int expect_copy(bb *b, const char *what, ws_error *err)
+{
+    PGresult *res = PQgetResult(b->conn);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the server did not send %s", what);
+        pq_fail(b, err, msg, res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* 'n': archive name and tablespace path, each NUL-terminated. */
 static int new_archive(bb *b, const char *msg, int len, ws_error *err)
 {
@@ -269,23 +316,15 @@ static int new_archive(bb *b, const char *msg, int len, ws_error *err)
         oid = (uint32_t)v;
         /* the tablespace list came in the header; its archive must match one entry */
     }
-    b->archives_seen++;
     ws_log_debug("archive %s (%s)", name, *loc ? loc : "data directory");
-    ws_bb_store_set_tablespace(b->store, oid);
-    if (!(b->tar = ws_tar_parser_new(ws_bb_store_tar_callbacks(), b->store)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
-    return 0;
+    return begin_archive(b, oid, err);
 }
 
-static int receive_stream(bb *b, ws_error *err)
+/* 15+: one CopyOut of typed messages. */
+static int receive_typed(bb *b, ws_error *err)
 {
-    PGresult *res = PQgetResult(b->conn);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        pq_fail(b, err, "the server did not start the backup stream", res);
-        PQclear(res);
+    if (expect_copy(b, "the backup stream", err) < 0)
         return -1;
-    }
-    PQclear(res);
     for (;;) {
         char *msg;
         int len = next_message(b, &msg, err);
@@ -299,16 +338,8 @@ static int receive_stream(bb *b, ws_error *err)
             rc = new_archive(b, msg, len, err);
             break;
         case 'd':
-            if (b->in_manifest) {
-                rc = ws_bb_store_blob_write(b->store, msg + 1, (size_t)len - 1, err);
-                if (rc == 0)
-                    rc = ws_bb_verify_feed(b->verify, msg + 1, (size_t)len - 1, err);
-            } else if (!b->tar)
-                rc = ws_error_set(err, WS_EINVAL, "archive data before any archive began");
-            else {
-                rc = ws_tar_parser_feed(b->tar, msg + 1, (size_t)len - 1, err);
-                b->done_bytes += (uint64_t)len - 1;
-            }
+            rc = b->in_manifest ? feed_manifest(b, msg + 1, len - 1, err)
+                                : feed_archive(b, msg + 1, len - 1, err);
             break;
         case 'p':
             /* the server's own count of bytes sent; ours (done_bytes) is finer-grained */
@@ -316,9 +347,7 @@ static int receive_stream(bb *b, ws_error *err)
                 rc = ws_error_set(err, WS_EINVAL, "malformed progress message");
             break;
         case 'm':
-            if ((rc = end_archive(b, err)) == 0 &&
-                (rc = ws_bb_store_blob_begin(b->store, WS_MANIFEST_SERVER, err)) == 0)
-                b->in_manifest = 1;
+            rc = begin_manifest(b, err);
             break;
         default:
             rc = ws_error_set(err, WS_EINVAL, "unknown message type 0x%02x in the backup stream",
@@ -329,7 +358,46 @@ static int receive_stream(bb *b, ws_error *err)
         if (rc < 0)
             return -1;
     }
-    if (end_archive(b, err) < 0)
+    return end_archive(b, err);
+}
+
+/* 13/14: one CopyOut per archive, in the order of the tablespace list (the data directory
+ * last), raw tar bytes without the end-of-archive blocks; then one CopyOut of the manifest. */
+static int receive_legacy(bb *b, ws_error *err)
+{
+    for (int i = 0; i <= b->archives_expected; i++) {
+        int manifest = i == b->archives_expected;
+        if (expect_copy(b, manifest ? "the backup manifest" : "the next archive", err) < 0)
+            return -1;
+        if ((manifest ? begin_manifest(b, err) : begin_archive(b, b->archive_oids[i], err)) < 0)
+            return -1;
+        for (;;) {
+            char *msg;
+            int len = next_message(b, &msg, err);
+            if (len == -1)
+                break;
+            if (len < 0)
+                return -1;
+            int rc = manifest ? feed_manifest(b, msg, len, err) : feed_archive(b, msg, len, err);
+            PQfreemem(msg);
+            progress(b, 0);
+            if (rc < 0)
+                return -1;
+        }
+        if (!manifest) {
+            int rc = ws_tar_parser_finish_unterminated(b->tar, err);
+            ws_tar_parser_free(b->tar);
+            b->tar = NULL;
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int receive_stream(bb *b, ws_error *err)
+{
+    if ((b->dialect == WS_BB_LEGACY ? receive_legacy(b, err) : receive_typed(b, err)) < 0)
         return -1;
     if (!b->in_manifest)
         return ws_error_set(err, WS_EINVAL, "the backup stream ended without a backup manifest");
@@ -414,22 +482,10 @@ static int choose_id(bb *b, ws_error *err)
 static int start_backup(bb *b, const char *label, const char *checkpoint, long max_rate,
                         ws_error *err)
 {
-    char quoted[2 * 1024 + 3], *q = quoted;
-    *q++ = '\'';
-    for (const char *c = label; *c; c++) {
-        if (*c == '\'')
-            *q++ = '\'';
-        *q++ = *c;
-    }
-    *q++ = '\'';
-    *q = '\0';
-    char sql[4096], rate[48] = "";
-    if (max_rate > 0)
-        snprintf(rate, sizeof rate, ", MAX_RATE %ld", max_rate);
-    snprintf(sql, sizeof sql,
-             "BASE_BACKUP (LABEL %s, PROGRESS true, CHECKPOINT '%s', WAIT false, WAL false, "
-             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TARGET 'client'%s)",
-             quoted, checkpoint, rate);
+    char sql[4096];
+    ws_bb_options bo = {label, strcmp(checkpoint, "fast") == 0, max_rate};
+    if (ws_bb_command(b->dialect, &bo, sql, sizeof sql, err) < 0)
+        return -1;
     ws_log_info("starting the backup (checkpoint %s)", checkpoint);
     if (!PQsendQuery(b->conn, sql))
         return pq_fail(b, err, "sending BASE_BACKUP failed", NULL);
@@ -460,6 +516,10 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
         return -1;
     }
     b->archives_expected = PQntuples(res);
+    if (!(b->archive_oids = calloc((size_t)b->archives_expected + 1, sizeof *b->archive_oids))) {
+        PQclear(res);
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    }
     for (int i = 0; i < PQntuples(res); i++) {
         if (!PQgetisnull(res, i, 2))
             b->total_bytes += strtoull(PQgetvalue(res, i, 2), NULL, 10) * 1024;
@@ -474,6 +534,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
             PQclear(res);
             return e.tablespace ? -1 : ws_error_set(err, WS_EINVAL, "malformed tablespace oid");
         }
+        b->archive_oids[i] = e.tablespace;
     }
     PQclear(res);
     ws_log_info("backup %s: start LSN %X/%X on timeline %" PRIu32 ", %d tablespace(s), about "
@@ -744,6 +805,7 @@ int ws_cmd_basebackup(const ws_config *cfg)
         ws_log_info("removed the objects of the failed backup %s; nothing was listed", b.id);
     }
     ws_manifest_builder_free(b.mb);
+    free(b.archive_oids);
     ws_cmd_close_repos(b.repos, b.nrepos);
     return rc;
 }

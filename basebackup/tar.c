@@ -346,3 +346,14 @@ int ws_tar_parser_finish(ws_tar_parser *p, ws_error *err)
                 p->hfill ? "truncated inside a header"
                          : "the archive ends without its end-of-archive blocks");
 }
+
+int ws_tar_parser_finish_unterminated(ws_tar_parser *p, ws_error *err)
+{
+    if (p->state == ST_HEADER && p->hfill == 0 && p->zero_blocks == 0) {
+        p->state = ST_ENDED;
+        return 0;
+    }
+    if (p->state == ST_HEADER && p->hfill == 0)
+        return fail(p, err, "the archive ends after a lone zero block");
+    return ws_tar_parser_finish(p, err);
+}

@@ -7,8 +7,9 @@
  * What PostgreSQL's BASE_BACKUP sends: regular files ('0'), directories ('5') and symlinks to
  * directories ('2', pg_tblspc/<oid>), names of at most 99 bytes with a trailing '/' on
  * directories and symlinks, sizes above 8 GiB in base-256, and (since 15) the two zero
- * blocks that end an archive; a few directories it makes up come as "./pg_wal/...": a
- * leading "./" is dropped. The parser also accepts the ustar prefix field.
+ * blocks that end an archive (13 and 14 end it with the CopyDone instead); a few directories it
+ * makes up come as "./pg_wal/...": a leading "./" is dropped. The parser also accepts the ustar
+ * prefix field.
  *
  * Hostile input is refused with WS_EINVAL before any callback sees it: bad header checksum,
  * other entry types (hard links, devices, GNU/pax extensions), absolute names, empty, "." or
@@ -57,6 +58,11 @@ void ws_tar_parser_free(ws_tar_parser *p);
 int ws_tar_parser_feed(ws_tar_parser *p, const void *buf, size_t len, ws_error *err);
 /* The end of the input: fails (WS_EINVAL) unless the archive ended properly. */
 int ws_tar_parser_finish(ws_tar_parser *p, ws_error *err);
+/* The same for an archive whose producer does not write the end-of-archive blocks
+ * (PostgreSQL 13 and 14's BASE_BACKUP ends each archive with its CopyDone): the input may
+ * also end between two entries. Inside a header or a file's data, or after a lone zero block,
+ * it is still truncated. */
+int ws_tar_parser_finish_unterminated(ws_tar_parser *p, ws_error *err);
 /* 1 once the end-of-archive blocks have been read. */
 int ws_tar_parser_ended(const ws_tar_parser *p);
 /* Bytes of archive consumed so far. */

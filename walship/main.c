@@ -63,7 +63,7 @@ static const command commands[] = {
      "  walship basebackup --pgconn 'host=/var/run/postgresql' --checkpoint fast\n"
      "\n"
      "Connects with replication=true (the role needs REPLICATION; PG* environment\n"
-     "variables apply) to PostgreSQL 15 or later, refuses a repository of another\n"
+     "variables apply) to PostgreSQL 13 to 18, refuses a repository of another\n"
      "cluster before any data moves, streams every file into repository objects, keeps\n"
      "the server's backup_manifest, waits until the WAL from the backup's start to its\n"
      "stop segment is archived in every repository (basebackup-wal-timeout), and writes\n"

@@ -130,16 +130,30 @@ int ws_wal_parse_lsn(const char *s, uint64_t *lsn)
     return 0;
 }
 
+/* XLOG_PAGE_MAGIC per major: it changes whenever the WAL format does, at least once per
+ * release. The segment-size rules (a power of two, 1 MiB to 1 GiB, chosen at initdb) are the
+ * same for every major here (since 11), so they need no column. */
+static const struct {
+    int major;
+    uint16_t magic;
+} wal_magics[] = {
+    {11, 0xD098}, {12, 0xD101}, {13, 0xD106}, {14, 0xD10D},
+    {15, 0xD110}, {16, 0xD113}, {17, 0xD116}, {18, 0xD118},
+};
+
 int ws_wal_magic_version(uint16_t magic)
 {
-    static const struct {
-        uint16_t magic;
-        int version;
-    } known[] = {{0xD101, 12}, {0xD106, 13}, {0xD10D, 14}, {0xD110, 15},
-                 {0xD113, 16}, {0xD116, 17}, {0xD118, 18}};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (known[i].magic == magic)
-            return known[i].version;
+    for (size_t i = 0; i < sizeof wal_magics / sizeof wal_magics[0]; i++)
+        if (wal_magics[i].magic == magic)
+            return wal_magics[i].major;
+    return 0;
+}
+
+uint16_t ws_wal_version_magic(int major)
+{
+    for (size_t i = 0; i < sizeof wal_magics / sizeof wal_magics[0]; i++)
+        if (wal_magics[i].major == major)
+            return wal_magics[i].magic;
     return 0;
 }
 
@@ -163,9 +177,17 @@ int ws_wal_check_header(const void *page, size_t len, const ws_wal_name *name, u
     h.pg_version = ws_wal_magic_version(h.magic);
     if (!h.pg_version)
         return ws_error_set(err, WS_EINVAL,
-                            "%s does not start with a WAL page header of PostgreSQL 12 to 18 "
+                            "%s does not start with a WAL page header of PostgreSQL %d to %d "
                             "(magic 0x%04X) — not a WAL segment, or damaged",
-                            name->name, h.magic);
+                            name->name, WS_PG_MAJOR_MIN, WS_PG_MAJOR_MAX, h.magic);
+    if (h.pg_version < WS_PG_MAJOR_MIN || h.pg_version > WS_PG_MAJOR_MAX) {
+        ws_error_set(err, WS_EINVAL,
+                     "%s is WAL of PostgreSQL %d (magic 0x%04X); walship supports PostgreSQL "
+                     "%d to %d",
+                     name->name, h.pg_version, h.magic, WS_PG_MAJOR_MIN, WS_PG_MAJOR_MAX);
+        ws_error_hint(err, "upgrade the cluster (pg_upgrade) or archive it with another tool");
+        return -1;
+    }
     if (!(h.info & XLP_LONG_HEADER))
         return ws_error_set(err, WS_EINVAL,
                             "%s: the first page lacks the long header flag — not the start of a "

@@ -68,14 +68,24 @@ typedef struct ws_wal_header {
     uint64_t sysid;
     uint32_t seg_size;
     uint32_t blcksz;
-    int pg_version; /* major version the magic belongs to (12..18) */
+    int pg_version; /* major version the magic belongs to (WS_PG_MAJOR_MIN..MAX) */
 } ws_wal_header;
 
-/* PostgreSQL major version for an xlp_magic, or 0 if unknown. */
+/* The PostgreSQL majors walship supports: their WAL is pushed and fetched, their clusters
+ * backed up and restored. Older or newer ones are refused with a message naming the range. */
+#define WS_PG_MAJOR_MIN 13
+#define WS_PG_MAJOR_MAX 18
+
+/* PostgreSQL major version for an xlp_magic (XLOG_PAGE_MAGIC of each release's
+ * access/xlog_internal.h), or 0 if unknown. Also knows a few majors below WS_PG_MAJOR_MIN,
+ * so that their WAL is refused by name rather than as garbage. */
 int ws_wal_magic_version(uint16_t magic);
+/* The xlp_magic of a major, or 0 if unknown (the inverse of ws_wal_magic_version). */
+uint16_t ws_wal_version_magic(int major);
 
 /* Decodes and validates the first WS_WAL_LONG_HEADER_SIZE bytes of a segment called
- * name whose file is file_size bytes: known magic, XLP_LONG_HEADER, xlp_seg_size ==
+ * name whose file is file_size bytes: the magic of a supported major, XLP_LONG_HEADER,
+ * xlp_seg_size ==
  * file_size (a power of two 1 MiB..1 GiB), pageaddr == the name's start LSN, 8 kB pages,
  * a timeline no greater than the name's (the first segment of a new timeline may carry
  * the old one). Messages name the file and say what is wrong. */

@@ -69,12 +69,13 @@ sub walship_restore
 		%o);
 }
 
-# restored_node($name) -> a WalshipTest::Cluster whose directory exists (with its socket dir)
-# but whose PGDATA (->pgdata) does not: walship restore is to create it.
+# restored_node($name, bindir => DIR) -> a WalshipTest::Cluster whose directory exists (with
+# its socket dir) but whose PGDATA (->pgdata) does not: walship restore is to create it. bindir:
+# its server binaries, as WalshipTest::new_cluster.
 sub restored_node
 {
-	my ($name) = @_;
-	return WalshipTest::Cluster->_new($name);
+	my ($name, %o) = @_;
+	return WalshipTest::Cluster->_new($name, %o);
 }
 
 # configure_restored($node, %opts): appends the node's own port, socket and settings to the

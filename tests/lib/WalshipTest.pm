@@ -33,6 +33,13 @@ package WalshipTest;
 # Environment: WALSHIP_BIN (absolute path of the binary under test), SANITIZE (0|1),
 # WALSHIP_KEEP (1 keeps the temp dir), PG_BINDIR (PostgreSQL's bin dir; default: the newest
 # /usr/lib/postgresql/*/bin), WALSHIP_TEST_TIMEOUT (seconds for waits, default 180).
+#
+# Other PostgreSQL majors (the version matrix): pg_majors() lists the server binary directories
+# there are, pg_server_bindir($major) gives one, and new_cluster / init_from_backup /
+# WalshipTest::Cluster->_new take bindir => DIR: initdb, pg_ctl and postgres then come from DIR,
+# while the client tools (psql, pgbench, ...) stay pg_bin()'s (Debian's 15), which talk to
+# every server from 13 to 18. scripts/deps.sh installs the other majors' servers from npm
+# into tests/pg/node_modules/pg<major>/native/bin.
 
 use strict;
 use warnings;
@@ -50,7 +57,7 @@ use Test::More ();
 our @EXPORT = qw(
   walship_bin pg_bin run run_as_pg new_cluster write_config make_pg_dir chown_pg
   tmp_base sanitizer_dir slurp_file spurt_file is_root pg_user done_testing timeout_default
-  pid_alive
+  pid_alive pg_majors pg_server_bindir run_bg finish_bg
 );
 
 our $TIMEOUT = $ENV{WALSHIP_TEST_TIMEOUT} || 180;
@@ -214,6 +221,8 @@ sub walship_bin
 }
 
 my $PG_BINDIR;
+my $PG_SERVERS = abs_path(dirname(__FILE__) . '/../pg/node_modules');
+my %PG_SERVER_COPY;
 
 # pg_bin($tool): absolute path of a PostgreSQL program (initdb, pg_ctl, psql, pgbench...).
 sub pg_bin
@@ -242,6 +251,66 @@ sub pg_bin
 		}
 	}
 	return "$PG_BINDIR/$tool";
+}
+
+# pg_majors() -> { major => server bin dir }: every PostgreSQL major whose initdb, pg_ctl and
+# postgres are here: pg_bin()'s own (Debian's 15), and those scripts/deps.sh installed from npm.
+sub pg_majors
+{
+	my %m;
+	my $own = dirname(pg_bin('initdb'));
+	my $v   = _server_major($own);
+	$m{$v} = $own if defined $v;
+	for my $d (glob(($PG_SERVERS // '/nonexistent') . '/pg*/native/bin'))
+	{
+		my ($major) = $d =~ m{/pg(\d+)/native/bin$} or next;
+		next if exists $m{$major};
+		next unless grep({ -x "$d/$_" } qw(initdb pg_ctl postgres)) == 3;
+		$m{$major} = $d;
+	}
+	return \%m;
+}
+
+# pg_server_bindir($major) -> the bin dir with initdb, pg_ctl and postgres of that major, or
+# undef when it is not installed. As root, a directory the postgres user cannot reach (a
+# checkout under /root) is copied (with its lib/ and share/) into the temp base dir first.
+sub pg_server_bindir
+{
+	my ($major) = @_;
+	my $d = pg_majors()->{$major} // return undef;
+	return $d unless $IS_ROOT && !_reachable_by_pg($d);
+	return $PG_SERVER_COPY{$major} if $PG_SERVER_COPY{$major};
+	make_path("$BASE/servers");    # not a cluster's name: those are directories of $BASE too
+	my $copy = "$BASE/servers/pg$major";
+	my ($rc, $out, $err) = run(cmd => [ 'cp', '-a', dirname($d), $copy ], as_pg => 0);
+	croak "copying the PostgreSQL $major servers to $copy failed ($rc): $out$err" if $rc != 0;
+	chmod 0755, "$BASE/servers";
+	($rc, $out, $err) = run(cmd => [ 'chmod', '-R', 'a+rX', $copy ], as_pg => 0);
+	croak "chmod -R a+rX $copy failed ($rc): $out$err" if $rc != 0;
+	return $PG_SERVER_COPY{$major} = "$copy/bin";
+}
+
+# the major version of the postgres in a bin dir ("postgres (PostgreSQL) 13.23" -> 13)
+sub _server_major
+{
+	my ($dir) = @_;
+	my $out = `'$dir/postgres' --version 2>/dev/null` // '';
+	return $out =~ /\(PostgreSQL\)\s+(\d+)/ ? $1 : undef;
+}
+
+# every directory from / down to $path is searchable by others (or owned by postgres)
+sub _reachable_by_pg
+{
+	my ($path) = @_;
+	my $p = '';
+	for my $c (grep { length } split m{/}, $path)
+	{
+		$p .= "/$c";
+		my @st = stat $p or return 0;
+		next if $st[4] == $PG_UID;
+		return 0 unless $st[2] & 0001;
+	}
+	return 1;
 }
 
 # write_config($path, key => value, ...): a walship.conf of "key = value" lines in the order
@@ -278,10 +347,23 @@ sub write_config
 sub run
 {
 	my %a = @_;
+	my $h = _spawn(%a);
+	return finish_bg($h, $a{timeout});
+}
+
+# run_bg(...) -> a handle: run()'s arguments, but it returns once the command started;
+# finish_bg($handle, $timeout) waits for it and returns run()'s ($exit_code, $stdout, $stderr).
+sub run_bg
+{
+	return _spawn(@_);
+}
+
+sub _spawn
+{
+	my %a = @_;
 	my $cmd = $a{cmd} or croak 'run: cmd => [...] is required';
 	croak 'run: cmd must be an array ref' unless ref $cmd eq 'ARRAY';
 	my $as_pg   = exists $a{as_pg} ? $a{as_pg} : 1;
-	my $timeout = $a{timeout} // $TIMEOUT;
 	my $cwd     = $a{cwd} // $BASE;
 	my $id      = ++$RUN_SEQ;
 	my ($in, $out, $err) = map { "$RUNDIR/$id.$_" } qw(in out err);
@@ -317,7 +399,15 @@ sub run
 		print STDERR "WalshipTest::run: $@";
 		POSIX::_exit(127);
 	}
+	return { pid => $pid, cmd => $cmd, files => [ $in, $out, $err ] };
+}
 
+sub finish_bg
+{
+	my ($h, $timeout) = @_;
+	$timeout //= $TIMEOUT;
+	my $pid = $h->{pid};
+	my ($in, $out, $err) = @{ $h->{files} };
 	my $status;
 	my $timed_out = 0;
 	eval {
@@ -343,7 +433,7 @@ sub run
 	if ($timed_out)
 	{
 		$rc = -1;
-		$stderr .= "\nWalshipTest::run: timed out after $timeout s: @$cmd\n";
+		$stderr .= "\nWalshipTest::run: timed out after $timeout s: @{ $h->{cmd} }\n";
 	}
 	elsif ($status & 127) { $rc = 128 + ($status & 127) }
 	else                  { $rc = $status >> 8 }
@@ -463,14 +553,14 @@ END
 # new_cluster($name, %opts) -> WalshipTest::Cluster, initdb'ed and configured, not started.
 # opts: wal_segsize (MiB, default 1), archive_command, archive_mode (default on when an
 # archive_command is given), restore_command, wal_keep_size, conf => {k => v} extra settings,
-# initdb_args => [...].
+# initdb_args => [...], bindir => DIR (the server binaries; default pg_bin()'s).
 sub new_cluster
 {
 	my ($name, %o) = @_;
-	my $node = WalshipTest::Cluster->_new($name);
+	my $node = WalshipTest::Cluster->_new($name, bindir => $o{bindir});
 	my ($rc, $out, $err) = run(
 		cmd => [
-			pg_bin('initdb'), '-D', $node->pgdata, '-A', 'trust', '-E', 'UTF8',
+			$node->server_bin('initdb'), '-D', $node->pgdata, '-A', 'trust', '-E', 'UTF8',
 			'--locale=C', '--no-sync', '--wal-segsize=' . ($o{wal_segsize} // 1),
 			@{ $o{initdb_args} // [] }
 		]);
@@ -486,9 +576,11 @@ use warnings;
 use Carp qw(croak);
 use Time::HiRes qw(sleep time);
 
+# _new($name, bindir => DIR): the cluster's directories; DIR holds its initdb, pg_ctl and
+# postgres (default: pg_bin()'s directory).
 sub _new
 {
-	my ($class, $name) = @_;
+	my ($class, $name, %o) = @_;
 	croak "bad cluster name '$name'" unless $name =~ /^[A-Za-z0-9_]+$/;
 	my $dir = "$BASE/$name";
 	croak "cluster $name exists already" if -e $dir;
@@ -502,6 +594,7 @@ sub _new
 		port    => $NEXT_PORT++,
 		logfile => "$dir/server.log",
 		running => 0,
+		bindir  => $o{bindir},
 	}, $class;
 	croak "socket path too long: $self->{sockdir}" if length("$self->{sockdir}/.s.PGSQL.00000") > 100;
 	push @CLUSTERS, $self;
@@ -514,6 +607,14 @@ sub port    { return $_[0]{port} }
 sub host    { return $_[0]{sockdir} }
 sub logfile { return $_[0]{logfile} }
 sub basedir { return $_[0]{dir} }
+sub bindir  { return $_[0]{bindir} // File::Basename::dirname(WalshipTest::pg_bin('pg_ctl')) }
+
+# server_bin($tool): initdb, pg_ctl or postgres of this cluster's server binaries.
+sub server_bin
+{
+	my ($self, $tool) = @_;
+	return $self->bindir . "/$tool";
+}
 
 # A libpq connection string for the cluster (as the default user).
 sub connstr
@@ -572,7 +673,7 @@ sub _pg_ctl
 {
 	my ($self, @args) = @_;
 	return WalshipTest::run(
-		cmd     => [ WalshipTest::pg_bin('pg_ctl'), '-D', $self->{pgdata}, @args ],
+		cmd     => [ $self->server_bin('pg_ctl'), '-D', $self->{pgdata}, @args ],
 		timeout => $TIMEOUT + 60);
 }
 
@@ -802,13 +903,15 @@ sub backup
 # WalshipTest::Cluster->init_from_backup($name, $backup_dir, %opts) (also callable on a
 # cluster object, or via WalshipTest::init_from_backup): a new cluster whose data directory is
 # a copy of the backup. opts: restore_command, recovery => 1 (recovery.signal), standby => 1
-# (standby.signal), archive_command / archive_mode (default off), wal_keep_size, conf => {...}.
+# (standby.signal), archive_command / archive_mode (default off), wal_keep_size, conf => {...},
+# bindir => DIR (as new_cluster).
 sub init_from_backup
 {
 	my (undef, $name, $backup, %o) = @_;
 	$backup = "$BASE/backups/$backup" unless $backup =~ m{^/};
 	croak "no backup at $backup" unless -d $backup;
-	my $node = WalshipTest::Cluster->_new($name);
+	my $node = WalshipTest::Cluster->_new($name, bindir => $o{bindir});
+	delete $o{bindir};
 	my ($rc, $out, $err) = WalshipTest::run(cmd => [ 'cp', '-a', $backup, $node->{pgdata} ]);
 	croak "copying $backup failed ($rc): $out$err" if $rc != 0;
 	chmod 0700, $node->{pgdata};

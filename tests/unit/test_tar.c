@@ -123,8 +123,9 @@ static int on_end(void *arg, ws_error *err)
 
 static const ws_tar_callbacks cb = {on_begin, on_data, on_end};
 
-/* Parses the archive fed in chunks of chunk bytes; returns 0/-1 and the error. */
-static int parse(const buf *b, size_t chunk, seen *s, ws_error *err)
+/* Parses the archive fed in chunks of chunk bytes; returns 0/-1 and the error. unterminated:
+ * finish as for PostgreSQL 13/14, whose archives end without the end-of-archive blocks. */
+static int parse_as(const buf *b, size_t chunk, seen *s, ws_error *err, int unterminated)
 {
     memset(s, 0, sizeof *s);
     ws_error_clear(err);
@@ -135,9 +136,15 @@ static int parse(const buf *b, size_t chunk, seen *s, ws_error *err)
         rc = ws_tar_parser_feed(p, b->p + off, n, err);
     }
     if (rc == 0)
-        rc = ws_tar_parser_finish(p, err);
+        rc =
+            unterminated ? ws_tar_parser_finish_unterminated(p, err) : ws_tar_parser_finish(p, err);
     ws_tar_parser_free(p);
     return rc;
+}
+
+static int parse(const buf *b, size_t chunk, seen *s, ws_error *err)
+{
+    return parse_as(b, chunk, s, err, 0);
 }
 
 static int refused(const char *what, buf *b, const char *msg_part)
@@ -194,6 +201,26 @@ int main(void)
     put(&t, a.p, 1024);
     ok(parse(&t, 512, &s, &err) < 0 && strstr(err.msg, "end-of-archive"),
        "an archive without end blocks refused");
+
+    /* PostgreSQL 13/14: the archive ends with the CopyDone, between two entries */
+    t.len = 0;
+    put(&t, a.p, a.len - 1024);
+    ok(parse_as(&t, 100, &s, &err, 1) == 0 && !strcmp(s.log, want),
+       "unterminated (13/14): the archive without its end blocks parses, every entry: %s", err.msg);
+    ok(parse_as(&a, 100, &s, &err, 1) == 0 && !strcmp(s.log, want),
+       "unterminated (13/14): ... and one with them too");
+    t.len = 0;
+    put(&t, a.p, 6 * 512 + 100); /* base/1/1259's data */
+    ok(parse_as(&t, 512, &s, &err, 1) < 0 && strstr(err.msg, "truncated inside a file"),
+       "unterminated (13/14): cut inside a file's data is still truncated: %s", err.msg);
+    t.len = 0;
+    put(&t, a.p, 2 * 512 + 300); /* base/'s header */
+    ok(parse_as(&t, 512, &s, &err, 1) < 0 && strstr(err.msg, "truncated inside a header"),
+       "unterminated (13/14): cut inside a header is still truncated: %s", err.msg);
+    t.len = 0;
+    put(&t, a.p, a.len - 512);
+    ok(parse_as(&t, 512, &s, &err, 1) < 0 && strstr(err.msg, "lone zero block"),
+       "unterminated (13/14): one zero block then the end is refused: %s", err.msg);
     free(t.p);
 
     /* data after the end */

@@ -89,18 +89,40 @@ int main(void)
            ws_wal_parse_lsn("x/1", &lsn) < 0,
        "bad LSNs refused");
 
-    /* headers: every known magic accepted */
-    const unsigned magics[] = {0xD101, 0xD106, 0xD10D, 0xD110, 0xD113, 0xD116, 0xD118};
-    const int versions[] = {12, 13, 14, 15, 16, 17, 18};
+    /* headers: the magic of every supported major (XLOG_PAGE_MAGIC in each release's
+     * src/include/access/xlog_internal.h) accepted, at every segment size initdb allows */
+    const unsigned magics[] = {0xD106, 0xD10D, 0xD110, 0xD113, 0xD116, 0xD118};
+    const int versions[] = {13, 14, 15, 16, 17, 18};
     unsigned char page[40];
     ws_wal_parse_name("000000010000000000000003", &n, &err);
-    for (int i = 0; i < 7; i++) {
-        make_header(page, magics[i], 1, 3u << 20, 42, 1u << 20);
-        ws_wal_header h;
-        ok(ws_wal_check_header(page, 40, &n, 1u << 20, &h, &err) == 0 &&
-               h.pg_version == versions[i] && h.sysid == 42,
-           "magic 0x%04X is PostgreSQL %d", magics[i], versions[i]);
+    ok(WS_PG_MAJOR_MIN == 13 && WS_PG_MAJOR_MAX == 18, "supported majors: 13 to 18");
+    for (int i = 0; i < 6; i++) {
+        int all_sizes = 1;
+        for (uint32_t mib = 1; mib <= 1024; mib *= 2) {
+            make_header(page, magics[i], 1, 3ull * mib << 20, 42, mib << 20);
+            ws_wal_header h;
+            if (ws_wal_check_header(page, 40, &n, (uint64_t)mib << 20, &h, &err) != 0 ||
+                h.pg_version != versions[i] || h.sysid != 42 || h.seg_size != mib << 20) {
+                all_sizes = 0;
+                diag("magic 0x%04X, %u MiB segments: %s", magics[i], mib, err.msg);
+            }
+        }
+        ok(all_sizes && ws_wal_magic_version((uint16_t)magics[i]) == versions[i] &&
+               ws_wal_version_magic(versions[i]) == magics[i],
+           "magic 0x%04X is PostgreSQL %d, segments of 1 MiB to 1 GiB", magics[i], versions[i]);
     }
+    /* majors before 13: known by name, refused by name */
+    make_header(page, 0xD101, 1, 3u << 20, 42, 1u << 20);
+    ok(ws_wal_check_header(page, 40, &n, 1u << 20, NULL, &err) < 0 &&
+           strstr(err.msg, "WAL of PostgreSQL 12 (magic 0xD101)") &&
+           strstr(err.msg, "supports PostgreSQL 13 to 18"),
+       "PostgreSQL 12 WAL refused: %s", err.msg);
+    make_header(page, 0xD098, 1, 3u << 20, 42, 1u << 20);
+    ok(ws_wal_check_header(page, 40, &n, 1u << 20, NULL, &err) < 0 &&
+           strstr(err.msg, "WAL of PostgreSQL 11"),
+       "PostgreSQL 11 WAL refused: %s", err.msg);
+    ok(ws_wal_version_magic(19) == 0 && ws_wal_magic_version(0xD119) == 0,
+       "no magic known beyond 18");
     make_header(page, 0xD10F, 1, 3u << 20, 42, 1u << 20);
     ok(ws_wal_check_header(page, 40, &n, 1u << 20, NULL, &err) < 0 && strstr(err.msg, "magic"),
        "unknown magic refused: %s", err.msg);
