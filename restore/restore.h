@@ -134,6 +134,9 @@ int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, int repo_index, int threa
 
 /* ---- recovery configuration (recovery.c) ---- */
 
+/* Whether fetch reads key (plain or repoN-<key>): only those are repeated in restore_command,
+ * never pgconn (it may hold a password) nor any secret. */
+int ws_rs_fetch_uses(const char *key);
 /* The restore_command line's value (without the outer quotes of postgresql.auto.conf). */
 int ws_rs_restore_command(const ws_config *cfg, char *buf, size_t len, ws_error *err);
 /* The marked block's lines into f (for the plan) or into PGDATA/postgresql.auto.conf, then
