@@ -22,7 +22,6 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -170,6 +169,7 @@ static int apply_map(ws_rs_plan *p, const char *map, ws_error *err)
             break;
         }
         free(ts->dest);
+        ts->mapped = 1;
         if (!(ts->dest = strdup(eq + 1)))
             rc = ws_error_set(err, WS_ENOMEM, "out of memory");
     }
@@ -267,75 +267,6 @@ void ws_rs_plan_count(ws_rs_plan *p)
             p->bytes_write += e->size;
         }
     }
-}
-
-/* ---- the state of PGDATA ---- */
-
-/* 1 if dir has entries, 0 if empty, -1 (errno) if it cannot be read; ENOENT is empty. */
-static int dir_has_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            found = 1;
-            break;
-        }
-    closedir(d);
-    return found;
-}
-
-int ws_rs_check_targets(const ws_rs_plan *p, int delta, ws_error *err)
-{
-    struct stat st;
-    if (stat(p->pgdata, &st) == 0 && !S_ISDIR(st.st_mode))
-        return ws_error_set(err, WS_EINVAL, "%s exists and is not a directory", p->pgdata);
-    char pidfile[PATH_MAX];
-    snprintf(pidfile, sizeof pidfile, "%s/postmaster.pid", p->pgdata);
-    FILE *f = fopen(pidfile, "r");
-    if (f) {
-        long pid = 0;
-        int got = fscanf(f, "%ld", &pid);
-        fclose(f);
-        if (got == 1 && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
-            ws_error_set(err, WS_EINVAL, "a postmaster (pid %ld) is running in %s", pid, p->pgdata);
-            ws_error_hint(err,
-                          "stop it first (pg_ctl -D %s stop); restore never writes under a "
-                          "running server",
-                          p->pgdata);
-            return -1;
-        }
-    }
-    if (delta)
-        return 0;
-    int has = dir_has_entries(p->pgdata);
-    if (has < 0)
-        return ws_error_errno(err, WS_EIO, errno, "cannot read %s", p->pgdata);
-    if (has) {
-        ws_error_set(err, WS_EINVAL, "%s is not empty", p->pgdata);
-        ws_error_hint(err, "restore into an empty directory, or add --delta to restore over it "
-                           "(files that already match the backup are kept, the rest rewritten "
-                           "or removed)");
-        return -1;
-    }
-    for (int i = 0; i < p->nts; i++) {
-        has = dir_has_entries(p->ts[i].dest);
-        if (has < 0)
-            return ws_error_errno(err, WS_EIO, errno, "cannot read %s", p->ts[i].dest);
-        if (has) {
-            ws_error_set(err, WS_EINVAL, "tablespace %" PRIu32 "'s directory %s is not empty",
-                         p->ts[i].oid, p->ts[i].dest);
-            ws_error_hint(err,
-                          "give it another place with --tablespace-map %" PRIu32 "=DIR, or "
-                          "use --delta",
-                          p->ts[i].oid);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* ---- delta: what is already right ---- */

@@ -5,7 +5,9 @@
  * The story, one file each:
  *   target.c    the recovery target from the options, and the backup that can reach it
  *   layout.c    the manifest as a plan: every entry's destination, checked to stay inside
- *               PGDATA or its tablespace; PGDATA's state (empty, running, delta)
+ *               PGDATA or its tablespace; the directories made ready
+ *   guard.c     what restore may touch: PGDATA's state (empty, running, delta), tablespace
+ *               directories (another cluster's, a running cluster's)
  *   extract.c   objects downloaded, decompressed, split into files and verified, in parallel
  *   recovery.c  recovery.signal / standby.signal and the marked postgresql.auto.conf block
  *   cmd.c       the command: options, the plan, the order in which it is carried out
@@ -84,6 +86,7 @@ typedef struct ws_rs_tablespace {
     uint32_t oid;
     char *original;
     char *dest;
+    int mapped; /* dest was named with --tablespace-map */
 } ws_rs_tablespace;
 
 typedef struct ws_rs_plan {
@@ -106,8 +109,12 @@ void ws_rs_plan_free(ws_rs_plan *p);
 /* Counts what is to be written (after delta marks what is kept). */
 void ws_rs_plan_count(ws_rs_plan *p);
 
-/* PGDATA's state: refuses a running postmaster, and unless delta a non-empty PGDATA or
- * tablespace directory. */
+/* What restore may touch (guard.c): refuses a PGDATA where a postmaster runs, a non-empty
+ * tablespace directory of a running cluster (found through /proc: its processes' working
+ * directory is their data directory, whose pg_tblspc links name its tablespaces), and
+ * unless delta a non-empty PGDATA or tablespace directory. With delta, a non-empty tablespace
+ * directory outside PGDATA must be this PGDATA's own (its pg_tblspc/<oid> link points there)
+ * or named with --tablespace-map: delta removes and rewrites files, never another cluster's. */
 int ws_rs_check_targets(const ws_rs_plan *p, int delta, ws_error *err);
 /* Delta: marks files already right (size and SHA-256), hashing on threads threads. */
 int ws_rs_plan_delta(ws_rs_plan *p, int threads, ws_error *err);
