@@ -230,3 +230,136 @@ int ws_rs_check_targets(const ws_rs_plan *p, int delta, ws_error *err)
     }
     return 0;
 }
+
+/* ---- the plan as a whole, before the first write ---- */
+
+/* path made absolute through the longest existing ancestor's real path (symlinks resolved),
+ * the rest appended as given: where a write would really land. */
+static int resolved(const char *path, char *out, size_t len)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -1;
+    size_t cut = strlen(buf);
+    for (;;) {
+        char save = buf[cut];
+        buf[cut] = '\0';
+        char real[PATH_MAX];
+        if (realpath(cut ? buf : "/", real)) {
+            buf[cut] = save;
+            const char *rest = buf + cut;
+            int n = snprintf(out, len, "%s%s", strcmp(real, "/") == 0 && *rest ? "" : real, rest);
+            return n < 0 || (size_t)n >= len ? -1 : 0;
+        }
+        buf[cut] = save;
+        if (cut == 0)
+            return -1;
+        while (cut > 0 && buf[--cut] != '/')
+            ;
+    }
+}
+
+/* Whether a lies in b or is b. */
+static int within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (strcmp(b, "/") == 0)
+        return 1;
+    return strncmp(a, b, n) == 0 && (a[n] == '/' || a[n] == '\0');
+}
+
+static int check_locations(const ws_rs_plan *p, ws_error *err)
+{
+    char pg[PATH_MAX], *real = calloc((size_t)p->nts + 1, PATH_MAX);
+    if (!real)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    int rc = 0;
+    if (resolved(p->pgdata, pg, sizeof pg) < 0)
+        rc = ws_error_set(err, WS_EINVAL, "cannot resolve %s", p->pgdata);
+    for (int i = 0; rc == 0 && i < p->nts; i++) {
+        const ws_rs_tablespace *ts = &p->ts[i];
+        char *ri = real + (size_t)i * PATH_MAX;
+        if (resolved(ts->dest, ri, PATH_MAX) < 0) {
+            rc = ws_error_set(err, WS_EINVAL, "cannot resolve %s", ts->dest);
+        } else if (within(ri, pg) || within(pg, ri)) {
+            rc = ws_error_set(err, WS_ECORRUPT,
+                              "tablespace %" PRIu32 "'s directory %s %s the data directory %s",
+                              ts->oid, ts->dest, within(ri, pg) ? "lies in" : "holds", p->pgdata);
+        }
+        for (int k = 0; rc == 0 && k < i; k++)
+            if (within(ri, real + (size_t)k * PATH_MAX) || within(real + (size_t)k * PATH_MAX, ri))
+                rc = ws_error_set(err, WS_ECORRUPT,
+                                  "the directories of tablespaces %" PRIu32 " (%s) and %" PRIu32
+                                  " (%s) lie in one another",
+                                  p->ts[k].oid, p->ts[k].dest, ts->oid, ts->dest);
+    }
+    if (rc < 0 && err->code == WS_ECORRUPT)
+        ws_error_hint(err, "a backup of PostgreSQL cannot have that: the manifest was altered, or "
+                           "--tablespace-map / --pgdata name such a place");
+    free(real);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* No two entries land on one name (the held files' temporary names included). */
+static int check_unique(const ws_rs_plan *p, ws_error *err)
+{
+    char **names = calloc((size_t)p->n * 2 + 1, sizeof *names);
+    if (!names)
+        return ws_error_set(err, WS_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (int i = 0; i < p->n; i++) {
+        names[n++] = p->e[i].dest;
+        if (p->e[i].final_dest)
+            names[n++] = p->e[i].final_dest;
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            rc = ws_error_set(err, WS_ECORRUPT, "the manifest has %s twice", names[i]);
+    free(names);
+    return rc;
+}
+
+/* PostgreSQL's modes, whatever the manifest says: 0700/0600, or 0750/0640 when the backup's
+ * data directory allowed group access (initdb -g), which PostgreSQL itself reads from the
+ * directory's mode: the global directory exactly 0750 (PostgreSQL accepts 0700 or 0750 and
+ * nothing else). The manifest's other bits (0777, setuid, sticky) are never applied. */
+static void decide_modes(ws_rs_plan *p)
+{
+    p->group_access = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->e[i].kind == WS_MANIFEST_DIR && p->e[i].tablespace == 0 &&
+            strcmp(p->e[i].path, "global") == 0)
+            p->group_access = (p->e[i].mode & 07777) == 0750;
+    for (int i = 0; i < p->n; i++) {
+        ws_rs_entry *e = &p->e[i];
+        if (e->kind == WS_MANIFEST_DIR)
+            e->mode = p->group_access ? 0750 : 0700;
+        else
+            e->mode = p->group_access ? 0640 : 0600;
+    }
+}
+
+int ws_rs_plan_validate(ws_rs_plan *p, ws_error *err)
+{
+    for (int i = 0; i < p->n; i++) {
+        const ws_rs_entry *e = &p->e[i];
+        ws_manifest_entry me;
+        memset(&me, 0, sizeof me);
+        me.kind = e->kind;
+        me.tablespace = e->tablespace;
+        snprintf(me.path, sizeof me.path, "%s", e->path);
+        if (e->tablespace && ws_manifest_check_entry(&p->info, &me, err) < 0)
+            return -1;
+    }
+    if (check_locations(p, err) < 0 || check_unique(p, err) < 0 || ws_rs_check_extents(p, err) < 0)
+        return -1;
+    decide_modes(p);
+    return 0;
+}

@@ -97,6 +97,7 @@ typedef struct ws_rs_plan {
     ws_rs_tablespace *ts;
     int nts;
     int pgdata_exists;
+    int group_access; /* the backup's PGDATA allowed group access: 0750/0640, else 0700/0600 */
     /* filled by ws_rs_plan_delta / counted by ws_rs_plan_count */
     uint64_t files, bytes, files_write, bytes_write;
 } ws_rs_plan;
@@ -106,6 +107,12 @@ typedef struct ws_rs_plan {
 int ws_rs_plan_load(ws_repo *r, const ws_manifest_info *b, const char *pgdata, const char *map,
                     ws_rs_plan *p, ws_error *err);
 void ws_rs_plan_free(ws_rs_plan *p);
+/* The whole plan checked before the first write (guard.c; ws_rs_plan_load calls it): every
+ * tablespace entry in PostgreSQL's layout, tablespace directories neither in PGDATA nor
+ * holding it nor in one another (symlinks resolved), no name twice, every extent well-formed
+ * and no two overlapping; then every mode set to PostgreSQL's (0700/0600, or 0750/0640 with
+ * group access), never the manifest's. WS_ECORRUPT for what a real backup cannot hold. */
+int ws_rs_plan_validate(ws_rs_plan *p, ws_error *err);
 /* Counts what is to be written (after delta marks what is kept). */
 void ws_rs_plan_count(ws_rs_plan *p);
 
@@ -126,6 +133,10 @@ int ws_rs_prepare(ws_rs_plan *p, int delta, ws_error *err);
 int ws_rs_finish(ws_rs_plan *p, ws_error *err);
 
 /* ---- the bytes (extract.c) ---- */
+
+/* Every file's extents parsed and checked (well-formed, summing to its size, none
+ * overlapping another in an object), without downloading anything. */
+int ws_rs_check_extents(ws_rs_plan *p, ws_error *err);
 
 /* Runs fn(arg, worker, i, err) for i in [0, n) on threads threads (worker in [0, threads));
  * the first failure stops the others from taking more and is returned in err. tick (may be
