@@ -187,23 +187,32 @@ void ws_rs_recovery_print(FILE *f, const ws_rs_plan *p, const ws_rs_target *t,
         setting(f, "recovery_target_action", t->action);
     if (t->timeline)
         setting(f, "recovery_target_timeline", t->timeline);
+    if (t->archive_off)
+        setting(f, "archive_mode", "off");
     fprintf(f, "%s\n", BLOCK_END);
 }
 
-/* A recovery setting of the backup's own that would fight ours. */
-static int ours(const char *line)
+static int is_key(const char *line, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '=');
+}
+
+/* A recovery setting of the backup's own that would fight ours (archive_mode too when we
+ * turn it off: ALTER SYSTEM may have set it). */
+static int ours(const char *line, const ws_rs_target *t)
 {
     while (*line == ' ' || *line == '\t')
         line++;
+    if (t->archive_off && is_key(line, "archive_mode"))
+        return 1;
     static const char *keys[] = {
         "restore_command",        "recovery_target",          "recovery_target_time",
         "recovery_target_lsn",    "recovery_target_xid",      "recovery_target_name",
         "recovery_target_action", "recovery_target_timeline", "recovery_target_inclusive"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        size_t n = strlen(keys[i]);
-        if (strncmp(line, keys[i], n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '='))
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (is_key(line, keys[i]))
             return 1;
-    }
     return 0;
 }
 
@@ -262,7 +271,7 @@ int ws_rs_recovery_write(const ws_rs_plan *p, const ws_rs_target *t, const char 
                     in_block = 0;
                 continue;
             }
-            if (ours(line))
+            if (ours(line, t))
                 fputs("# commented out by walship restore: ", o);
             fputs(line, o);
         }

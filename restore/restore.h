@@ -45,9 +45,12 @@ typedef struct ws_rs_target {
     uint64_t lsn;         /* LSN */
     const char *action;   /* pause | promote | shutdown, or NULL */
     const char *timeline; /* latest | current | N, or NULL */
+    int archive_off;      /* --archive-mode off (the default): archive_mode = off is written */
+    int force;            /* --force: a target beyond the archive only warns */
 } ws_rs_target;
 
-/* Reads and checks the target options; WS_ECONFIG naming the bad one. */
+/* Reads and checks the target options (and --archive-mode, --force); WS_ECONFIG naming the
+ * bad one. */
 int ws_rs_target_parse(const ws_config *cfg, ws_rs_target *t, ws_error *err);
 
 /* "2026-11-22 14:30:00[.123][+01[:00]|Z]" (or with 'T') → seconds since the epoch; a time
@@ -64,6 +67,21 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
  * a target known to lie beyond the first is refused (WS_ENOENT); otherwise a warning says
  * that recovery will stop there. */
 int ws_rs_check_gaps(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *t, ws_error *err);
+
+/* When recovery will follow a timeline that branched off the newest backup's (a drill or a
+ * test promoted and archived into this repository: replay would leave the newest backup's
+ * timeline at the branch point and lose what was written there since), a sentence naming
+ * both timelines and the branch point into note; "" otherwise. */
+int ws_rs_timeline_note(ws_repo *r, const ws_catalog *cat, const ws_rs_target *t, char *note,
+                        size_t len, ws_error *err);
+
+/* A time or LSN target past the newest WAL segment archived on the timeline recovery follows
+ * (PostgreSQL would stop with "recovery ended before configured recovery target was
+ * reached"): refused (WS_EINVAL) naming that segment and its object's mtime, or with --force
+ * a warning. For a time target the segment object's mtime is the bound: a segment is stored
+ * after its last record was written. */
+int ws_rs_check_archive_end(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *t,
+                            ws_error *err);
 
 /* ---- the plan (layout.c) ---- */
 
