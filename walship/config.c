@@ -111,7 +111,7 @@ static const opt_def opts[] = {
     {"standby", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "restore: write standby.signal instead of recovery.signal"},
     {"archive-mode", 0, OPT_CLI_ONLY, "MODE", "off",
-     "restore: off (the restored cluster does not archive) | preserve (its archiving as backed up)"},
+     "restore: off (the restored cluster does not archive) | preserve (as backed up)"},
     {"force", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "restore: restore to a target beyond the newest archived WAL anyway"},
     {"restore-parallel", 0, 0, "N", "4",
