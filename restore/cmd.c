@@ -2,11 +2,15 @@
  * cmd.c — `walship restore --pgdata DIR [...]`: the command, in the order it does things.
  *
  *   1. options and the recovery target; the repository (the first that holds a complete
- *      backup) and the backup that can reach the target;
- *   2. the plan from its manifest, every path checked (nothing written yet); --dry-run
+ *      backup) and the backup that can reach the target; a time or LSN target beyond the
+ *      newest archived segment refused (unless --force); a warning when recovery follows a
+ *      timeline that branched off the newest backup's;
+ *   2. the plan from its manifest, the whole of it checked (nothing written yet); --dry-run
  *      prints it here and stops;
- *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta;
- *      --delta hashes what is there to keep what already matches;
+ *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta; a
+ *      tablespace directory refused if a running cluster has it, or (with files in it) if it
+ *      is not this PGDATA's own under --delta, or at all without; --delta hashes what is
+ *      there to keep what already matches;
  *   4. directories, tablespace links, files (backup_label and pg_control under temporary
  *      names), in parallel, verified;
  *   5. the recovery configuration; then everything synced, backup_label named, and
