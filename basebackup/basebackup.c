@@ -153,6 +153,18 @@ static PGconn *connect_pg(const char *pgconn, int replication, ws_error *err)
         size_t l = strlen(msg);
         while (l && msg[l - 1] == '\n')
             msg[--l] = '\0';
+        /* libpq's parse errors quote the connection string, password and all: pgconn is
+         * secret-capable, so those are not repeated */
+        if (strstr(msg, "connection info string") || strstr(msg, "URI") ||
+            strstr(msg, "percent-encoded")) {
+            ws_error_set(err, WS_ECONFIG,
+                         "pgconn is not a valid connection string or URI (libpq's message is not "
+                         "shown: it quotes the string, which may hold a password)");
+            ws_error_hint(err, "key=value pairs separated by spaces, values with spaces in single "
+                               "quotes; or postgresql://user@host/db");
+            PQfinish(c);
+            return NULL;
+        }
         ws_error_set(err, WS_ETRANSIENT, "cannot connect to PostgreSQL%s: %s",
                      replication ? " for replication" : "", msg);
         ws_error_hint(err, "check pgconn / the PG* environment; the role needs the REPLICATION "

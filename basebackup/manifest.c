@@ -267,6 +267,92 @@ int ws_manifest_write(ws_manifest_builder *b, const ws_manifest_info *in, ws_rep
     return ws_repo_obj_commit(w, NULL, NULL, err);
 }
 
+/* ---- checking an entry ---- */
+
+/* Relative, non-empty, no empty/"."/".." component; *depth receives the component count. */
+static int clean_relative(const char *p, int *depth)
+{
+    *depth = 0;
+    if (!*p || *p == '/')
+        return 0;
+    for (const char *c = p;;) {
+        const char *slash = strchr(c, '/');
+        size_t n = slash ? (size_t)(slash - c) : strlen(c);
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+        ++*depth;
+        if (!slash)
+            return 1;
+        c = slash + 1;
+    }
+}
+
+int ws_manifest_clean_absolute(const char *p)
+{
+    int depth;
+    return p[0] == '/' && (p[1] == '\0' || clean_relative(p + 1, &depth));
+}
+
+static int all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* PostgreSQL's layout of a tablespace as BASE_BACKUP sends it: the version directory
+ * PG_<major>_<catalog version>, database directories in it, their files. */
+static int tablespace_layout(const ws_manifest_info *info, const ws_manifest_entry *e, int depth)
+{
+    const char *slash = strchr(e->path, '/');
+    size_t first = slash ? (size_t)(slash - e->path) : strlen(e->path);
+    char major[16];
+    int ml = snprintf(major, sizeof major, "PG_%d_", info->pg_version_num / 10000);
+    if (info->pg_version_num >= 100000) {
+        if (first <= (size_t)ml || strncmp(e->path, major, (size_t)ml) != 0 ||
+            !all_digits(e->path + ml, first - (size_t)ml))
+            return 0;
+    } else if (first < 6 || strncmp(e->path, "PG_", 3) != 0) {
+        return 0;
+    }
+    if (e->kind == WS_MANIFEST_DIR) {
+        if (depth == 1)
+            return 1;
+        return depth == 2 && all_digits(slash + 1, strlen(slash + 1));
+    }
+    if (e->kind != WS_MANIFEST_FILE || depth != 3)
+        return 0;
+    const char *db = slash + 1, *name = strchr(db, '/');
+    return all_digits(db, (size_t)(name - db));
+}
+
+int ws_manifest_check_entry(const ws_manifest_info *info, const ws_manifest_entry *e, ws_error *err)
+{
+    int depth;
+    if (e->kind == WS_MANIFEST_TABLESPACE) {
+        if (!ws_manifest_clean_absolute(e->path) || strcmp(e->path, "/") == 0)
+            return ws_error_set(err, WS_ECORRUPT,
+                                "tablespace %" PRIu32 " has the location \"%s\", not an absolute "
+                                "path (without ., .. or empty components)",
+                                e->tablespace, e->path);
+        return 0;
+    }
+    if (!clean_relative(e->path, &depth))
+        return ws_error_set(err, WS_ECORRUPT,
+                            "manifest entry \"%s\" would be written outside the %s directory",
+                            e->path, e->tablespace ? "tablespace's" : "data");
+    if (e->tablespace && !tablespace_layout(info, e, depth))
+        return ws_error_set(err, WS_ECORRUPT,
+                            "manifest entry \"%s\" of tablespace %" PRIu32 " is not where "
+                            "PostgreSQL keeps a tablespace's files (PG_<major>_<catalog "
+                            "version>/<database oid>/<file>): the manifest was altered",
+                            e->path, e->tablespace);
+    return 0;
+}
+
 /* ---- parser ---- */
 
 enum {
@@ -288,6 +374,9 @@ typedef struct parser_stage {
     size_t len, cap;
     unsigned seen;
     uint64_t lineno;
+    uint64_t files;               /* file lines seen */
+    int64_t declared_tablespaces; /* the tablespace-count line, -1 if absent */
+    int declared_files;           /* whether a file-count line was there */
 } parser_stage;
 
 static int bad(parser_stage *p, ws_error *err, const char *what)
@@ -383,6 +472,7 @@ static int body_line(parser_stage *p, const char *key, char *value, ws_error *er
                 return bad(p, err, "malformed file line");
             memcpy(e.sha256, t[4], 65);
             e.extents = t[6];
+            p->files++;
         }
     }
     return p->fn ? p->fn(p->arg, &e, err) : 0;
@@ -447,9 +537,13 @@ static int header_line(parser_stage *p, const char *key, const char *value, ws_e
         ok = parse_u64(value, &in->stored_size) == 0;
     } else if (strcmp(key, "file-count") == 0) {
         ok = parse_u64(value, &in->file_count) == 0;
+        p->declared_files = 1;
+    } else if (strcmp(key, "tablespace-count") == 0) {
+        ok = parse_u64(value, &v) == 0 && v < INT32_MAX;
+        p->declared_tablespaces = (int64_t)v;
     }
-    /* other keys (tablespace-count, server-manifest, created-by, later additions) are
-     * informational: an older reader skips what it does not know */
+    /* other keys (server-manifest, created-by, later additions) are informational: an older
+     * reader skips what it does not know */
     return ok ? 0 : bad(p, err, "malformed value");
 }
 
@@ -512,6 +606,17 @@ static int parser_flush(ws_stage *st, ws_error *err)
         return ws_error_set(err, WS_ECORRUPT,
                             "backup manifest lacks one of walship-backup-manifest, id, "
                             "system-identifier, start-lsn, stop-lsn, start-wal");
+    /* the counts are written beside the lines: a line added or removed by hand shows */
+    if (p->declared_tablespaces >= 0 && p->declared_tablespaces != p->info->tablespace_count)
+        return ws_error_set(err, WS_ECORRUPT,
+                            "backup manifest declares %" PRId64 " tablespace(s) "
+                            "(tablespace-count) but has %d tablespace lines: it was altered",
+                            p->declared_tablespaces, p->info->tablespace_count);
+    if (p->declared_files && p->info->file_count != p->files)
+        return ws_error_set(err, WS_ECORRUPT,
+                            "backup manifest declares %" PRIu64 " files (file-count) but has "
+                            "%" PRIu64 " file lines: it was altered",
+                            p->info->file_count, p->files);
     return 0;
 }
 
@@ -536,6 +641,7 @@ ws_stage *ws_manifest_parser_new(ws_manifest_info *info, ws_manifest_entry_fn fn
         return NULL;
     }
     p->base.ops = &parser_ops;
+    p->declared_tablespaces = -1;
     p->info = info;
     p->fn = fn;
     p->arg = arg;

@@ -102,8 +102,23 @@ int ws_manifest_write(ws_manifest_builder *b, const ws_manifest_info *info, ws_r
 typedef int (*ws_manifest_entry_fn)(void *arg, const ws_manifest_entry *e, ws_error *err);
 
 /* A sink stage that parses manifest text into *info and reports body lines to fn. Fails
- * (WS_ECORRUPT) on a malformed line, at finish on a missing required key. */
+ * (WS_ECORRUPT) on a malformed line, at finish on a missing required key or when the
+ * tablespace-count / file-count lines disagree with the lines there. */
 ws_stage *ws_manifest_parser_new(ws_manifest_info *info, ws_manifest_entry_fn fn, void *arg);
+
+/* ---- checking (a manifest is untrusted input: restore writes where it says) ---- */
+
+/* Whether p is absolute without empty, "." or ".." components (and no trailing slash). */
+int ws_manifest_clean_absolute(const char *p);
+/* One entry on its own (info: the manifest's facts): a tablespace location is clean and
+ * absolute, not "/"; every other path is relative without empty, "." or ".." components;
+ * a tablespace's entries follow PostgreSQL's layout of one (PG_<major>_<catversion>, its
+ * <database oid> directories, their files), so a tampered line cannot put a file like
+ * authorized_keys at a tablespace location. WS_ECORRUPT naming the path. Checks that need
+ * every entry (counts, overlaps, nesting) are the reader's: the parser compares the counts at
+ * its end, restore the rest before its first write. */
+int ws_manifest_check_entry(const ws_manifest_info *info, const ws_manifest_entry *e,
+                            ws_error *err);
 
 /* Reads and verifies backup/<id>/walship.manifest from r. WS_ENOENT if absent. */
 int ws_manifest_read(ws_repo *r, const char *id, ws_manifest_info *info, ws_manifest_entry_fn fn,

@@ -2,11 +2,15 @@
  * cmd.c — `walship restore --pgdata DIR [...]`: the command, in the order it does things.
  *
  *   1. options and the recovery target; the repository (the first that holds a complete
- *      backup) and the backup that can reach the target;
- *   2. the plan from its manifest, every path checked (nothing written yet); --dry-run
+ *      backup) and the backup that can reach the target; a time or LSN target beyond the
+ *      newest archived segment refused (unless --force); a warning when recovery follows a
+ *      timeline that branched off the newest backup's;
+ *   2. the plan from its manifest, the whole of it checked (nothing written yet); --dry-run
  *      prints it here and stops;
- *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta;
- *      --delta hashes what is there to keep what already matches;
+ *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta; a
+ *      tablespace directory refused if a running cluster has it, or (with files in it) if it
+ *      is not this PGDATA's own under --delta, or at all without; --delta hashes what is
+ *      there to keep what already matches;
  *   4. directories, tablespace links, files (backup_label and pg_control under temporary
  *      names), in parallel, verified;
  *   5. the recovery configuration; then everything synced, backup_label named, and
@@ -33,7 +37,8 @@ static void lsn_text(uint64_t lsn, char out[32])
 }
 
 static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char *repo,
-                       const ws_rs_target *t, const char *restore_command, int delta, int standby)
+                       const ws_rs_target *t, const char *restore_command, int delta, int standby,
+                       const char *tlnote)
 {
     const ws_manifest_info *b = &p->info;
     char start[32], stop[32], slsn[32], elsn[32];
@@ -47,6 +52,8 @@ static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char
             b->label[0] ? "\")" : "", why);
     fprintf(f, "               %s to %s, LSN %s to %s, timeline %" PRIu32 "\n", start, stop, slsn,
             elsn, b->stop_tli);
+    if (tlnote[0])
+        fprintf(f, "  timeline     WARNING: %s\n", tlnote);
     fprintf(f, "  pgdata       %s (%s)\n", p->pgdata,
             p->pgdata_exists ? (delta ? "exists: delta" : "exists") : "will be created");
     for (int i = 0; i < p->nts; i++)
@@ -57,6 +64,9 @@ static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char
     if (delta)
         fprintf(f, ", %" PRIu64 " kept", p->files - p->files_write);
     fprintf(f, "\n  signal       %s\n", standby ? "standby.signal" : "recovery.signal");
+    fprintf(f, "  archiving    %s\n",
+            t->archive_off ? "off in the restored cluster (--archive-mode off)"
+                           : "as the backup had it (--archive-mode preserve)");
     fprintf(f, "  postgresql.auto.conf gets:\n");
     ws_rs_recovery_print(f, p, t, restore_command);
 }
@@ -119,7 +129,9 @@ int ws_cmd_restore(const ws_config *cfg)
     ws_repo *r = repos[repo_index];
     const ws_manifest_info *b =
         ws_rs_choose_backup(r, &cat, ws_config_get(cfg, "backup"), &t, why, sizeof why, &err);
-    if (!b || ws_rs_check_gaps(r, b, &t, &err) < 0 ||
+    char tlnote[512] = "";
+    if (!b || ws_rs_check_gaps(r, b, &t, &err) < 0 || ws_rs_check_archive_end(r, b, &t, &err) < 0 ||
+        ws_rs_timeline_note(r, &cat, &t, tlnote, sizeof tlnote, &err) < 0 ||
         ws_rs_plan_load(r, b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan, &err) < 0)
         goto out;
     struct stat st;
@@ -129,8 +141,10 @@ int ws_cmd_restore(const ws_config *cfg)
         goto out;
     if (delta && plan.pgdata_exists && ws_rs_plan_delta(&plan, (int)threads, &err) < 0)
         goto out;
+    if (tlnote[0])
+        ws_log_warn("%s", tlnote);
     if (dry) {
-        print_plan(stdout, &plan, why, ws_repo_describe(r), &t, command, delta, standby);
+        print_plan(stdout, &plan, why, ws_repo_describe(r), &t, command, delta, standby, tlnote);
         rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
         goto out;
     }
@@ -149,6 +163,10 @@ int ws_cmd_restore(const ws_config *cfg)
     ws_log_info("next: start PostgreSQL (pg_ctl -D %s start); it replays WAL through walship "
                 "fetch%s",
                 plan.pgdata, t.kind != WS_RS_TARGET_NONE ? " up to the target" : "");
+    if (t.archive_off)
+        ws_log_info("archiving is off in the restored cluster (--archive-mode off): it will not "
+                    "archive into the repositories. If it is to become the primary, restore with "
+                    "--archive-mode preserve instead (docs/restore.md)");
     rc = WS_EXIT_OK;
 out:
     if (rc == WS_EXIT_FAIL && err.code == WS_ECONFIG)

@@ -193,13 +193,25 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const object *)a)->name, ((const object *)b)->name);
 }
 
-/* Parses every file's extents into pieces and the objects they name. */
-static int build(job *j, ws_error *err)
+/* "data/" and digits, as basebackup names its objects. */
+static int object_name(const char *name)
+{
+    if (strncmp(name, "data/", 5) != 0 || !name[5])
+        return 0;
+    for (const char *c = name + 5; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
+}
+
+/* Parses the extents of every file to write (all: every file, kept or not) into pieces and
+ * the objects they name; refuses malformed extents and pieces that overlap in an object. */
+static int build(job *j, int all, ws_error *err)
 {
     ws_rs_plan *p = j->plan;
     int cap = 0;
     for (int i = 0; i < p->n; i++)
-        if (p->e[i].kind == WS_MANIFEST_FILE && !p->e[i].keep)
+        if (p->e[i].kind == WS_MANIFEST_FILE && (all || !p->e[i].keep))
             cap += p->e[i].nextents;
     j->pieces = calloc((size_t)cap + 1, sizeof *j->pieces);
     object *names = calloc((size_t)cap + 1, sizeof *names);
@@ -209,7 +221,7 @@ static int build(job *j, ws_error *err)
     }
     for (int i = 0; i < p->n; i++) {
         ws_rs_entry *e = &p->e[i];
-        if (e->kind != WS_MANIFEST_FILE || e->keep || e->nextents == 0)
+        if (e->kind != WS_MANIFEST_FILE || (e->keep && !all) || e->nextents == 0)
             continue;
         uint64_t file_off = 0;
         const char *c = e->extents;
@@ -217,8 +229,9 @@ static int build(job *j, ws_error *err)
             char name[32];
             unsigned long long off, len;
             int used = 0;
-            if (sscanf(c, "%31[^@]@%llu+%llu%n", name, &off, &len, &used) != 3 || used == 0 ||
-                strncmp(name, "data/", 5) != 0 || strchr(name + 5, '/') || len == 0 ||
+            if (j->npieces >= cap ||
+                sscanf(c, "%31[^@]@%llu+%llu%n", name, &off, &len, &used) != 3 || used == 0 ||
+                !object_name(name) || len == 0 || off + len < off ||
                 (c[used] != ',' && c[used] != '\0')) {
                 free(names);
                 return ws_error_set(err, WS_ECORRUPT, "file %s has malformed extents \"%.60s\"",
@@ -478,6 +491,17 @@ static int check_multi(void *arg, int worker, int i, ws_error *err)
     return rc;
 }
 
+int ws_rs_check_extents(ws_rs_plan *p, ws_error *err)
+{
+    job j;
+    memset(&j, 0, sizeof j);
+    j.plan = p;
+    int rc = build(&j, 1, err);
+    free(j.pieces);
+    free(j.objects);
+    return rc;
+}
+
 static void tick(void *arg)
 {
     job *j = arg;
@@ -491,7 +515,7 @@ int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, int repo_index, int threa
     j.plan = p;
     j.repo_index = repo_index;
     atomic_init(&j.done, 0);
-    int rc = build(&j, err);
+    int rc = build(&j, 0, err);
     if (rc == 0 && threads > j.nobjects)
         threads = j.nobjects > 0 ? j.nobjects : 1;
     if (rc == 0) {

@@ -22,7 +22,6 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,27 +45,6 @@ static int hex_digest(const char *hex, unsigned char out[32])
     return 0;
 }
 
-/* Relative, non-empty, no empty/"."/".." component. */
-static int safe_relative(const char *p)
-{
-    if (!*p || *p == '/')
-        return 0;
-    for (const char *c = p;;) {
-        const char *slash = strchr(c, '/');
-        size_t n = slash ? (size_t)(slash - c) : strlen(c);
-        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-            return 0;
-        if (!slash)
-            return 1;
-        c = slash + 1;
-    }
-}
-
-static int safe_absolute(const char *p)
-{
-    return p[0] == '/' && (p[1] == '\0' || safe_relative(p + 1));
-}
-
 static ws_rs_tablespace *find_ts(ws_rs_plan *p, uint32_t oid)
 {
     for (int i = 0; i < p->nts; i++)
@@ -78,12 +56,14 @@ static ws_rs_tablespace *find_ts(ws_rs_plan *p, uint32_t oid)
 static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
 {
     ws_rs_plan *p = arg;
+    /* again once the whole manifest is read (ws_rs_plan_validate): the layout of a
+     * tablespace depends on the PostgreSQL version, which a forged manifest may put last */
+    if (ws_manifest_check_entry(&p->info, me, err) < 0)
+        return -1;
     if (me->kind == WS_MANIFEST_TABLESPACE) {
-        if (!safe_absolute(me->path))
-            return ws_error_set(err, WS_ECORRUPT,
-                                "tablespace %" PRIu32 " has the location \"%s\", not an absolute "
-                                "path",
-                                me->tablespace, me->path);
+        if (find_ts(p, me->tablespace))
+            return ws_error_set(err, WS_ECORRUPT, "tablespace %" PRIu32 " is declared twice",
+                                me->tablespace);
         ws_rs_tablespace *nt = realloc(p->ts, (size_t)(p->nts + 1) * sizeof *nt);
         if (!nt)
             return ws_error_set(err, WS_ENOMEM, "out of memory");
@@ -94,10 +74,6 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
             return ws_error_set(err, WS_ENOMEM, "out of memory");
         return 0;
     }
-    if (!safe_relative(me->path))
-        return ws_error_set(err, WS_ECORRUPT,
-                            "manifest entry \"%s\" would be written outside the %s directory",
-                            me->path, me->tablespace ? "tablespace's" : "data");
     if (me->tablespace && !find_ts(p, me->tablespace))
         return ws_error_set(err, WS_ECORRUPT, "entry %s belongs to undeclared tablespace %" PRIu32,
                             me->path, me->tablespace);
@@ -113,7 +89,7 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
     memset(e, 0, sizeof *e);
     e->kind = me->kind;
     e->tablespace = me->tablespace;
-    e->mode = me->mode & 07777;
+    e->mode = me->mode & 07777; /* as the backup had it: ws_rs_plan_validate decides */
     e->mtime = me->mtime;
     e->size = me->size;
     if (!(e->path = strdup(me->path)))
@@ -138,6 +114,12 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
                                 "symlink %s in the manifest is not a tablespace link; walship "
                                 "restores no other symlink",
                                 me->path);
+        /* PostgreSQL reports a tablespace's location by reading this very link */
+        if (strcmp(me->target, find_ts(p, (uint32_t)oid)->original) != 0)
+            return ws_error_set(err, WS_ECORRUPT,
+                                "symlink %s points to \"%s\", not to tablespace %lu's location "
+                                "\"%s\": the manifest was altered",
+                                me->path, me->target, oid, find_ts(p, (uint32_t)oid)->original);
     }
     return 0;
 }
@@ -158,7 +140,7 @@ static int apply_map(ws_rs_plan *p, const char *map, ws_error *err)
          item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '='), *end;
         unsigned long oid = eq ? strtoul(item, &end, 10) : 0;
-        if (!eq || end != eq || oid == 0 || !safe_absolute(eq + 1)) {
+        if (!eq || end != eq || oid == 0 || !ws_manifest_clean_absolute(eq + 1)) {
             rc = ws_error_set(err, WS_ECONFIG,
                               "--tablespace-map \"%s\" is not OID=/absolute/directory", item);
             break;
@@ -170,6 +152,7 @@ static int apply_map(ws_rs_plan *p, const char *map, ws_error *err)
             break;
         }
         free(ts->dest);
+        ts->mapped = 1;
         if (!(ts->dest = strdup(eq + 1)))
             rc = ws_error_set(err, WS_ENOMEM, "out of memory");
     }
@@ -231,6 +214,8 @@ int ws_rs_plan_load(ws_repo *r, const ws_manifest_info *b, const char *pgdata, c
             (is_held(e) && !(e->final_dest = join(root, e->path, ""))))
             return ws_error_set(err, WS_ENOMEM, "out of memory");
     }
+    if (ws_rs_plan_validate(p, err) < 0)
+        return -1;
     ws_rs_plan_count(p);
     return 0;
 }
@@ -267,75 +252,6 @@ void ws_rs_plan_count(ws_rs_plan *p)
             p->bytes_write += e->size;
         }
     }
-}
-
-/* ---- the state of PGDATA ---- */
-
-/* 1 if dir has entries, 0 if empty, -1 (errno) if it cannot be read; ENOENT is empty. */
-static int dir_has_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            found = 1;
-            break;
-        }
-    closedir(d);
-    return found;
-}
-
-int ws_rs_check_targets(const ws_rs_plan *p, int delta, ws_error *err)
-{
-    struct stat st;
-    if (stat(p->pgdata, &st) == 0 && !S_ISDIR(st.st_mode))
-        return ws_error_set(err, WS_EINVAL, "%s exists and is not a directory", p->pgdata);
-    char pidfile[PATH_MAX];
-    snprintf(pidfile, sizeof pidfile, "%s/postmaster.pid", p->pgdata);
-    FILE *f = fopen(pidfile, "r");
-    if (f) {
-        long pid = 0;
-        int got = fscanf(f, "%ld", &pid);
-        fclose(f);
-        if (got == 1 && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
-            ws_error_set(err, WS_EINVAL, "a postmaster (pid %ld) is running in %s", pid, p->pgdata);
-            ws_error_hint(err,
-                          "stop it first (pg_ctl -D %s stop); restore never writes under a "
-                          "running server",
-                          p->pgdata);
-            return -1;
-        }
-    }
-    if (delta)
-        return 0;
-    int has = dir_has_entries(p->pgdata);
-    if (has < 0)
-        return ws_error_errno(err, WS_EIO, errno, "cannot read %s", p->pgdata);
-    if (has) {
-        ws_error_set(err, WS_EINVAL, "%s is not empty", p->pgdata);
-        ws_error_hint(err, "restore into an empty directory, or add --delta to restore over it "
-                           "(files that already match the backup are kept, the rest rewritten "
-                           "or removed)");
-        return -1;
-    }
-    for (int i = 0; i < p->nts; i++) {
-        has = dir_has_entries(p->ts[i].dest);
-        if (has < 0)
-            return ws_error_errno(err, WS_EIO, errno, "cannot read %s", p->ts[i].dest);
-        if (has) {
-            ws_error_set(err, WS_EINVAL, "tablespace %" PRIu32 "'s directory %s is not empty",
-                         p->ts[i].oid, p->ts[i].dest);
-            ws_error_hint(err,
-                          "give it another place with --tablespace-map %" PRIu32 "=DIR, or "
-                          "use --delta",
-                          p->ts[i].oid);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* ---- delta: what is already right ---- */
@@ -520,7 +436,7 @@ static int unlink_if(const char *dir, const char *name, ws_error *err)
 
 int ws_rs_prepare(ws_rs_plan *p, int delta, ws_error *err)
 {
-    if (mkdir_p(p->pgdata, err) < 0 || chmod(p->pgdata, 0700) < 0)
+    if (mkdir_p(p->pgdata, err) < 0 || chmod(p->pgdata, p->group_access ? 0750 : 0700) < 0)
         return err->code ? -1 : ws_error_errno(err, WS_EIO, errno, "cannot chmod %s", p->pgdata);
     if (delta) {
         /* first of all: a restore that fails from here on must not start */

@@ -31,8 +31,8 @@ typedef struct cmdbuf {
     char *buf;
     size_t len, used;
     int overflow;
-    int secret_env; /* a secret the command cannot carry */
-    const char *secret_where;
+    const ws_config *cfg;
+    char secrets[256]; /* where the secrets not carried came from: "AWS_ACCESS_KEY_ID, ..." */
 } cmdbuf;
 
 static void put(cmdbuf *c, const char *s, size_t n)
@@ -68,13 +68,38 @@ static void put_word(cmdbuf *c, const char *w)
         put(c, "'", 1);
 }
 
+/* The options fetch reads (walship/fetch.c, the prefetch agent, the repositories' drivers):
+ * only these are repeated in restore_command. Anything else (pgconn, which may hold a
+ * password; basebackup's and push's settings) has no business in postgresql.auto.conf or
+ * in every fetch's argv, where ps shows it to every user. */
+static const char *const fetch_keys[] = {
+    "log-level",          "fetch-timeout", "fetch-prefetch", "fetch-parallel",
+    "agent-idle-timeout", "spool-path",    "io-timeout",     "s3-endpoint",
+    "s3-region",          "s3-uri-style",  "s3-ca-file",     "s3-verify-tls",
+};
+
+int ws_rs_fetch_uses(const char *key)
+{
+    /* repoN-<key>: the per-repository form of a key */
+    if (strncmp(key, "repo", 4) == 0 && key[4] >= '1' && key[4] <= '9' && key[5] == '-')
+        key += 6;
+    for (size_t i = 0; i < sizeof fetch_keys / sizeof *fetch_keys; i++)
+        if (strcmp(key, fetch_keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void each_setting(void *arg, const char *key, const char *value, int secret)
 {
     cmdbuf *c = arg;
     if (secret) {
-        c->secret_env = 1;
+        size_t n = strlen(c->secrets);
+        snprintf(c->secrets + n, sizeof c->secrets - n, "%s%s", n ? ", " : "",
+                 ws_config_source(c->cfg, key));
         return;
     }
+    if (strcmp(key, "repo") != 0 && !ws_rs_fetch_uses(key))
+        return;
     char flag[96];
     snprintf(flag, sizeof flag, "--%s", key);
     put_word(c, flag);
@@ -88,7 +113,7 @@ int ws_rs_restore_command(const ws_config *cfg, char *buf, size_t len, ws_error 
     if (n <= 0)
         return ws_error_errno(err, WS_EIO, errno, "cannot find walship's own path");
     exe[n] = '\0';
-    cmdbuf c = {buf, len, 0, 0, 0, NULL};
+    cmdbuf c = {buf, len, 0, 0, cfg, ""};
     buf[0] = '\0';
     put_word(&c, exe);
     const char *file = ws_config_file(cfg);
@@ -102,9 +127,13 @@ int ws_rs_restore_command(const ws_config *cfg, char *buf, size_t len, ws_error 
     if (c.overflow)
         return ws_error_set(err, WS_ECONFIG, "the restore_command would be too long");
     memmove(buf, buf + 1, c.used); /* the first word's leading space */
-    if (c.secret_env)
-        ws_log_warn("S3 credentials came from the environment: restore_command does not repeat "
-                    "secrets, so PostgreSQL's environment or the config file must supply them");
+    if (c.secrets[0])
+        ws_log_warn("S3 credentials came from the environment (%s): restore_command never "
+                    "carries a secret, so fetch (run by PostgreSQL) must read them from %s%s%s "
+                    "(s3-key, s3-key-secret, s3-token; chmod 600) or find them in PostgreSQL's "
+                    "own environment",
+                    c.secrets, file ? "the config file " : "a config file given with -c",
+                    file ? file : "", file ? "" : " to restore");
     return 0;
 }
 
@@ -158,23 +187,32 @@ void ws_rs_recovery_print(FILE *f, const ws_rs_plan *p, const ws_rs_target *t,
         setting(f, "recovery_target_action", t->action);
     if (t->timeline)
         setting(f, "recovery_target_timeline", t->timeline);
+    if (t->archive_off)
+        setting(f, "archive_mode", "off");
     fprintf(f, "%s\n", BLOCK_END);
 }
 
-/* A recovery setting of the backup's own that would fight ours. */
-static int ours(const char *line)
+static int is_key(const char *line, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '=');
+}
+
+/* A recovery setting of the backup's own that would fight ours (archive_mode too when we
+ * turn it off: ALTER SYSTEM may have set it). */
+static int ours(const char *line, const ws_rs_target *t)
 {
     while (*line == ' ' || *line == '\t')
         line++;
+    if (t->archive_off && is_key(line, "archive_mode"))
+        return 1;
     static const char *keys[] = {
         "restore_command",        "recovery_target",          "recovery_target_time",
         "recovery_target_lsn",    "recovery_target_xid",      "recovery_target_name",
         "recovery_target_action", "recovery_target_timeline", "recovery_target_inclusive"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        size_t n = strlen(keys[i]);
-        if (strncmp(line, keys[i], n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '='))
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (is_key(line, keys[i]))
             return 1;
-    }
     return 0;
 }
 
@@ -233,7 +271,7 @@ int ws_rs_recovery_write(const ws_rs_plan *p, const ws_rs_target *t, const char 
                     in_block = 0;
                 continue;
             }
-            if (ours(line))
+            if (ours(line, t))
                 fputs("# commented out by walship restore: ", o);
             fputs(line, o);
         }

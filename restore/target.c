@@ -173,6 +173,13 @@ int ws_rs_target_parse(const ws_config *cfg, ws_rs_target *t, ws_error *err)
             return -1;
         }
     }
+    const char *am = ws_config_get(cfg, "archive-mode");
+    if (!am || strcmp(am, "off") == 0) {
+        t->archive_off = 1;
+    } else if (strcmp(am, "preserve") != 0) {
+        return ws_error_set(err, WS_ECONFIG, "--archive-mode \"%s\" is not off or preserve", am);
+    }
+    t->force = ws_config_flag(cfg, "force");
     t->timeline = ws_config_get(cfg, "target-timeline");
     if (t->timeline && strcmp(t->timeline, "latest") != 0 && strcmp(t->timeline, "current") != 0) {
         char *end;
@@ -371,4 +378,144 @@ int ws_rs_check_gaps(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *
     }
     free(gaps);
     return rc;
+}
+
+/* ---- the timeline recovery follows ---- */
+
+int ws_rs_timeline_note(ws_repo *r, const ws_catalog *cat, const ws_rs_target *t, char *note,
+                        size_t len, ws_error *err)
+{
+    note[0] = '\0';
+    if (cat->n == 0)
+        return 0;
+    const ws_manifest_info *newest = &cat->backups[cat->n - 1];
+    uint32_t tli;
+    if (target_tli(r, t, &tli, err) < 0)
+        return -1;
+    if (tli == 0 || tli == newest->stop_tli)
+        return 0;
+    history h;
+    uint64_t end;
+    ws_error e;
+    ws_error_clear(&e);
+    if (ws_tl_history_load(r, tli, &h, &e) < 0 || !ws_tl_history_has(&h, newest->stop_tli, &end))
+        return 0; /* not a branch of it: choosing the backup says what is wrong, if anything */
+    char lsn[32];
+    lsn_text(end, lsn);
+    snprintf(note, len,
+             "recovery follows timeline %" PRIu32 "%s, which branched off timeline %" PRIu32
+             " (the newest backup's, %s) at %s: what timeline %" PRIu32
+             " wrote after that is not replayed; if timeline %" PRIu32
+             " is a drill's, give --target-timeline %" PRIu32,
+             tli, t->timeline ? "" : " (the newest in the repository)", newest->stop_tli,
+             newest->id, lsn, newest->stop_tli, tli, newest->stop_tli);
+    return 0;
+}
+
+/* ---- the end of the archive ---- */
+
+typedef struct newest_seg {
+    uint32_t tli, seg_size;
+    uint64_t limit; /* the highest segment recovery reads on this timeline */
+    uint64_t segno;
+    int found;
+    char name[WS_WAL_NAME_MAX];
+    char key[256];
+} newest_seg;
+
+static int newest_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    newest_seg *n = arg;
+    const char *base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    ws_wal_name wn;
+    ws_error e;
+    uint64_t segno;
+    if (ws_wal_parse_name(base, &wn, &e) < 0 || wn.kind != WS_WAL_SEGMENT || wn.tli != n->tli ||
+        ws_wal_segno(&wn, n->seg_size, &segno) < 0 || segno > n->limit ||
+        (n->found && segno <= n->segno))
+        return 0;
+    n->found = 1;
+    n->segno = segno;
+    snprintf(n->name, sizeof n->name, "%s", wn.name);
+    snprintf(n->key, sizeof n->key, "%s", key);
+    return 0;
+}
+
+/* The newest segment stored on timeline tli up to segment limit. */
+static int newest_on(ws_repo *r, uint32_t tli, uint64_t limit, uint32_t seg_size, newest_seg *n,
+                     ws_error *err)
+{
+    memset(n, 0, sizeof *n);
+    n->tli = tli;
+    n->limit = limit;
+    n->seg_size = seg_size;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "wal/%08" PRIX32, tli);
+    return ws_storage_list(ws_repo_storage(r), prefix, newest_cb, n, err);
+}
+
+int ws_rs_check_archive_end(ws_repo *r, const ws_manifest_info *b, const ws_rs_target *t,
+                            ws_error *err)
+{
+    if (t->kind != WS_RS_TARGET_TIME && t->kind != WS_RS_TARGET_LSN)
+        return 0;
+    uint32_t tli;
+    history h;
+    if (target_tli(r, t, &tli, err) < 0)
+        return -1;
+    if (tli == 0)
+        tli = b->stop_tli;
+    if (ws_tl_history_load(r, tli, &h, err) < 0)
+        return -1;
+    /* the target timeline first, then its ancestors up to where it left each */
+    newest_seg n;
+    if (newest_on(r, tli, UINT64_MAX, b->seg_size, &n, err) < 0)
+        return -1;
+    for (int i = h.n - 1; !n.found && i >= 0; i--)
+        if (newest_on(r, h.anc[i].tli, ws_wal_lsn_segno(h.anc[i].end, b->seg_size), b->seg_size, &n,
+                      err) < 0)
+            return -1;
+    ws_storage_info info;
+    memset(&info, 0, sizeof info);
+    if (n.found && ws_storage_stat(ws_repo_storage(r), n.key, &info, err) < 0)
+        return -1;
+    char when[32] = "", end[32];
+    uint64_t end_lsn = n.found ? (n.segno + 1) * (uint64_t)b->seg_size : 0;
+    lsn_text(end_lsn, end);
+    if (n.found)
+        ws_manifest_format_time(info.mtime, when);
+    /* mtimes are whole seconds (truncated): a target within the segment's last second is
+     * given the benefit of the doubt */
+    int beyond = !n.found || (t->kind == WS_RS_TARGET_LSN ? t->lsn >= end_lsn
+                                                          : t->time >= (double)info.mtime + 1);
+    if (!beyond)
+        return 0;
+    if (!n.found)
+        ws_error_set(err, WS_EINVAL,
+                     "the target %s lies beyond the archive: no WAL segment of timeline %" PRIu32
+                     " or its ancestors is archived in %s",
+                     t->value, tli, ws_repo_describe(r));
+    else if (t->kind == WS_RS_TARGET_LSN)
+        ws_error_set(err, WS_EINVAL,
+                     "the target LSN %s lies beyond the newest archived WAL: segment %s (timeline "
+                     "%" PRIu32 ", stored %s) ends at %s; PostgreSQL would stop with \"recovery "
+                     "ended before configured recovery target was reached\"",
+                     t->value, n.name, n.tli, when, end);
+    else
+        ws_error_set(err, WS_EINVAL,
+                     "the target time %s lies beyond the newest archived WAL: segment %s "
+                     "(timeline %" PRIu32 ") was stored at %s (its object's mtime), and it holds "
+                     "nothing later; PostgreSQL would stop with \"recovery ended before "
+                     "configured recovery target was reached\"",
+                     t->value, n.name, n.tli, when);
+    if (t->force) {
+        ws_log_warn("%s (--force: restoring anyway)", err->msg);
+        ws_error_clear(err);
+        return 0;
+    }
+    ws_error_hint(err, "choose an earlier target, or archive the WAL up to it first "
+                       "(SELECT pg_switch_wal() on the primary); --force restores anyway");
+    return -1;
 }

@@ -51,8 +51,9 @@ ok($primary->wait_for_archive($last), "timeline 1 archived up to $last");
 # ---- the fork: b1 restored to fork15 and promoted; it archives into the same repository
 my $tl2 = restored_node('tl2');
 my ($rc, $out, $err) = walship_restore(\@g, '--pgdata', $tl2->pgdata, '--backup', $b1,
-	'--target-name', 'fork15', '--target-action', 'promote');
-is($rc, 0, 'restore of b1 to fork15 exits 0') or diag($err);
+	'--target-name', 'fork15', '--target-action', 'promote', '--archive-mode', 'preserve');
+is($rc, 0, 'restore of b1 to fork15 (--archive-mode preserve: it is to archive) exits 0')
+  or diag($err);
 configure_restored($tl2, archive_command => $push);
 $tl2->start;
 ok(wait_recovery_done($tl2), 'the restored cluster promoted at fork15');

@@ -243,7 +243,11 @@ for my $e (@evil)
 	my ($what, $line, $shown) = @$e;
 	# just before global/pg_control, the last file: a check made while restoring comes too late
 	my $forged = $plain =~ s/^(file = base \S+ \S+ \S+ \S+ global\/pg_control )/$line\n$1/mr;
-	$forged =~ s/^file-count = (\d+)$/'file-count = ' . ($1 + 1)/me if $line =~ /^file /;
+	# the counts follow the lines (a count that disagrees is refused on its own, test 422)
+	my $nfiles = () = $line =~ /^file /mg;
+	my $nts    = () = $line =~ /^tablespace /mg;
+	$forged =~ s/^file-count = (\d+)$/'file-count = ' . ($1 + $nfiles)/me;
+	$forged =~ s/^tablespace-count = (\d+)$/'tablespace-count = ' . ($1 + $nts)/me;
 	isnt($forged, $plain, "$what: forged manifest line '$line'");
 	forge_object($mpath, $forged, $kind);
 	my $ev = restored_node('evil' . ++$nevil);

@@ -92,6 +92,24 @@ int main(void)
     ok(parse(4, a10, &tg, &err) == 0 && tg.kind == WS_RS_TARGET_NAME, "a restore point name");
     char *a11[] = {"walship", "restore"};
     ok(parse(2, a11, &tg, &err) == 0 && tg.kind == WS_RS_TARGET_NONE, "no target");
+    char *m1[] = {"walship", "restore"};
+    ok(parse(2, m1, &tg, &err) == 0 && tg.archive_off == 1 && tg.force == 0,
+       "archive-mode defaults to off, force to no");
+    char *m2[] = {"walship", "restore", "--archive-mode", "preserve", "--force"};
+    ok(parse(5, m2, &tg, &err) == 0 && tg.archive_off == 0 && tg.force == 1,
+       "--archive-mode preserve, --force");
+    char *m3[] = {"walship", "restore", "--archive-mode", "on"};
+    ok(parse(4, m3, &tg, &err) == -1 && err.code == WS_ECONFIG &&
+           strstr(err.msg, "off or preserve"),
+       "--archive-mode on is refused: %s", err.msg);
+
+    ok(ws_rs_fetch_uses("fetch-timeout") && ws_rs_fetch_uses("repo2-s3-endpoint") &&
+           ws_rs_fetch_uses("io-timeout"),
+       "fetch reads fetch-timeout, repo2-s3-endpoint, io-timeout");
+    ok(!ws_rs_fetch_uses("pgconn") && !ws_rs_fetch_uses("label") &&
+           !ws_rs_fetch_uses("basebackup-parallel") && !ws_rs_fetch_uses("repo1-pgconn") &&
+           !ws_rs_fetch_uses("s3-key-secret"),
+       "fetch does not read pgconn, label, basebackup-parallel, s3-key-secret");
     ws_config_free(last);
     return done_testing();
 }
