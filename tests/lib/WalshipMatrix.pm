@@ -222,7 +222,7 @@ sub version_matrix
 	_step(
 		'pitr-name',
 		sub {
-			$tl2 = _restore_to('name', \@g, [ '--target-name', 'rp30' ], $bindir, $ts_oid,
+			$tl2 = _restore_to('name', \@g, [ '--target-name', 'rp30', '--archive-mode', 'preserve' ], $bindir, $ts_oid,
 				archive_command => $push) or return;
 			Test::More::is(WalshipRestore::rows_summary($tl2), '30|30',
 				'name: exactly the 30 rows before the restore point rp30');
