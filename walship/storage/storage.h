@@ -87,6 +87,9 @@ typedef struct ws_storage_ops {
     /* A description safe to log (no secrets): "/var/lib/walship", "s3://bucket/prefix". */
     const char *(*describe)(ws_storage *s);
     void (*free)(ws_storage *s);
+    /* Optional (NULL: the driver's calls cannot be bounded, e.g. posix reads): see
+     * ws_storage_set_deadline. */
+    void (*set_deadline)(ws_storage *s, double deadline);
 } ws_storage_ops;
 
 struct ws_storage {
@@ -151,6 +154,11 @@ int ws_storage_stat(ws_storage *s, const char *key, ws_storage_info *info, ws_er
 int ws_storage_list(ws_storage *s, const char *prefix, ws_storage_list_cb cb, void *arg,
                     ws_error *err);
 int ws_storage_remove(ws_storage *s, const char *key, ws_error *err);
+/* Bounds every later operation of s — retries, backoff sleeps, and each transfer, streamed
+ * reads included — by an absolute deadline on the CLOCK_MONOTONIC clock (seconds, as
+ * ws_now()); 0 removes it. Each operation still stops at its own timeout (io-timeout) if that
+ * comes first. fetch sets it to the end of fetch-timeout. */
+void ws_storage_set_deadline(ws_storage *s, double deadline);
 const char *ws_storage_describe(ws_storage *s);
 unsigned ws_storage_features(ws_storage *s);
 
