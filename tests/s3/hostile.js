@@ -10,6 +10,8 @@
 //   seghuge   a header claiming 1 MiB (a whole segment of the test identity), then zeros
 //             without end: more bytes than the header says
 //   trickle   a header claiming 1 MiB, then one zero byte every 0.5 s
+//   lz4empty  a header claiming 1 MiB of lz4 (codec lz4), a valid lz4 frame header, then
+//             1-byte blocks that decompress to nothing, without end
 //   silent    the request is read and never answered (and the connection kept open)
 //   empty404  404 NoSuchKey for everything, walship.repo included (a wrong prefix)
 // A bucket listing (GET /<bucket>?list-type=2) is a truncated page with one key and the
@@ -30,11 +32,11 @@ for (let i = 2; i < process.argv.length; i += 2) {
 }
 
 // The 64-byte object header of docs/repository-format.md with a lying length.
-function objectHeader(length) {
+function objectHeader(length, codec = 0) {
   const h = Buffer.alloc(64);
   h.write('WSHP', 0, 'latin1');
   h[4] = 1; // version
-  h[5] = 0; // codec none
+  h[5] = codec; // 0 none, 1 lz4
   h[6] = 0; // no encryption
   h[7] = 1; // kind: segment
   h.writeUInt32LE(64, 8);
@@ -54,6 +56,19 @@ function s3error(res, status, code) {
 // Writes zeros as fast as the client takes them, for ever.
 function zeros(res) {
   const chunk = Buffer.alloc(64 * 1024);
+  const more = () => {
+    while (!res.destroyed && res.write(chunk)) { /* until the socket buffer is full */ }
+    if (!res.destroyed) res.once('drain', more);
+  };
+  more();
+}
+
+// An lz4 frame header (magic, FLG 0x64, BD 0x40, HC; as `lz4 -c` writes) and then empty blocks
+// (size 1, a lone token 0x00: no literal, no match) for ever.
+function emptyBlocks(res) {
+  res.write(Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x64, 0x40, 0xa7]));
+  const block = Buffer.from([0x01, 0x00, 0x00, 0x00, 0x00]);
+  const chunk = Buffer.concat(Array(13107).fill(block));
   const more = () => {
     while (!res.destroyed && res.write(chunk)) { /* until the socket buffer is full */ }
     if (!res.destroyed) res.once('drain', more);
@@ -107,6 +122,11 @@ const server = http.createServer((req, res) => {
       res.writeHead(200, headers);
       res.write(objectHeader(1 << 20));
       return zeros(res);
+    }
+    if (mode === 'lz4empty') {
+      res.writeHead(200, headers);
+      res.write(objectHeader(1 << 20, 1));
+      return emptyBlocks(res);
     }
     if (mode === 'trickle') {
       res.writeHead(200, { ...headers, 'Content-Length': 64 + (1 << 20) });
