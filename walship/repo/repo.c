@@ -486,9 +486,9 @@ int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *
  * names the kind for messages. */
 static uint64_t key_limit(ws_repo *r, const char *key, const char **what)
 {
-    *what = "object";
+    *what = "this object";
     if (strncmp(key, "gap/", 4) == 0) {
-        *what = "gap record";
+        *what = "a gap record";
         return WS_REPO_GAP_MAX;
     }
     if (strncmp(key, "wal/", 4) != 0)
@@ -499,10 +499,10 @@ static uint64_t key_limit(ws_repo *r, const char *key, const char **what)
     if (ws_wal_parse_name(base, &n, &e) < 0)
         return 0;
     if (n.kind == WS_WAL_SEGMENT || n.kind == WS_WAL_PARTIAL) {
-        *what = "WAL segment";
+        *what = "a WAL segment";
         return r->have_identity ? r->identity.seg_size : WAL_SEGMENT_MAX;
     }
-    *what = n.kind == WS_WAL_HISTORY ? "history file" : "backup history file";
+    *what = n.kind == WS_WAL_HISTORY ? "a history file" : "a backup history file";
     return WS_REPO_HISTORY_MAX;
 }
 
@@ -513,7 +513,7 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
     uint64_t limit = key_limit(r, key, &what);
     if (max_len && (!limit || max_len < limit)) {
         limit = max_len;
-        what = "object";
+        what = "this object";
     }
     ws_storage_reader *rd;
     if (ws_storage_open_read(r->storage, key, 0, 0, &rd, err) < 0)
@@ -528,7 +528,7 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
         goto out;
     if (limit && h.length > limit) {
         ws_error_set(err, WS_ECORRUPT,
-                     "object %s claims %" PRIu64 " bytes, more than a %s may hold (%" PRIu64
+                     "object %s claims %" PRIu64 " bytes, more than %s may hold (%" PRIu64
                      "): refused unread",
                      key, h.length, what, limit);
         goto out;
