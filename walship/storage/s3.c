@@ -33,7 +33,8 @@
 /* A download slower than this for the low-speed time (io-timeout / 3, 2..30 s) is cut: a
  * body trickling a byte at a time must not hold a fetch or a restore for hours. */
 #define S3_READ_LOW_SPEED 1024L
-/* A cut download is resumed only after it brought this much: a trickle is not progress. */
+/* A download cut as too slow is resumed only if it brought this much: a trickle is not
+ * progress. (A broken connection is resumed after any progress.) */
 #define S3_RESUME_MIN_PROGRESS (64u << 10)
 #define S3_MAX_PARTS           10000
 
@@ -335,7 +336,8 @@ static int reader_pump(s3_reader *r, ws_error *err)
         /* Failed. Mid-body transport failures resume where we are, pinned to the ETag. */
         int resumable = r->op.delivered && r->op.err.code == WS_ETRANSIENT &&
                         r->resumes < S3_READ_RESUMES &&
-                        r->pos - r->attempt_from >= S3_RESUME_MIN_PROGRESS &&
+                        (r->pos - r->attempt_from >= S3_RESUME_MIN_PROGRESS ||
+                         !(r->op.rq && ws_http_req_timed_out(r->op.rq))) &&
                         (r->s->c.deadline <= 0 || now_mono() < r->s->c.deadline);
         if (!resumable) {
             if (err)
