@@ -515,11 +515,6 @@ const char *ws_http_req_errmsg(const ws_http_req *rq)
     return rq->errbuf;
 }
 
-int ws_http_req_timed_out(const ws_http_req *rq)
-{
-    return rq->code == CURLE_OPERATION_TIMEDOUT;
-}
-
 int ws_http_req_tls_refused(const ws_http_req *rq)
 {
     return rq->code == CURLE_PEER_FAILED_VERIFICATION || rq->code == CURLE_SSL_CACERT_BADFILE ||

@@ -78,8 +78,6 @@ void ws_http_req_cancel(ws_http_req *rq);
 long ws_http_req_status(const ws_http_req *rq);        /* 0 = no HTTP response */
 int ws_http_req_curl_code(const ws_http_req *rq);      /* CURLcode; 0 = transport fine */
 const char *ws_http_req_errmsg(const ws_http_req *rq); /* curl's message, "" if none */
-/* The transfer was cut by a timeout or the low-speed limit (CURLE_OPERATION_TIMEDOUT). */
-int ws_http_req_timed_out(const ws_http_req *rq);
 /* A transport failure that TLS verification caused (wrong CA, bad name): not transient. */
 int ws_http_req_tls_refused(const ws_http_req *rq);
 /* The body when no sink took it (non-2xx bodies always land here); NUL-terminated. */

@@ -33,9 +33,11 @@
 /* A download slower than this for the low-speed time (io-timeout / 3, 2..30 s) is cut: a
  * body trickling a byte at a time must not hold a fetch or a restore for hours. */
 #define S3_READ_LOW_SPEED 1024L
-/* A download cut as too slow is resumed only if it brought this much: a trickle is not
- * progress. (A broken connection is resumed after any progress.) */
+/* An attempt that brought less than this before it was cut is little progress: a download is
+ * resumed after at most S3_READ_SMALL_RESUMES of those, so that a trickle (a byte at a time,
+ * cut by the low-speed limit each time) ends instead of being resumed for hours. */
 #define S3_RESUME_MIN_PROGRESS (64u << 10)
+#define S3_READ_SMALL_RESUMES  3
 #define S3_MAX_PARTS           10000
 
 typedef struct s3_storage {
@@ -248,7 +250,7 @@ typedef struct s3_reader {
     uint64_t pos;      /* bytes handed to the caller or buffered, from off */
     char etag[160];
     ws_s3_op op;
-    int op_busy, wake, eof, resumes;
+    int op_busy, wake, eof, resumes, small_resumes;
     uint64_t attempt_from; /* pos when the current GET started */
     char *buf;
     size_t buf_len, buf_off;
@@ -334,10 +336,10 @@ static int reader_pump(s3_reader *r, ws_error *err)
             break;
         }
         /* Failed. Mid-body transport failures resume where we are, pinned to the ETag. */
+        int small = r->pos - r->attempt_from < S3_RESUME_MIN_PROGRESS;
         int resumable = r->op.delivered && r->op.err.code == WS_ETRANSIENT &&
                         r->resumes < S3_READ_RESUMES &&
-                        (r->pos - r->attempt_from >= S3_RESUME_MIN_PROGRESS ||
-                         !(r->op.rq && ws_http_req_timed_out(r->op.rq))) &&
+                        (!small || r->small_resumes < S3_READ_SMALL_RESUMES) &&
                         (r->s->c.deadline <= 0 || now_mono() < r->s->c.deadline);
         if (!resumable) {
             if (err)
@@ -350,6 +352,7 @@ static int reader_pump(s3_reader *r, ws_error *err)
         if (!r->etag[0] && et)
             snprintf(r->etag, sizeof r->etag, "%s", et);
         r->resumes++;
+        r->small_resumes += small;
         ws_log_warn("%s; resuming the download at byte %llu", r->op.err.msg,
                     (unsigned long long)(r->off + r->pos));
         if (reader_start(r, err) < 0)
