@@ -268,7 +268,6 @@ int ws_cmd_fetch(const ws_config *cfg)
         return WS_EXIT_USAGE;
     }
     double t0 = ws_now();
-    catch_shutdown_signals();
     remove_stale_tmps(dest);
     int agent_exit = 0, pf = ws_prefetch_fetch(cfg, &name, dest, &agent_exit);
     switch (pf) {
@@ -282,6 +281,7 @@ int ws_cmd_fetch(const ws_config *cfg)
     default:
         return WS_EXIT_USAGE;
     }
+    catch_shutdown_signals(); /* not before: a forked prefetch agent has its own */
     char key[128];
     ws_repo_wal_key(&name, key, sizeof key);
 
