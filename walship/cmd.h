@@ -62,7 +62,8 @@ int ws_push_file_store(ws_push_file *f, ws_repo **repos, int n, const ws_push_op
 /* fetch's reader (fetch.c), shared with the prefetch agent: the plaintext of key from repo
  * into fd (truncated first; what names it in messages), verified — object header, length,
  * SHA-256, and for a segment its page header against name (the right segment) and, if sysid
- * is not 0, the database system identifier. -1 with err: WS_ENOENT absent, WS_ETRANSIENT
+ * is not 0 (the caller read the identity), the database system identifier and the
+ * repository's segment size. -1 with err: WS_ENOENT absent, WS_ETRANSIENT
  * worth retrying, WS_ECORRUPT a failed verification (fd then holds bytes not to be used). */
 int ws_fetch_read(ws_repo *repo, const ws_wal_name *name, const char *key, int fd, const char *what,
                   uint64_t sysid, ws_objhdr *h, ws_error *err);

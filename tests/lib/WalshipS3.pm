@@ -206,6 +206,31 @@ sub proxy
 		requests => $flog);
 }
 
+# hostile(identity => $text): tests/s3/hostile.js, a malicious endpoint (see its header); the
+# prefix of the repository URL picks the behaviour (s3://b/huge, s3://b/trickle, ...).
+sub hostile
+{
+	my ($class, %a) = @_;
+	croak 'node is not installed' unless system('node -e 0 >/dev/null 2>&1') == 0;
+	my $base = WalshipTest::tmp_base();
+	my $n    = scalar @RUNNING;
+	my $id   = "$base/hostile$n.identity";
+	WalshipTest::spurt_file($id, $a{identity} // '');
+	my @cmd = ('node', "$S3DIR/hostile.js", '--port', 0, '--identity', $id,
+		'--log', "$base/hostile$n.requests");
+	my ($pid, $port) = _spawn(name => 'hostile', cmd => \@cmd, log => "$base/hostile$n.log");
+	return $class->_new(
+		kind     => 'hostile',
+		pid      => $pid,
+		port     => $port,
+		endpoint => "http://127.0.0.1:$port",
+		key      => 'hostile',
+		secret   => 'hostile',
+		excl     => 0,
+		requests => "$base/hostile$n.requests",
+		log      => "$base/hostile$n.log");
+}
+
 # The proxy's request log as { pass => n, 503 => n, ... }.
 sub fault_counts
 {

@@ -90,6 +90,8 @@ dest_clean('standby');
 
 # fallback: a second repository holding a good copy
 my $conf2 = write_config("$base/two.conf", repo1 => $repo, repo2 => $repo2, 'fetch-timeout' => '1');
+copy("$repo/walship.repo", "$repo2/walship.repo") or die; # a repository, not an empty dir
+chown_pg("$repo2/walship.repo");
 make_pg_dir("$repo2/wal");
 make_pg_dir("$repo2/wal/" . substr($s2, 0, 16));
 copy($saved, "$repo2/wal/" . substr($s2, 0, 16) . "/$s2") or die;

@@ -137,6 +137,9 @@ for my $how (qw(flag env))
 # there, and PostgreSQL's fetch through the same config file finds the WAL there too
 {
 	my $empty = make_pg_dir("$base/empty_repo", 0700);
+	# an identified repository without backups: one without walship.repo is an outage to fetch
+	spurt_file("$empty/walship.repo", slurp_file("$repo/walship.repo"));
+	chown_pg("$empty/walship.repo");
 	my $mconf = write_config("$base/multi.conf", repo1 => $empty, repo2 => $repo);
 	my $r = restored_node('multi');
 	my ($rc, $out, $err) = walship_restore([ '-c', $mconf ], '--pgdata', $r->pgdata);
@@ -146,7 +149,7 @@ for my $how (qw(flag env))
 	ok($r->start(fail_ok => 1) && wait_recovery_done($r), '... and PostgreSQL recovers');
 	is($r->safe_psql('SELECT count(*) FROM t'), '300', '... with all rows') if $r->is_alive;
 	$r->stop;
-	is_deeply([ dir_entries($empty) ], [], '... the empty repository stays empty');
+	is_deeply([ dir_entries($empty) ], ['walship.repo'], '... the repository without backups keeps only its identity');
 }
 
 # ---- a corrupt data object (a copy of the repository; the last data object of b2, bytes

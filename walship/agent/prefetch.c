@@ -166,7 +166,7 @@ static void plan_work(uv_work_t *w)
     for (int i = 0; i < a->nprepos && !p->seg_size; i++) {
         ws_repo_identity id;
         ws_error e;
-        if (ws_repo_identity_get(a->prepos[i], &id, &e) == 0)
+        if (ws_repo_identity_require(a->prepos[i], &id, &e) == 0)
             p->seg_size = id.seg_size;
         else if (!a->perr.msg[0])
             a->perr = e;
@@ -180,7 +180,12 @@ static void plan_work(uv_work_t *w)
         int found = 0, outage = 0;
         for (int i = 0; i < a->nprepos && !found; i++) {
             ws_error e;
-            if (ws_tl_history_load(a->prepos[i], t, &h, &e) == 0)
+            ws_repo_identity id;
+            /* a repository without its identity cannot say a history file is absent */
+            if (ws_repo_identity_require(a->prepos[i], &id, &e) < 0) {
+                outage = 1;
+                a->perr = e;
+            } else if (ws_tl_history_load(a->prepos[i], t, &h, &e) == 0)
                 found = 1;
             else if (e.code != WS_ENOENT) {
                 outage = 1;
@@ -415,16 +420,14 @@ static void job_work(uv_work_t *w)
     for (int i = 0; i < s->nrepos && !ok; i++) {
         ws_repo_identity id;
         ws_error e;
-        uint64_t sysid = 0;
         ws_error_clear(&e);
-        if (ws_repo_identity_get(s->repos[i], &id, &e) == 0)
-            sysid = id.sysid;
-        else if (e.code != WS_ENOENT) {
+        /* no identity (unmounted, wrong prefix) is an outage, never an absent segment */
+        if (ws_repo_identity_require(s->repos[i], &id, &e) < 0) {
             if (!s->err.msg[0])
                 s->err = e;
             continue;
         }
-        if (ws_fetch_read(s->repos[i], &wn, key, fd, tmp, sysid, &h, &e) == 0) {
+        if (ws_fetch_read(s->repos[i], &wn, key, fd, tmp, id.sysid, &h, &e) == 0) {
             ok = 1;
         } else if (e.code == WS_ENOENT) {
             absent++;

@@ -135,6 +135,21 @@ int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err)
     return rc;
 }
 
+int ws_repo_identity_require(ws_repo *r, ws_repo_identity *id, ws_error *err)
+{
+    if (ws_repo_identity_get(r, id, err) == 0)
+        return 0;
+    if (err->code == WS_ENOENT) {
+        ws_error_set(err, WS_ETRANSIENT,
+                     "repository %s has no %s: it is not mounted, not a walship repository, or "
+                     "the wrong bucket or prefix; nothing in it can be trusted to be absent",
+                     ws_repo_describe(r), WS_REPO_ROOT_KEY);
+        ws_error_hint(err, "mount the repository, or fix repo in the config (for S3: the bucket "
+                           "and prefix, s3-endpoint)");
+    }
+    return -1;
+}
+
 static int compare_identity(ws_repo *r, const ws_repo_identity *have, const ws_repo_identity *want,
                             ws_error *err)
 {
@@ -526,12 +541,51 @@ static const ws_stage_ops count_ops = {"count", count_write, NULL, count_free};
 
 int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out, ws_error *err)
 {
-    return ws_repo_obj_read_ex(r, key, dest, hdr_out, 0, err);
+    return ws_repo_obj_read_limit(r, key, dest, hdr_out, 0, 0, err);
 }
 
 int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out,
                         unsigned flags, ws_error *err)
 {
+    return ws_repo_obj_read_limit(r, key, dest, hdr_out, flags, 0, err);
+}
+
+#define WAL_SEGMENT_MAX (1ull << 30) /* PostgreSQL's largest wal_segment_size */
+
+/* What an object under key may hold at most, from the key alone (docs/repository-format.md:
+ * wal/history/NAME, wal/TTTTTTTTXXXXXXXX/NAME, gap/...); 0 = no bound known (backups). *what
+ * names the kind for messages. */
+static uint64_t key_limit(ws_repo *r, const char *key, const char **what)
+{
+    *what = "this object";
+    if (strncmp(key, "gap/", 4) == 0) {
+        *what = "a gap record";
+        return WS_REPO_GAP_MAX;
+    }
+    if (strncmp(key, "wal/", 4) != 0)
+        return 0;
+    const char *base = strrchr(key, '/') + 1;
+    ws_wal_name n;
+    ws_error e;
+    if (ws_wal_parse_name(base, &n, &e) < 0)
+        return 0;
+    if (n.kind == WS_WAL_SEGMENT || n.kind == WS_WAL_PARTIAL) {
+        *what = "a WAL segment";
+        return r->have_identity ? r->identity.seg_size : WAL_SEGMENT_MAX;
+    }
+    *what = n.kind == WS_WAL_HISTORY ? "a history file" : "a backup history file";
+    return WS_REPO_HISTORY_MAX;
+}
+
+int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out,
+                           unsigned flags, uint64_t max_len, ws_error *err)
+{
+    const char *what;
+    uint64_t limit = key_limit(r, key, &what);
+    if (max_len && (!limit || max_len < limit)) {
+        limit = max_len;
+        what = "this object";
+    }
     ws_storage_reader *rd;
     if (ws_storage_open_read(r->storage, key, 0, 0, &rd, err) < 0)
         return -1;
@@ -543,6 +597,13 @@ int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *
     if (ws_storage_read_full(rd, hb, sizeof hb, &n, err) < 0 ||
         ws_objhdr_decode(hb, n, key, &h, err) < 0)
         goto out;
+    if (limit && h.length > limit) {
+        ws_error_set(err, WS_ECORRUPT,
+                     "object %s claims %" PRIu64 " bytes, more than %s may hold (%" PRIu64
+                     "): refused unread",
+                     key, h.length, what, limit);
+        goto out;
+    }
     if (flags & WS_OBJ_READ_NO_DIGEST) {
         count_stage *c = calloc(1, sizeof *c);
         if (c) {

@@ -70,6 +70,12 @@ typedef struct ws_repo_identity {
 /* Reads walship.repo: WS_ENOENT if the repository has none yet, WS_ECORRUPT if malformed,
  * WS_ECONFIG if its format is newer than this walship. Cached after the first read. */
 int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err);
+/* For readers (fetch, the prefetch agent): the identity a repository must have before
+ * anything is read from it. A missing walship.repo is not "absent": an empty directory is
+ * an unmounted NAS, a wrong bucket or prefix answers 404 for everything. It fails with
+ * WS_ETRANSIENT (an outage: the caller retries until its deadline, never reports absence)
+ * and a message saying so; WS_ECORRUPT / WS_ECONFIG as ws_repo_identity_get otherwise. */
+int ws_repo_identity_require(ws_repo *r, ws_repo_identity *id, ws_error *err);
 /* Compares walship.repo with want, failing with WS_EMISMATCH and a message naming both
  * values when the cluster differs. If there is none, creates it from want — but only in a
  * repository that holds no WAL segment, partial or backup history file, gap record or
@@ -143,6 +149,18 @@ int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr
 #define WS_OBJ_READ_NO_DIGEST 1u
 int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr, unsigned flags,
                         ws_error *err);
+/* The same with a bound: an object whose header claims more than max_len plaintext bytes is
+ * refused (WS_ECORRUPT) before its payload is read. The header is untrusted input: every read
+ * is bounded anyway by what the key's kind may hold — a WAL segment or .partial the
+ * repository's wal-segment-size (1 GiB, PostgreSQL's largest, while the identity is unknown),
+ * a history or backup history file WS_REPO_HISTORY_MAX, a gap record WS_REPO_GAP_MAX — and the
+ * compressed bytes read are bounded by what a frame of that length can take. Other keys
+ * (backup objects) have only the caller's bound: pass the manifest's size there; max_len 0
+ * means no bound beyond the key's kind. */
+#define WS_REPO_HISTORY_MAX (1u << 20)
+#define WS_REPO_GAP_MAX     (64u << 10)
+int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr,
+                           unsigned flags, uint64_t max_len, ws_error *err);
 
 /* ---- gaps: WAL segments push dropped without storing them (gap.c) ----
  *

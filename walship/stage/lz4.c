@@ -89,7 +89,8 @@ typedef struct lz4d_stage {
     ws_stage base;
     LZ4F_dctx *ctx;
     uint64_t max_out, produced;
-    int ended; /* LZ4F_decompress returned 0: the frame is complete */
+    uint64_t max_in, consumed; /* compressed bytes: bounded too (see lz4_max_input) */
+    int ended;                 /* LZ4F_decompress returned 0: the frame is complete */
     char out[LZ4_CHUNK];
 } lz4d_stage;
 
@@ -97,6 +98,12 @@ static int lz4d_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
 {
     lz4d_stage *s = (lz4d_stage *)st;
     const char *p = buf;
+    if (len > s->max_in - s->consumed)
+        return ws_error_set(err, WS_ECORRUPT,
+                            "lz4 frame is longer than %llu bytes, more than any frame of the %llu "
+                            "bytes recorded in the object header (a frame of empty blocks?)",
+                            (unsigned long long)s->max_in, (unsigned long long)s->max_out);
+    s->consumed += len;
     while (len) {
         if (s->ended)
             return ws_error_set(err, WS_ECORRUPT, "data after the end of the lz4 frame");
@@ -158,6 +165,18 @@ static void lz4d_free(ws_stage *st)
 
 static const ws_stage_ops lz4d_ops = {"lz4-decompress", lz4d_write, lz4d_flush, lz4d_free};
 
+/* The most compressed bytes an honest frame of max_out plaintext bytes can hold. A frame
+ * stores a block uncompressed when compression would grow it, so the worst is the plaintext
+ * plus 4 bytes per block, the frame header (<= 19), the end mark and a checksum; a 1/64
+ * allowance and 4 KiB cover any block size. Without this bound, blocks that decompress to
+ * nothing (5 bytes each) would be read for ever without producing a byte. */
+static uint64_t lz4_max_input(uint64_t max_out)
+{
+    if (max_out > UINT64_MAX / 2)
+        return UINT64_MAX;
+    return max_out + max_out / 64 + 4096;
+}
+
 ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next)
 {
     lz4d_stage *s = calloc(1, sizeof *s);
@@ -166,6 +185,7 @@ ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next)
     s->base.ops = &lz4d_ops;
     s->base.next = next;
     s->max_out = max_out;
+    s->max_in = lz4_max_input(max_out);
     if (LZ4F_isError(LZ4F_createDecompressionContext(&s->ctx, LZ4F_VERSION))) {
         free(s);
         return NULL;

@@ -58,7 +58,8 @@ void ws_sha256(const void *buf, size_t len, unsigned char digest[32]);
  * the frame header. */
 ws_stage *ws_stage_lz4_compress_new(int level, uint64_t content_size, ws_stage *next);
 /* lz4 frame decompression; fails with WS_ECORRUPT on a malformed frame, on output beyond
- * max_out bytes, on bytes after the frame, or on a frame that has not ended at finish. */
+ * max_out bytes, on more input than a frame of max_out bytes can take (empty blocks without
+ * end), on bytes after the frame, or on a frame that has not ended at finish. */
 ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next);
 
 /* Writes everything into n storage writers (not owned: the caller commits or aborts them).

@@ -33,6 +33,7 @@ struct ws_http_req {
     const char *body;
     size_t body_len, body_off;
     long timeout_ms;
+    long low_speed_bps;
     ws_http_sink_fn sink;
     void *sink_arg;
     ws_http_done_fn done;
@@ -282,6 +283,11 @@ void ws_http_req_timeout(ws_http_req *rq, long ms)
     rq->timeout_ms = ms;
 }
 
+void ws_http_req_low_speed(ws_http_req *rq, long bytes_per_s)
+{
+    rq->low_speed_bps = bytes_per_s;
+}
+
 void ws_http_req_sink(ws_http_req *rq, ws_http_sink_fn fn, void *arg)
 {
     rq->sink = fn;
@@ -405,7 +411,7 @@ static int setup_easy(ws_http *h, ws_http_req *rq)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, rq->low_speed_bps > 0 ? rq->low_speed_bps : 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                      o->low_speed_time_s > 0 ? o->low_speed_time_s : 30L);
     if (rq->timeout_ms > 0)

@@ -61,6 +61,9 @@ int ws_http_req_header(ws_http_req *rq, const char *name, const char *value);
 void ws_http_req_body(ws_http_req *rq, const void *data, size_t len);
 /* Total time limit for this request in ms (0 = none: only connect and low-speed limits). */
 void ws_http_req_timeout(ws_http_req *rq, long ms);
+/* A low-speed limit for this request: slower than bytes_per_s for the connection's
+ * low_speed_time_s aborts it (default 1 byte/s: only a stalled transfer). */
+void ws_http_req_low_speed(ws_http_req *rq, long bytes_per_s);
 void ws_http_req_sink(ws_http_req *rq, ws_http_sink_fn fn, void *arg);
 
 /* Starts rq on h; done runs once it completes. Returns -1 (err set) if it could not start,

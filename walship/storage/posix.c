@@ -133,7 +133,10 @@ static int posix_open_read(ws_storage *s_, const char *key, uint64_t off, uint64
     *out = NULL;
     if (path_of(s, key, path, sizeof path, err) < 0)
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted in place of an object must not hang the open (a device
+     * would not block either); the fstat below then refuses anything but a regular file,
+     * and for a regular file the flag changes nothing. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         ws_error_errno(err, io_code(e), e, "cannot open %s", path);
@@ -142,9 +145,25 @@ static int posix_open_read(ws_storage *s_, const char *key, uint64_t off, uint64
         return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
         close(fd);
-        return ws_error_set(err, WS_EIO, "%s is not a regular file", path);
+        return ws_error_errno(err, WS_EIO, e, "cannot stat %s", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        ws_error_set(err, WS_ECORRUPT, "%s is not a regular file (%s): refused as an object", path,
+                     S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                     : S_ISDIR(st.st_mode)                        ? "a directory"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                  : "not a file");
+        ws_error_hint(err, "only walship writes the repository; remove what is there");
+        return -1;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return ws_error_errno(err, WS_EIO, e, "cannot read %s", path);
     }
     if (off && lseek(fd, (off_t)off, SEEK_SET) < 0) {
         int e = errno;
@@ -414,7 +433,7 @@ static void posix_free(ws_storage *s_)
 
 static const ws_storage_ops posix_ops = {
     "posix",    WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat,
-    posix_list, posix_remove,          posix_describe,  posix_free,       posix_list_ex,
+    posix_list, posix_remove,          posix_describe,  posix_free,       posix_list_ex, NULL,
 };
 
 int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_storage **out,

@@ -30,7 +30,15 @@
 #define S3_PARTS_IN_FLIGHT 4
 #define S3_READ_BUFFER     (1u << 20)
 #define S3_READ_RESUMES    100 /* each resume follows progress; this only stops a loop */
-#define S3_MAX_PARTS       10000
+/* A download slower than this for the low-speed time (io-timeout / 3, 2..30 s) is cut: a
+ * body trickling a byte at a time must not hold a fetch or a restore for hours. */
+#define S3_READ_LOW_SPEED 1024L
+/* An attempt that brought less than this before it was cut is little progress: a download is
+ * resumed after at most S3_READ_SMALL_RESUMES of those, so that a trickle (a byte at a time,
+ * cut by the low-speed limit each time) ends instead of being resumed for hours. */
+#define S3_RESUME_MIN_PROGRESS (64u << 10)
+#define S3_READ_SMALL_RESUMES  3
+#define S3_MAX_PARTS           10000
 
 typedef struct s3_storage {
     ws_storage base;
@@ -52,6 +60,13 @@ static char *full_key(s3_storage *s, const char *key)
     if (asprintf(&k, "%s%s", s->prefix, key ? key : "") < 0)
         return NULL;
     return k;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int check_key(const char *key, ws_error *err)
@@ -166,7 +181,7 @@ static int s3_list(ws_storage *st, const char *prefix, ws_storage_list_cb cb, vo
 {
     s3_storage *s = S(st);
     char *fp = full_key(s, prefix ? prefix : "");
-    char *token = NULL;
+    char *token = NULL, *prev = NULL;
     int rc = 0;
     if (!fp)
         return ws_error_set(err, WS_ENOMEM, "out of memory");
@@ -203,13 +218,24 @@ static int s3_list(ws_storage *st, const char *prefix, ws_storage_list_cb cb, vo
                               s->desc);
             break;
         }
+        if (prev && strcmp(prev, next) == 0) {
+            /* a server that hands back the token it was given would be listed for ever */
+            rc = ws_error_set(err, WS_EIO,
+                              "listing %s: the server returned the same continuation token "
+                              "twice; stopping instead of looping",
+                              s->desc);
+            break;
+        }
+        free(prev);
+        prev = strdup(next);
         token = strdup(next);
-        if (!token) {
+        if (!token || !prev) {
             rc = ws_error_set(err, WS_ENOMEM, "out of memory");
             break;
         }
     }
     free(token);
+    free(prev);
     free(fp);
     return rc;
 }
@@ -224,7 +250,8 @@ typedef struct s3_reader {
     uint64_t pos;      /* bytes handed to the caller or buffered, from off */
     char etag[160];
     ws_s3_op op;
-    int op_busy, wake, eof, resumes;
+    int op_busy, wake, eof, resumes, small_resumes;
+    uint64_t attempt_from; /* pos when the current GET started */
     char *buf;
     size_t buf_len, buf_off;
     ws_error err;
@@ -279,6 +306,8 @@ static int reader_start(s3_reader *r, ws_error *err)
     r->op.sink = reader_sink;
     r->op.sink_arg = r;
     r->op.no_total_timeout = 1;
+    r->op.low_speed_bps = S3_READ_LOW_SPEED;
+    r->attempt_from = r->pos;
     r->wake = 0;
     if (ws_s3_op_start(&r->s->c, &r->op, reader_done, r, err) < 0)
         return -1;
@@ -307,8 +336,11 @@ static int reader_pump(s3_reader *r, ws_error *err)
             break;
         }
         /* Failed. Mid-body transport failures resume where we are, pinned to the ETag. */
-        int resumable =
-            r->op.delivered && r->op.err.code == WS_ETRANSIENT && r->resumes < S3_READ_RESUMES;
+        int small = r->pos - r->attempt_from < S3_RESUME_MIN_PROGRESS;
+        int resumable = r->op.delivered && r->op.err.code == WS_ETRANSIENT &&
+                        r->resumes < S3_READ_RESUMES &&
+                        (!small || r->small_resumes < S3_READ_SMALL_RESUMES) &&
+                        (r->s->c.deadline <= 0 || now_mono() < r->s->c.deadline);
         if (!resumable) {
             if (err)
                 *err = r->op.err;
@@ -320,6 +352,7 @@ static int reader_pump(s3_reader *r, ws_error *err)
         if (!r->etag[0] && et)
             snprintf(r->etag, sizeof r->etag, "%s", et);
         r->resumes++;
+        r->small_resumes += small;
         ws_log_warn("%s; resuming the download at byte %llu", r->op.err.msg,
                     (unsigned long long)(r->off + r->pos));
         if (reader_start(r, err) < 0)
@@ -806,11 +839,16 @@ static void s3_free(ws_storage *st)
     free(s);
 }
 
+static void s3_set_deadline(ws_storage *st, double deadline)
+{
+    S(st)->c.deadline = deadline;
+}
+
 static const ws_storage_ops s3_ops = {"s3",         WS_STORAGE_FEAT_META | WS_STORAGE_FEAT_RANGE,
                                       s3_open_read, s3_open_write,
                                       s3_stat,      s3_list,
                                       s3_remove,    s3_describe,
-                                      s3_free,      NULL};
+                                      s3_free,      NULL, s3_set_deadline};
 
 static char *dup_or_null(const char *s)
 {

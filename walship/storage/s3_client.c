@@ -281,7 +281,7 @@ static void on_http_done(ws_http_req *rq, void *arg)
     double wait_ms = cap * (double)((op->c->rng >> 8) % 1000) / 1000.0 + 10.0;
     if (now_s() + wait_ms / 1000.0 >= op->deadline) {
         ws_error_prefix(&op->err, "gave up after %d attempts in %.0f s: ", op->attempt,
-                        op->c->timeout);
+                        now_s() - op->started);
         op->err.code = WS_ETRANSIENT;
         ws_error_hint(&op->err, "the S3 endpoint kept failing; check it is reachable and "
                                 "healthy");
@@ -358,10 +358,12 @@ static int send_attempt(ws_s3_op *op, ws_error *err)
         ws_http_req_body(op->rq, "", 0);
     if (op->sink)
         ws_http_req_sink(op->rq, op->sink, op->sink_arg);
-    if (!op->no_total_timeout) {
-        double left = op->deadline - now_s();
+    if (!op->no_total_timeout || c->deadline > 0) {
+        double left = (op->no_total_timeout ? c->deadline : op->deadline) - now_s();
         ws_http_req_timeout(op->rq, left > 0.5 ? (long)(left * 1000) : 500L);
     }
+    if (op->low_speed_bps > 0)
+        ws_http_req_low_speed(op->rq, op->low_speed_bps);
     return ws_http_submit(c->http, op->rq, on_http_done, op, err);
 }
 
@@ -411,7 +413,10 @@ int ws_s3_op_start(ws_s3_client *c, ws_s3_op *op, ws_s3_done_fn done, void *arg,
     ws_http_req_free(op->rq);
     op->rq = NULL;
     ws_error_clear(&op->err);
-    op->deadline = now_s() + c->timeout;
+    op->started = now_s();
+    op->deadline = op->started + c->timeout;
+    if (c->deadline > 0 && c->deadline < op->deadline)
+        op->deadline = c->deadline; /* the caller's deadline (fetch-timeout) comes first */
     if (op->body_len > HASH_INLINE_MAX) {
         hash_work *hw = calloc(1, sizeof *hw);
         if (!hw) {

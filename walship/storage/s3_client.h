@@ -35,10 +35,11 @@ typedef struct ws_s3_client {
     int path_style; /* 1: /bucket/key; 0: bucket.host/key */
     char *region;
     char *access_key;
-    char *secret;   /* never logged */
-    char *token;    /* session token or NULL; never logged */
-    double timeout; /* seconds per operation, retries included */
-    unsigned rng;   /* jitter */
+    char *secret;    /* never logged */
+    char *token;     /* session token or NULL; never logged */
+    double timeout;  /* seconds per operation, retries included */
+    double deadline; /* CLOCK_MONOTONIC seconds no operation may pass; 0 = none */
+    unsigned rng;    /* jitter */
 } ws_s3_client;
 
 #define WS_S3_OP_MAX_QUERY   4
@@ -62,7 +63,9 @@ struct ws_s3_op {
     ws_http_sink_fn sink;
     void *sink_arg;
     int check_error_body; /* a 200 whose body is <Error> fails (CompleteMultipartUpload) */
-    int no_total_timeout; /* streamed reads: only connect and low-speed limits apply */
+    int no_total_timeout; /* streamed reads: only connect and low-speed limits apply, and
+                             the client's deadline if it has one */
+    long low_speed_bps;   /* ws_http_req_low_speed; 0 = the default (a stall only) */
 
     /* State and results. */
     ws_s3_client *c;
@@ -70,7 +73,7 @@ struct ws_s3_op {
     ws_s3_done_fn done;
     void *arg;
     char payload_sha256[65];
-    double deadline;
+    double started, deadline;
     int attempt;
     int busy;     /* started and not yet done */
     int finished; /* done has run (or is running) */

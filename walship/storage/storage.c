@@ -117,6 +117,12 @@ int ws_storage_remove(ws_storage *s, const char *key, ws_error *err)
     return s->ops->remove(s, key, err);
 }
 
+void ws_storage_set_deadline(ws_storage *s, double deadline)
+{
+    if (s->ops->set_deadline)
+        s->ops->set_deadline(s, deadline);
+}
+
 const char *ws_storage_describe(ws_storage *s)
 {
     return s->ops->describe(s);

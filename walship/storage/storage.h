@@ -101,6 +101,9 @@ typedef struct ws_storage_ops {
      * on_err may be NULL (an unreadable part then fails the listing). */
     int (*list_ex)(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
                    ws_storage_list_err_cb on_err, void *arg, ws_error *err);
+    /* Optional (NULL: the driver's calls cannot be bounded, e.g. posix reads): see
+     * ws_storage_set_deadline. */
+    void (*set_deadline)(ws_storage *s, double deadline);
 } ws_storage_ops;
 
 struct ws_storage {
@@ -170,6 +173,11 @@ int ws_storage_list(ws_storage *s, const char *prefix, ws_storage_list_cb cb, vo
 int ws_storage_list_ex(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
                        ws_storage_list_err_cb on_err, void *arg, ws_error *err);
 int ws_storage_remove(ws_storage *s, const char *key, ws_error *err);
+/* Bounds every later operation of s — retries, backoff sleeps, and each transfer, streamed
+ * reads included — by an absolute deadline on the CLOCK_MONOTONIC clock (seconds, as
+ * ws_now()); 0 removes it. Each operation still stops at its own timeout (io-timeout) if that
+ * comes first. fetch sets it to the end of fetch-timeout. */
+void ws_storage_set_deadline(ws_storage *s, double deadline);
 const char *ws_storage_describe(ws_storage *s);
 unsigned ws_storage_features(ws_storage *s);
 
