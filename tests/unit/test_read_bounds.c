@@ -58,8 +58,12 @@ int main(void)
     sink = ws_stage_sha256_new(NULL);
     ok(ws_repo_obj_read(repo, seg, sink, NULL, &err) == 0, "identity unknown: read (1 GiB bound)");
     ws_stage_free(sink);
+    /* ensure refuses to create an identity beside stored WAL (it was lost): create it with
+     * the segment out of the way, then store the segment again */
+    ok(ws_storage_remove(ws_repo_storage(repo), seg, &err) == 0, "the segment removed");
     ws_repo_identity want = {1, 42, 15, 1u << 20};
     ok(ws_repo_identity_ensure(repo, &want, &err) == 0, "identity of 1 MiB segments");
+    ok(put(repo, seg, 2u << 20, &err) == 0, "the 2 MiB segment object stored again");
     sink = ws_stage_sha256_new(NULL);
     ok(ws_repo_obj_read(repo, seg, sink, NULL, &err) < 0 && err.code == WS_ECORRUPT &&
            strstr(err.msg, "more than a WAL segment may hold (1048576)"),
