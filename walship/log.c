@@ -6,6 +6,7 @@
 
 static char log_prefix[64] = "walship";
 static ws_log_level log_level = WS_LOG_INFO;
+static ws_log_filter_fn log_filter;
 
 void ws_log_setup(const char *prefix, ws_log_level level)
 {
@@ -48,18 +49,24 @@ void ws_log(ws_log_level level, const char *fmt, ...)
 {
     if (level > log_level)
         return;
-    char line[2048];
-    int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
+    char msg[2000], line[2100];
     va_list ap;
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (log_filter && level <= WS_LOG_WARN && (level = log_filter(level, msg)) > log_level)
+        return;
+    snprintf(line, sizeof line, "%s: %s%s", log_prefix, level_tag(level), msg);
     /* one write per line so concurrent writers to PostgreSQL's log do not interleave */
     size_t len = strnlen(line, sizeof line - 2);
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
     fflush(stderr);
+}
+
+void ws_log_set_filter(ws_log_filter_fn fn)
+{
+    log_filter = fn;
 }
 
 void ws_log_err(ws_log_level level, const ws_error *err)

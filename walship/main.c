@@ -1,4 +1,5 @@
 /* main.c — `walship [options] COMMAND [args]`: loads the configuration and dispatches. */
+#include "walship/agent/life.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -182,6 +183,8 @@ static int command_help(const char *name)
 
 int main(int argc, char **argv)
 {
+    /* an agent forked from here shows its own title in ps (agent/life.h) */
+    argv = ws_agent_save_argv(argc, argv);
     ws_config *cfg = NULL;
     ws_error err;
     ws_error_clear(&err);

@@ -55,6 +55,19 @@ static void request(const ws_spool *sp, const char *name)
         close(fd);
 }
 
+/* Tells the agent that a push, a live client, asks for work: push.seen's mtime moves. The
+ * agent exits after agent-idle-timeout without one (docs/async.md, "Lifecycle"). */
+static void seen(const ws_spool *sp)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, "push.seen", "", path, sizeof path);
+    if (utimensat(AT_FDCWD, path, NULL, 0) == 0 || errno != ENOENT)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
 int ws_agent_push(const ws_config *cfg, ws_push_file *f)
 {
     ws_error err;
@@ -72,7 +85,8 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
     const char *name = f->name.name;
-    double t0 = ws_now(), deadline = t0 + timeout, last_spawn = -1e9, nap = 0.002;
+    double t0 = ws_now(), deadline = t0 + timeout, last_spawn = -1e9, nap = 0.002, last_seen = t0;
+    seen(&sp);
     int spawns = 0, requested = 0;
     long termed = 0;
     char text[1024], last_text[1024] = "";
@@ -144,5 +158,9 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
         }
         sleep_s(nap);
         nap = nap * 2 > 0.025 ? 0.025 : nap * 2;
+        if (ws_now() - last_seen >= 1.0) {
+            last_seen = ws_now();
+            seen(&sp);
+        }
     }
 }
