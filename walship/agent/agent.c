@@ -476,7 +476,8 @@ static void on_tick(uv_timer_t *t)
         stop(a, NULL); /* the first time: when, and abort what is in flight */
         if (!a->l.closed && a->inflight && now - a->stop_at > STOP_GRACE_S) {
             ws_log_warn("%d job(s) still running %g s after the agent stopped; exiting without "
-                        "them", a->inflight, STOP_GRACE_S);
+                        "them",
+                        a->inflight, STOP_GRACE_S);
             _exit(WS_EXIT_FAIL); /* the lock goes with the process; the files stay .ready */
         }
         return;

@@ -364,7 +364,8 @@ static void attempt(ws_s3_op *op)
 {
     if (op->cancelled || ws_http_aborted()) {
         if (op->cancelled || op->err.code == WS_EOK)
-            ws_error_set(&op->err, WS_EINTERNAL, "%s", op->cancelled ? "cancelled" : "walship is stopping");
+            ws_error_set(&op->err, WS_EINTERNAL, "%s",
+                         op->cancelled ? "cancelled" : "walship is stopping");
         else /* keeps the last attempt's error */
             ws_error_prefix(&op->err, "walship is stopping; ");
         finish(op);
