@@ -20,7 +20,8 @@ extern char **environ;
 
 static char *title_area; /* the original argv[0]... : what /proc/PID/cmdline shows */
 static size_t title_size;
-static char **saved_argv, **saved_environ;
+/* volatile: stores the compiler must keep, so that the copies stay reachable (LeakSanitizer) */
+static char **volatile saved_argv, **volatile saved_environ;
 
 char **ws_agent_save_argv(int argc, char **argv)
 {
