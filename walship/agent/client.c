@@ -139,7 +139,12 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
                 }
             }
         }
-        if (ws_spool_error_read(&sp, name, text, sizeof text, &es) == 0) {
+        if (termed && (pid == 0 || pid == termed)) {
+            /* The agent this push restarted aborts its jobs (life.h): their errors are not
+             * this push's answer; the new agent's are. */
+            have_file = ws_spool_error_read(&sp, name, text, sizeof text, &base_file) == 0;
+            have_global = ws_spool_error_read(&sp, NULL, text, sizeof text, &base_global) == 0;
+        } else if (ws_spool_error_read(&sp, name, text, sizeof text, &es) == 0) {
             if (!have_file || changed(&es, &base_file)) {
                 ws_log_error("%s", text);
                 return WS_EXIT_FAIL;
