@@ -6,6 +6,7 @@
 
 static char log_prefix[64] = "walship";
 static ws_log_level log_level = WS_LOG_INFO;
+static ws_log_filter_fn log_filter;
 
 void ws_log_setup(const char *prefix, ws_log_level level)
 {
@@ -55,6 +56,8 @@ void ws_log(ws_log_level level, const char *fmt, ...)
     va_end(ap);
     if (tn < 0)
         tn = 0;
+    if (log_filter && level <= WS_LOG_WARN && (level = log_filter(level, text)) > log_level)
+        return;
     int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
     if (n < 0 || (size_t)n >= sizeof line - 16)
         n = 0;
@@ -67,6 +70,11 @@ void ws_log(ws_log_level level, const char *fmt, ...)
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
     fflush(stderr);
+}
+
+void ws_log_set_filter(ws_log_filter_fn fn)
+{
+    log_filter = fn;
 }
 
 void ws_log_err(ws_log_level level, const ws_error *err)

@@ -21,6 +21,11 @@ void ws_log(ws_log_level level, const char *fmt, ...) __attribute__((format(prin
 #define ws_log_info(...)  ws_log(WS_LOG_INFO, __VA_ARGS__)
 #define ws_log_debug(...) ws_log(WS_LOG_DEBUG, __VA_ARGS__)
 
+/* A process-wide filter (a long-running agent's, that logs one line per kind of failure):
+ * called with each warning or error's text, it returns the level to log it at. */
+typedef ws_log_level (*ws_log_filter_fn)(ws_log_level level, const char *msg);
+void ws_log_set_filter(ws_log_filter_fn fn);
+
 /* Logs err at level: "<msg>" then, if set, "HINT: <hint>" on the same line. */
 void ws_log_err(ws_log_level level, const ws_error *err);
 

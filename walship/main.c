@@ -1,4 +1,5 @@
 /* main.c — `walship [options] COMMAND [args]`: loads the configuration and dispatches. */
+#include "walship/agent/life.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -206,6 +207,8 @@ int main(int argc, char **argv)
      * password): no core file, and no ptrace or /proc/PID/environ|mem by other processes of
      * the same user. Set before anything is read; fork keeps it (the agents). */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* an agent forked from here shows its own title in ps (agent/life.h) */
+    argv = ws_agent_save_argv(argc, argv);
     ws_config *cfg = NULL;
     ws_error err;
     ws_error_clear(&err);

@@ -184,7 +184,7 @@ sub moto
 }
 
 # proxy(upstream => $server, rate => 0.3, faults => '503,500,reset,stall,err200', seed => 1,
-#       stall_ms => 600000)
+#       stall_ms => 600000, match => REGEX: faults only for the URLs it matches)
 sub proxy
 {
 	my ($class, %a) = @_;
@@ -195,7 +195,8 @@ sub proxy
 	my @cmd  = (
 		'node', "$S3DIR/faultproxy.js", '--upstream', $up->{port}, '--port', 0,
 		'--rate', $a{rate} // 0.3, '--faults', $a{faults} // '503,500,reset,stall,err200',
-		'--seed', $a{seed} // 1, '--stall-ms', $a{stall_ms} // 600000, '--log', $flog);
+		'--seed', $a{seed} // 1, '--stall-ms', $a{stall_ms} // 600000, '--log', $flog,
+		(defined $a{match} ? ('--match', $a{match}) : ()));
 	my ($pid, $port) = _spawn(name => 'faultproxy', cmd => \@cmd, log => "$base/proxy$n.log");
 	return $class->_new(
 		%$up,

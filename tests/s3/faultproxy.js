@@ -2,6 +2,7 @@
 //
 //   node tests/s3/faultproxy.js --upstream PORT [--port N] [--rate 0.3]
 //        [--faults 503,500,reset,stall,err200] [--seed N] [--stall-ms MS] [--log FILE]
+//        [--match REGEX]
 //
 // Each request is forwarded to 127.0.0.1:<upstream> unchanged (Host header included, so
 // signatures still verify), except that with probability --rate it meets one of the faults:
@@ -12,6 +13,7 @@
 //   stall   the request is read and never answered (until --stall-ms, default 10 min)
 //   err200  for CompleteMultipartUpload (POST ?uploadId=): "200 OK" with an <Error> body;
 //           other requests get 500 instead (real S3 only does this on completes and copies)
+// --match limits the faults to requests whose URL matches REGEX (the others pass).
 // --rate 1 --faults 503 makes an outage. Prints "listening <port>"; logs one line per
 // request ("pass|<fault> METHOD URL") to --log.
 'use strict';
@@ -28,6 +30,7 @@ for (let i = 2; i < process.argv.length; i += 2) {
   else if (k === '--seed') a.seed = Number(v);
   else if (k === '--stall-ms') a.stallMs = Number(v);
   else if (k === '--log') a.log = v;
+  else if (k === '--match') a.match = new RegExp(v);
   else { console.error(`faultproxy.js: unknown option ${k}`); process.exit(2); }
 }
 if (!a.upstream) { console.error('faultproxy.js: --upstream is required'); process.exit(2); }
@@ -83,7 +86,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks);
     let fault = null;
-    if (faults.length && rand() < a.rate) fault = faults[Math.floor(rand() * faults.length)];
+    if (faults.length && (!a.match || a.match.test(req.url)) && rand() < a.rate) fault = faults[Math.floor(rand() * faults.length)];
     if (fault === 'err200' && !(req.method === 'POST' && /[?&]uploadId=/.test(req.url)))
       fault = '500';
     log(fault || 'pass', req);

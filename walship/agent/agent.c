@@ -13,9 +13,11 @@
  * would run it. UV_THREADPOOL_SIZE is therefore set to push-parallel + 4 before the pool
  * starts.
  */
+#include "walship/agent/life.h"
 #include "walship/agent/spool.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
+#include "walship/storage/http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +33,7 @@
 #define CLEAN_EVERY_S 10.0
 #define CHECK_EVERY_S 30.0
 #define BACKOFF_MAX_S 10.0
+#define STOP_GRACE_S  5.0 /* after this, jobs that ignored the abort are left behind */
 
 typedef struct agent agent;
 
@@ -76,7 +79,11 @@ struct agent {
     char set_id[65];
     file_entry *files;
     int nfiles, capfiles;
-    double idle_timeout, last_work, last_clean, last_check;
+    /* last_work: the last request of a push (push.seen) or file archived; failures and
+     * retries do not count (life.h) */
+    double idle_timeout, last_work, last_clean, last_check, stop_at;
+    struct timespec seen_mtime;
+    ws_agent_pm pm;
     int lockfd;
     int stopping;
     int exit_code;
@@ -84,6 +91,21 @@ struct agent {
 
 static void scan(agent *a);
 static void maybe_close(agent *a);
+
+/* Stops taking work and aborts the transfers in flight: their jobs fail at once, their
+ * files stay .ready for PostgreSQL to ask again. */
+static void stop(agent *a, const char *why)
+{
+    if (!a->stopping || !a->stop_at) {
+        if (why)
+            ws_log_info("%s; stopping (%d file(s) in flight aborted)", why, a->inflight);
+        a->stop_at = ws_now();
+    }
+    a->stopping = 1;
+    if (a->inflight || a->vbusy)
+        ws_http_abort_all();
+    maybe_close(a);
+}
 
 /* ---- the file table ---- */
 
@@ -169,6 +191,8 @@ static void job_done(uv_work_t *w, int status)
                 e->acked = 1;
                 e->failures = 0;
             }
+            ws_agent_log_reset(); /* the next failure is news */
+            a->last_work = ws_now();
         }
     } else {
         if (status != 0)
@@ -194,7 +218,6 @@ static void job_done(uv_work_t *w, int status)
         e->busy = 0;
     s->busy = 0;
     a->inflight--;
-    a->last_work = ws_now();
     if (a->stopping)
         maybe_close(a);
     else
@@ -302,7 +325,7 @@ static void scan(agent *a)
     file_entry **todo = malloc((size_t)(a->nfiles ? a->nfiles : 1) * sizeof *todo);
     if (!todo)
         return;
-    int ntodo = 0, waiting = 0;
+    int ntodo = 0;
     for (int i = 0; i < a->nfiles; i++) {
         file_entry *e = &a->files[i];
         if (e->busy || !needs_work(a, e)) {
@@ -313,10 +336,8 @@ static void scan(agent *a)
             }
             continue;
         }
-        if (now < e->next_try) {
-            waiting++;
+        if (now < e->next_try)
             continue;
-        }
         todo[ntodo++] = e;
     }
     qsort(todo, (size_t)ntodo, sizeof *todo, ready_cmp);
@@ -325,8 +346,6 @@ static void scan(agent *a)
         if (!a->slots[i].busy)
             start_job(a, &a->slots[i], todo[next++]);
     free(todo);
-    if (ntodo || waiting || a->inflight)
-        a->last_work = now;
 }
 
 /* ---- housekeeping ---- */
@@ -435,24 +454,57 @@ static void periodic_checks(agent *a, double now)
     }
 }
 
+/* A push ran since the last look (it touches push.seen while it waits): a live client. */
+static void note_requests(agent *a, double now)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    ws_spool_path(a->sp, "push.seen", "", path, sizeof path);
+    if (stat(path, &st) < 0)
+        return;
+    if (st.st_mtim.tv_sec != a->seen_mtime.tv_sec || st.st_mtim.tv_nsec != a->seen_mtime.tv_nsec) {
+        a->seen_mtime = st.st_mtim;
+        a->last_work = now;
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     agent *a = t->data;
     double now = ws_now();
-    if (!a->stopping && now - a->last_check >= CHECK_EVERY_S)
+    if (a->stopping) {
+        stop(a, NULL); /* the first time: when, and abort what is in flight */
+        if (!a->l.closed && a->inflight && now - a->stop_at > STOP_GRACE_S) {
+            ws_log_warn("%d job(s) still running %g s after the agent stopped; exiting without "
+                        "them",
+                        a->inflight, STOP_GRACE_S);
+            _exit(WS_EXIT_FAIL); /* the lock goes with the process; the files stay .ready */
+        }
+        return;
+    }
+    if (ws_agent_pm_gone(&a->pm)) {
+        char why[PATH_MAX + 64];
+        snprintf(why, sizeof why, "the postmaster (pid %ld) of %s is gone", a->pm.pid,
+                 a->pm.pgdata);
+        stop(a, why);
+        return;
+    }
+    note_requests(a, now);
+    if (now - a->last_check >= CHECK_EVERY_S)
         periodic_checks(a, now);
     if (!a->stopping && now - a->last_clean >= CLEAN_EVERY_S) {
         a->last_clean = now;
         clean_spool(a);
     }
     scan(a);
-    if (!a->stopping && a->inflight == 0 && now - a->last_work >= a->idle_timeout) {
-        ws_log_debug("no work for %g s; exiting", a->idle_timeout);
+    if (!a->stopping && now - a->last_work >= a->idle_timeout) {
+        /* whatever is failing: retries nobody asks for do not keep the agent alive */
+        ws_log_debug("no request for %g s; exiting", a->idle_timeout);
         clean_spool(a);
-        a->stopping = 1;
+        stop(a, a->inflight ? "no request for agent-idle-timeout" : NULL);
     }
     if (a->stopping)
-        maybe_close(a);
+        stop(a, NULL);
 }
 
 static void on_kick(uv_timer_t *t)
@@ -470,10 +522,9 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    agent *a = h->data;
-    ws_log_info("signal %d: finishing %d file(s) in flight, then exiting", signum, a->inflight);
-    a->stopping = 1;
-    maybe_close(a);
+    char why[32];
+    snprintf(why, sizeof why, "signal %d", signum);
+    stop(h->data, why);
 }
 
 /* Once stopping and nothing runs on the pool: close every handle so that uv_run returns. */
@@ -545,6 +596,11 @@ static int run(agent *a, ws_error *err)
     ws_sha256(both, strlen(both), d);
     ws_sha256_hex(d, a->set_id);
 
+    ws_agent_pm_init(&a->pm, a->sp->wal_dir);
+    char title[PATH_MAX + 32];
+    snprintf(title, sizeof title, "walship: push agent for %s", a->pm.pgdata);
+    ws_agent_set_title(title, "walship push");
+    ws_agent_log_quiet();
     if (open_sets(a, err) < 0)
         return -1;
     if (ws_agent_loop_init(&a->l, a, a->sp->status_dir, on_fs_event, on_tick, TICK_MS, on_signal,

@@ -55,6 +55,19 @@ static void request(const ws_spool *sp, const char *name)
         close(fd);
 }
 
+/* Tells the agent that a push, a live client, asks for work: push.seen's mtime moves. The
+ * agent exits after agent-idle-timeout without one (docs/async.md, "Lifecycle"). */
+static void seen(const ws_spool *sp)
+{
+    char path[PATH_MAX];
+    ws_spool_path(sp, "push.seen", "", path, sizeof path);
+    if (utimensat(AT_FDCWD, path, NULL, 0) == 0 || errno != ENOENT)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
 int ws_agent_push(const ws_config *cfg, ws_push_file *f)
 {
     ws_error err;
@@ -72,7 +85,8 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
     const char *name = f->name.name;
-    double t0 = ws_now(), deadline = t0 + timeout, last_spawn = -1e9, nap = 0.002;
+    double t0 = ws_now(), deadline = t0 + timeout, last_spawn = -1e9, nap = 0.002, last_seen = t0;
+    seen(&sp);
     int spawns = 0, requested = 0;
     long termed = 0;
     char text[1024], last_text[1024] = "";
@@ -125,7 +139,12 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
                 }
             }
         }
-        if (ws_spool_error_read(&sp, name, text, sizeof text, &es) == 0) {
+        if (termed && (pid == 0 || pid == termed)) {
+            /* The agent this push restarted aborts its jobs (life.h): their errors are not
+             * this push's answer; the new agent's are. */
+            have_file = ws_spool_error_read(&sp, name, text, sizeof text, &base_file) == 0;
+            have_global = ws_spool_error_read(&sp, NULL, text, sizeof text, &base_global) == 0;
+        } else if (ws_spool_error_read(&sp, name, text, sizeof text, &es) == 0) {
             if (!have_file || changed(&es, &base_file)) {
                 ws_log_error("%s", text);
                 return WS_EXIT_FAIL;
@@ -144,5 +163,9 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
         }
         sleep_s(nap);
         nap = nap * 2 > 0.025 ? 0.025 : nap * 2;
+        if (ws_now() - last_seen >= 1.0) {
+            last_seen = ws_now();
+            seen(&sp);
+        }
     }
 }

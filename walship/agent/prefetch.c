@@ -26,11 +26,13 @@
  * stays on that timeline (another recovery_target_timeline): the agent then prefetches
  * along it. A wrong guess costs downloads, never a wrong file: every file is served by name.
  */
+#include "walship/agent/life.h"
 #include "walship/agent/spool.h"
 #include "walship/cmd.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
 #include "walship/stage/stage.h"
+#include "walship/storage/http.h"
 #include "walship/timeline.h"
 
 #include <dirent.h>
@@ -50,6 +52,7 @@
 #define ABSENT_RETRY_S   2.0 /* an absent segment is asked for again after this */
 #define BACKOFF_MAX_S    10.0
 #define MAX_NEW_TIMELINE 256 /* history files probed past the current timeline, at most */
+#define STOP_GRACE_S     5.0 /* after this, jobs that ignored the abort are left behind */
 
 enum { ST_NONE = 0, ST_BUSY, ST_HAVE, ST_ABSENT, ST_FAILED };
 enum { JOB_OK = 0, JOB_ABSENT, JOB_FAILED };
@@ -91,7 +94,9 @@ struct pf_agent {
     int nslots, inflight;
     pf_slot *slots;
     long ahead;
-    double idle_timeout, last_work, last_sweep;
+    /* last_work: the last request (fetch.want); failures and retries do not count */
+    double idle_timeout, last_work, last_sweep, stop_at;
+    ws_agent_pm pm;
     int lockfd;
     int stopping;
     /* the last request */
@@ -121,6 +126,20 @@ struct pf_agent {
 
 static void schedule(pf_agent *a);
 static void maybe_close(pf_agent *a);
+
+/* Stops taking work and aborts the downloads in flight (each job removes its NAME.tmp). */
+static void stop(pf_agent *a, const char *why)
+{
+    if (!a->stopping || !a->stop_at) {
+        if (why)
+            ws_log_info("%s; stopping (%d download(s) in flight aborted)", why, a->inflight);
+        a->stop_at = ws_now();
+    }
+    a->stopping = 1;
+    if (a->inflight || a->planning)
+        ws_http_abort_all();
+    maybe_close(a);
+}
 
 static int path_index(const pf_agent *a, const char *name)
 {
@@ -481,6 +500,7 @@ static void job_done(uv_work_t *w, int status)
     }
     if (s->result == JOB_OK) {
         ws_log_debug("prefetched %s", s->name);
+        ws_agent_log_reset(); /* the next failure is news */
         if (!e) {
             remove_segment(a, s->name); /* recovery moved on meanwhile */
         } else {
@@ -594,23 +614,53 @@ static void schedule(pf_agent *a)
     }
 }
 
+/* Downloads still running long after the abort (a hung file system): their temporary
+ * files are removed and the agent exits without them. */
+static void abandon(pf_agent *a)
+{
+    ws_log_warn("%d download(s) still running %g s after the prefetch agent stopped; exiting "
+                "without them",
+                a->inflight, STOP_GRACE_S);
+    for (int i = 0; i < a->nslots; i++)
+        if (a->slots[i].busy) {
+            char tmp[PATH_MAX];
+            ws_spool_path(a->sp, a->slots[i].name, ".tmp", tmp, sizeof tmp);
+            unlink(tmp);
+        }
+    _exit(WS_EXIT_FAIL);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     pf_agent *a = t->data;
     double now = ws_now();
-    if (!a->stopping && !ws_spool_lock_current(a->sp, a->lockfd)) {
+    if (a->stopping) {
+        stop(a, NULL); /* the first time: when, and abort what is in flight */
+        if (!a->l.closed && (a->inflight || a->planning) && now - a->stop_at > STOP_GRACE_S)
+            abandon(a);
+        return;
+    }
+    if (ws_agent_pm_gone(&a->pm)) {
+        char why[PATH_MAX + 64];
+        snprintf(why, sizeof why, "the postmaster (pid %ld) of %s is gone", a->pm.pid,
+                 a->pm.pgdata);
+        stop(a, why);
+        return;
+    }
+    if (!ws_spool_lock_current(a->sp, a->lockfd)) {
         ws_log_warn("%s/agent.lock was replaced; stopping", a->sp->dir);
         a->stopping = 1;
     }
     if (!a->stopping && now - a->last_sweep >= SWEEP_EVERY_S)
         sweep(a);
     schedule(a);
-    if (!a->stopping && a->inflight == 0 && !a->planning && now - a->last_work >= a->idle_timeout) {
+    if (!a->stopping && now - a->last_work >= a->idle_timeout) {
+        /* whatever is failing: retries nobody asks for do not keep the agent alive */
         ws_log_debug("no request for %g s; exiting", a->idle_timeout);
-        a->stopping = 1;
+        stop(a, a->inflight || a->planning ? "no request for agent-idle-timeout" : NULL);
     }
     if (a->stopping)
-        maybe_close(a);
+        stop(a, NULL);
 }
 
 static void on_kick(uv_timer_t *t)
@@ -628,10 +678,9 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    pf_agent *a = h->data;
-    ws_log_info("signal %d: finishing %d download(s) in flight, then exiting", signum, a->inflight);
-    a->stopping = 1;
-    maybe_close(a);
+    char why[32];
+    snprintf(why, sizeof why, "signal %d", signum);
+    stop(h->data, why);
 }
 
 static void maybe_close(pf_agent *a)
@@ -682,6 +731,11 @@ static int run(pf_agent *a, ws_error *err)
     char pool[16];
     snprintf(pool, sizeof pool, "%d", a->nslots + 4);
     setenv("UV_THREADPOOL_SIZE", pool, 1);
+    ws_agent_pm_init(&a->pm, a->sp->wal_dir);
+    char title[PATH_MAX + 32];
+    snprintf(title, sizeof title, "walship: prefetch agent for %s", a->pm.pgdata);
+    ws_agent_set_title(title, "walship fetch");
+    ws_agent_log_quiet();
     if (open_sets(a, err) < 0)
         return -1;
     if (ws_agent_loop_init(&a->l, a, a->sp->dir, on_fs_event, on_tick, TICK_MS, on_signal, err) < 0)

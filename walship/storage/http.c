@@ -6,6 +6,8 @@
 #include "walship/storage/http.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +21,8 @@ struct ws_http {
     ws_http_opts opts;
     char *ca_file;
     ws_http_req *active; /* doubly linked list of requests in flight */
+    uv_async_t wake;     /* ws_http_abort_all, from another thread */
+    ws_http *reg_next;   /* every ws_http of the process, for ws_http_abort_all */
 };
 
 typedef struct resp_header {
@@ -55,6 +59,59 @@ typedef struct poll_ctx {
     curl_socket_t fd;
     ws_http *h;
 } poll_ctx;
+
+/* ---- aborting every transfer of the process (an agent told to stop) ---- */
+
+static atomic_int aborted;
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static ws_http *reg_head;
+
+static void reg_add(ws_http *h)
+{
+    pthread_mutex_lock(&reg_mu);
+    h->reg_next = reg_head;
+    reg_head = h;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(ws_http *h)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (ws_http **p = &reg_head; *p; p = &(*p)->reg_next)
+        if (*p == h) {
+            *p = h->reg_next;
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void ws_http_abort_all(void)
+{
+    atomic_store(&aborted, 1);
+    pthread_mutex_lock(&reg_mu);
+    for (ws_http *h = reg_head; h; h = h->reg_next)
+        uv_async_send(&h->wake);
+    pthread_mutex_unlock(&reg_mu);
+}
+
+int ws_http_aborted(void)
+{
+    return atomic_load(&aborted);
+}
+
+/* On h's loop: every request in flight completes now, failed. */
+static void on_wake(uv_async_t *a)
+{
+    ws_http *h = a->data;
+    while (h->active) {
+        ws_http_req *rq = h->active;
+        rq->status = 0;
+        rq->code = CURLE_ABORTED_BY_CALLBACK;
+        snprintf(rq->errbuf, sizeof rq->errbuf, "aborted: walship is stopping");
+        ws_http_req_cancel(rq);
+        rq->done(rq, rq->done_arg); /* may free rq; a new request is refused */
+    }
+}
 
 /* ---- the loop side ---- */
 
@@ -176,6 +233,10 @@ int ws_http_new(const ws_http_opts *opts, ws_http **out, ws_error *err)
     }
     uv_timer_init(&h->loop, &h->timer);
     h->timer.data = h;
+    uv_async_init(&h->loop, &h->wake, on_wake);
+    h->wake.data = h;
+    uv_unref((uv_handle_t *)&h->wake); /* never keeps the loop alive by itself */
+    reg_add(h);
     h->multi = curl_multi_init();
     if (!h->multi) {
         ws_http_free(h);
@@ -195,6 +256,7 @@ void ws_http_free(ws_http *h)
 {
     if (!h)
         return;
+    reg_remove(h);
     while (h->active)
         ws_http_req_cancel(h->active);
     /* curl_multi_cleanup may still report sockets to remove: the loop must be alive. */
@@ -202,6 +264,7 @@ void ws_http_free(ws_http *h)
         curl_multi_cleanup(h->multi);
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, NULL);
+    uv_close((uv_handle_t *)&h->wake, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT); /* lets the close callbacks fire */
     uv_loop_close(&h->loop);
     free(h->ca_file);
@@ -453,6 +516,8 @@ static int setup_easy(ws_http *h, ws_http_req *rq)
 
 int ws_http_submit(ws_http *h, ws_http_req *rq, ws_http_done_fn done, void *arg, ws_error *err)
 {
+    if (ws_http_aborted())
+        return ws_error_set(err, WS_EINTERNAL, "%s not sent: walship is stopping", rq->method);
     if (rq->easy)
         curl_easy_cleanup(rq->easy); /* resubmission: start clean */
     rq->easy = curl_easy_init();

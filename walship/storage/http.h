@@ -74,6 +74,12 @@ void ws_http_req_resume(ws_http_req *rq);
 /* Stops an in-flight request without calling done (no-op when it is not in flight). */
 void ws_http_req_cancel(ws_http_req *rq);
 
+/* Process-wide, from any thread (an agent told to stop): every request in flight on every
+ * ws_http completes at once with a transport error ("aborted: walship is stopping"), and
+ * ws_http_submit refuses new ones. There is no way back. */
+void ws_http_abort_all(void);
+int ws_http_aborted(void);
+
 /* Results, valid once done has run. */
 long ws_http_req_status(const ws_http_req *rq);        /* 0 = no HTTP response */
 int ws_http_req_curl_code(const ws_http_req *rq);      /* CURLcode; 0 = transport fine */

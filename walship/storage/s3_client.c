@@ -256,9 +256,20 @@ static void on_timer_closed(uv_handle_t *h)
     free(h);
 }
 
+/* A backoff wait looks every BACKOFF_TICK_MS whether the process is stopping. */
+#define BACKOFF_TICK_MS 100
+
+typedef struct backoff {
+    uv_timer_t t; /* first: op->timer and the close callback see a uv_timer_t */
+    double due;
+} backoff;
+
 static void on_backoff(uv_timer_t *t)
 {
     ws_s3_op *op = t->data;
+    if (!ws_http_aborted() && now_s() < ((backoff *)t)->due)
+        return;
+    uv_timer_stop(t);
     op->timer = NULL;
     uv_close((uv_handle_t *)t, on_timer_closed);
     attempt(op);
@@ -269,7 +280,7 @@ static void on_http_done(ws_http_req *rq, void *arg)
     ws_s3_op *op = arg;
     (void)rq;
     int retry = classify(op);
-    if (!retry || op->delivered || op->cancelled) {
+    if (!retry || op->delivered || op->cancelled || ws_http_aborted()) {
         finish(op);
         return;
     }
@@ -289,15 +300,18 @@ static void on_http_done(ws_http_req *rq, void *arg)
         return;
     }
     ws_log_warn("%s (attempt %d), retrying in %.0f ms", op->err.msg, op->attempt, wait_ms);
-    uv_timer_t *t = malloc(sizeof *t);
-    if (!t) {
+    backoff *b = malloc(sizeof *b);
+    if (!b) {
         finish(op);
         return;
     }
+    uv_timer_t *t = &b->t;
     uv_timer_init(ws_http_loop(op->c->http), t);
     t->data = op;
+    b->due = now_s() + wait_ms / 1000.0;
     op->timer = t;
-    uv_timer_start(t, on_backoff, (uint64_t)wait_ms, 0);
+    uv_timer_start(t, on_backoff, wait_ms < BACKOFF_TICK_MS ? (uint64_t)wait_ms : BACKOFF_TICK_MS,
+                   BACKOFF_TICK_MS);
 }
 
 /* Builds the URL, signs, submits. */
@@ -369,8 +383,12 @@ static int send_attempt(ws_s3_op *op, ws_error *err)
 
 static void attempt(ws_s3_op *op)
 {
-    if (op->cancelled) {
-        ws_error_set(&op->err, WS_EINTERNAL, "cancelled");
+    if (op->cancelled || ws_http_aborted()) {
+        if (op->cancelled || op->err.code == WS_EOK)
+            ws_error_set(&op->err, WS_EINTERNAL, "%s",
+                         op->cancelled ? "cancelled" : "walship is stopping");
+        else /* keeps the last attempt's error */
+            ws_error_prefix(&op->err, "walship is stopping; ");
         finish(op);
         return;
     }
