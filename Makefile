@@ -7,6 +7,8 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 
 VERSION    := 0.1.0
+# the commit walship --version reports; "unknown" when built outside git (a release tarball)
+GIT_COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 CC         ?= cc
@@ -39,7 +41,7 @@ DEPS       ?= scripts/deps.sh
 DEMO       ?= scripts/demo.sh
 CFLAGS     ?= $(OPT)
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation \
-              -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
+              -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' -DWS_GIT_COMMIT='"$(GIT_COMMIT)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 LIBS       := $(PKG_LIBS) -lpthread
 
@@ -129,3 +131,11 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# version.o is rebuilt when the commit changes (the other objects do not use WS_GIT_COMMIT)
+$(BUILD)/obj/walship/version.o: $(BUILD)/git-commit
+$(BUILD)/git-commit: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+.PHONY: FORCE
+FORCE:

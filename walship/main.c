@@ -1,6 +1,7 @@
 /* main.c — `walship [options] COMMAND [args]`: loads the configuration and dispatches. */
 #include "walship/cmd.h"
 #include "walship/log.h"
+#include "walship/version.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
     const char *cmd = ws_config_command(cfg);
     int rc;
     if (ws_config_flag(cfg, "version")) {
-        printf("walship %s\n", WS_VERSION);
+        ws_version_print(stdout);
         rc = WS_EXIT_OK;
     } else if (cmd && strcmp(cmd, "help") == 0) {
         if (ws_config_nargs(cfg) > 0)
