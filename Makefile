@@ -11,6 +11,8 @@ VERSION    := 0.1.0
 GIT_COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+# systemd units: systemd reads /usr/local/lib/systemd/system and /usr/lib/systemd/system
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 CC         ?= cc
 PKGS       := libpq liblz4 libcurl openssl libuv
 SANITIZE   ?= 0
@@ -114,10 +116,22 @@ install: walship
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/walship
 	install -m 0644 docs/walship.1 $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
 	install -m 0644 conf/walship.conf.sample $(DESTDIR)$(PREFIX)/share/doc/walship/walship.conf.sample
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/walship/examples \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	sed 's|/usr/local/bin/walship|$(PREFIX)/bin/walship|g' contrib/walship-basebackup.service \
+	  > $(DESTDIR)$(UNITDIR)/walship-basebackup.service
+	install -m 0644 contrib/walship-basebackup.timer $(DESTDIR)$(UNITDIR)/walship-basebackup.timer
+	sed 's|^PATH=/usr/local/bin:|PATH=$(PREFIX)/bin:|' contrib/walship-basebackup.cron \
+	  > $(DESTDIR)$(PREFIX)/share/doc/walship/examples/walship-basebackup.cron
+	chmod 0644 $(DESTDIR)$(UNITDIR)/walship-basebackup.service \
+	  $(DESTDIR)$(PREFIX)/share/doc/walship/examples/walship-basebackup.cron
+	install -m 0644 contrib/walship.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/walship
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/walship $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/walship
+	rm -f $(DESTDIR)$(UNITDIR)/walship-basebackup.service $(DESTDIR)$(UNITDIR)/walship-basebackup.timer
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/walship
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -139,3 +153,8 @@ $(BUILD)/git-commit: FORCE
 	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
 .PHONY: FORCE
 FORCE:
+
+# make deb: build/walship_<version>_<arch>.deb (scripts/mkdeb.sh; dpkg-deb, no debhelper)
+.PHONY: deb
+deb: walship
+	scripts/mkdeb.sh $(BIN) $(VERSION) $(BUILD)
