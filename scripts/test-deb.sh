@@ -9,6 +9,7 @@ DEB=${1:-$(ls build/walship_*_"$(dpkg --print-architecture)".deb | tail -1)}
 CACHE=${DEBROOT_CACHE:-build/debroot-cache.tar}
 WORK=$(mktemp -d /tmp/walship-debroot.XXXXXX)
 ROOT=$WORK/root
+chmod 0755 "$WORK" # the scratch cluster below belongs to postgres
 MIRROR=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -46,7 +47,7 @@ if chroot "$ROOT" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt
 else
 	not_ok "apt-get install /tmp/walship.deb" "$(tail -15 "$WORK/apt.log")"
 fi
-pulled=$(sed -n 's/^The following NEW packages will be installed://p; /^The following NEW/,/upgraded/p' "$WORK/apt.log" | grep '^ ' | tr -s ' \n' ' ')
+pulled=$(awk '/^The following NEW packages/ { on = 1; next } on && /^  / { printf "%s", $0; next } { on = 0 }' "$WORK/apt.log" | tr -s ' ')
 echo "# apt pulled in:$pulled"
 
 out=$(chroot "$ROOT" walship --version 2>&1) || true
