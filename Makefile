@@ -7,8 +7,12 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 
 VERSION    := 0.1.0
+# the commit walship --version reports; "unknown" when built outside git (a release tarball)
+GIT_COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+# systemd units: systemd reads /usr/local/lib/systemd/system and /usr/lib/systemd/system
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 CC         ?= cc
 PKGS       := libpq liblz4 libcurl openssl libuv
 SANITIZE   ?= 0
@@ -39,7 +43,7 @@ DEPS       ?= scripts/deps.sh
 DEMO       ?= scripts/demo.sh
 CFLAGS     ?= $(OPT)
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation \
-              -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
+              -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' -DWS_GIT_COMMIT='"$(GIT_COMMIT)"' $(SANFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 LIBS       := $(PKG_LIBS) -lpthread
 
@@ -112,10 +116,22 @@ install: walship
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/walship
 	install -m 0644 docs/walship.1 $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
 	install -m 0644 conf/walship.conf.sample $(DESTDIR)$(PREFIX)/share/doc/walship/walship.conf.sample
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/walship/examples \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	sed 's|/usr/local/bin/walship|$(PREFIX)/bin/walship|g' contrib/walship-basebackup.service \
+	  > $(DESTDIR)$(UNITDIR)/walship-basebackup.service
+	install -m 0644 contrib/walship-basebackup.timer $(DESTDIR)$(UNITDIR)/walship-basebackup.timer
+	sed 's|^PATH=/usr/local/bin:|PATH=$(PREFIX)/bin:|' contrib/walship-basebackup.cron \
+	  > $(DESTDIR)$(PREFIX)/share/doc/walship/examples/walship-basebackup.cron
+	chmod 0644 $(DESTDIR)$(UNITDIR)/walship-basebackup.service \
+	  $(DESTDIR)$(PREFIX)/share/doc/walship/examples/walship-basebackup.cron
+	install -m 0644 contrib/walship.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/walship
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/walship $(DESTDIR)$(PREFIX)/share/man/man1/walship.1
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/walship
+	rm -f $(DESTDIR)$(UNITDIR)/walship-basebackup.service $(DESTDIR)$(UNITDIR)/walship-basebackup.timer
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/walship
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -129,3 +145,16 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# version.o is rebuilt when the commit changes (the other objects do not use WS_GIT_COMMIT)
+$(BUILD)/obj/walship/version.o: $(BUILD)/git-commit
+$(BUILD)/git-commit: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+.PHONY: FORCE
+FORCE:
+
+# make deb: build/walship_<version>_<arch>.deb (scripts/mkdeb.sh; dpkg-deb, no debhelper)
+.PHONY: deb
+deb: walship
+	scripts/mkdeb.sh $(BIN) $(VERSION) $(BUILD)

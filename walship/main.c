@@ -2,6 +2,7 @@
 #include "walship/agent/life.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
+#include "walship/version.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -224,7 +225,7 @@ int main(int argc, char **argv)
     const char *cmd = ws_config_command(cfg);
     int rc;
     if (ws_config_flag(cfg, "version")) {
-        printf("walship %s\n", WS_VERSION);
+        ws_version_print(stdout);
         rc = WS_EXIT_OK;
     } else if (cmd && strcmp(cmd, "help") == 0) {
         if (ws_config_nargs(cfg) > 0)
