@@ -21,6 +21,11 @@ pkgs+=(
     perl
     time
 )
+# The Debian package (make deb, scripts/test-deb.sh, test 510): dpkg-shlibdeps, lintian, and
+# debootstrap for the clean bookworm root the package is installed into.
+pkgs+=(
+    dpkg-dev lintian debootstrap
+)
 
 # One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
 declare -A installed=()
