@@ -115,7 +115,16 @@ if [[ -n $walship_error ]]; then
 fi
 
 # --- measure ------------------------------------------------------------------------------
+# children_cpu_ms — user+sys CPU of every child this shell has waited for, in ms (bash `times`,
+# second line: the children's user and system time as XmY.YYYs)
+children_cpu_ms() {
+    times | awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%d", t * 1000 }'
+}
 RESULTS=()
+declare -A CPU=()
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 cd "$PGDATA_FAKE"
 for rep in $(seq 0 "$BENCH_REPS"); do
@@ -126,15 +135,19 @@ for rep in $(seq 0 "$BENCH_REPS"); do
         repo=$RUN_DIR/repo-$job
         prepare_repo "$job" "$repo"
         sync
+        c0=$(children_cpu_ms)
         t0=$(now_us)
         "job_$job" "$repo" || die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
         t1=$(now_us)
+        c1=$(children_cpu_ms)
         ms=$(awk -v d=$((t1 - t0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n / 1000}')
+        cpu=$(awk -v d=$((c1 - c0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n}')
         if ((rep == 0)); then
-            log "warm-up $job: $ms ms/segment"
+            log "warm-up $job: $ms ms/segment, CPU $cpu ms/segment"
         else
-            log "rep $rep/$BENCH_REPS $job: $ms ms/segment"
+            log "rep $rep/$BENCH_REPS $job: $ms ms/segment, CPU $cpu ms/segment"
             RESULTS[$job]+="$ms "
+            CPU[$job]+="$cpu "
         fi
     done
 done
@@ -209,18 +222,20 @@ BODY=$RUN_DIR/push.md
     echo "the $BENCH_REPS repetitions (after a warm-up) into a fresh repository on the same filesystem, the"
     echo "jobs interleaved. Milliseconds per segment: median over the repetitions (min–max); ratios: median"
     echo "over the repetitions of the ratio within each one (robust to load that drifts between them)."
+    echo "CPU: user + system time of the job's processes (bash \`times\`, children), per segment."
     echo
     echo "The floor is the lz4 CLI with 64 KiB blocks: with its default 4 MiB blocks each lz4 process"
     echo "allocates and faults in ~8 MiB of buffers, a cost of the tool rather than of the job (shown as"
     echo "its own row)."
     echo
-    echo "| job | ms / segment | min–max | × floor | stored, ratio | peak RSS, one push |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| job | ms / segment | min–max | × floor | CPU ms / segment | CPU × floor | stored, ratio | peak RSS, one push |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for job in floor lz4default walship pgbackrest; do
         [[ -n ${RESULTS[$job]:-} ]] || continue
-        printf '| %s | %.1f | %.1f–%.1f | %s | %s MiB, %s× | %s MiB |\n' "$(label "$job")" \
+        printf '| %s | %.1f | %.1f–%.1f | %s | %.1f | %s | %s MiB, %s× | %s MiB |\n' "$(label "$job")" \
             "${MED[$job]}" "$(stat_of "$job" minimum)" "$(stat_of "$job" maximum)" \
             "$(paired_ratio "$job" floor)" \
+            "$(stat_values "${CPU[$job]}" median)" "$(ratio_values "${CPU[$job]}" "${CPU[floor]}")" \
             "$(awk -v b="${STORED[$job]}" 'BEGIN {printf "%.1f", b / 1048576}')" \
             "$(ratio $RAW "${STORED[$job]}")" \
             "$(awk -v k="${RSS[$job]}" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print k}')"
@@ -231,6 +246,8 @@ BODY=$RUN_DIR/push.md
         r_pgbr=$(paired_ratio walship pgbackrest)
         echo "walship / floor = **${r_floor}×** (goal ≤ 1.1×: $(verdict "$r_floor" 1.1)) ·"
         echo "walship / pgbackrest = **${r_pgbr}×** (goal ≤ 0.6×: $(verdict "$r_pgbr" 0.6)) ·"
+        r_cpu=$(ratio_values "${CPU[walship]}" "${CPU[floor]}")
+        echo "walship CPU / floor CPU = **${r_cpu}×** (goal ≤ 1.2×: $(verdict "$r_cpu" 1.2)) ·"
         echo "walship peak RSS $(awk -v k="${RSS[walship]}" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f MiB", k / 1024; else print k}') (goal ≤ 16 MiB)."
     else
         echo "walship: not measured — $walship_error"
