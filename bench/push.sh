@@ -115,13 +115,16 @@ if [[ -n $walship_error ]]; then
 fi
 
 # --- measure ------------------------------------------------------------------------------
-# children_cpu_ms — user+sys CPU of every child this shell has waited for, in ms (bash `times`,
-# second line: the children's user and system time as XmY.YYYs)
+# children_cpu_ms VAR — user+sys CPU of every child this shell has waited for, in ms, into VAR.
+# bash `times` (second line: the children's user and system time as XmY.YYYs) must run in this
+# shell, not in a pipeline or $(...), whose subshell has no children of its own yet.
 children_cpu_ms() {
-    times | awk 'NR == 2 {
+    local -n _cpu=$1
+    times >"$RUN_DIR/times"
+    _cpu=$(awk 'NR == 2 {
         t = 0
         for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
-        printf "%d", t * 1000 }'
+        printf "%d", t * 1000 }' "$RUN_DIR/times")
 }
 RESULTS=()
 declare -A CPU=()
@@ -135,11 +138,11 @@ for rep in $(seq 0 "$BENCH_REPS"); do
         repo=$RUN_DIR/repo-$job
         prepare_repo "$job" "$repo"
         sync
-        c0=$(children_cpu_ms)
+        children_cpu_ms c0
         t0=$(now_us)
         "job_$job" "$repo" || die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
         t1=$(now_us)
-        c1=$(children_cpu_ms)
+        children_cpu_ms c1
         ms=$(awk -v d=$((t1 - t0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n / 1000}')
         cpu=$(awk -v d=$((c1 - c0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n}')
         if ((rep == 0)); then
