@@ -4,7 +4,7 @@
 # per segment as PostgreSQL's archiver runs them, by
 #   floor       lz4 -1 -B4 into the repository directory, then fsync of the file (coreutils sync FILE)
 #   lz4-default the same with the lz4 CLI's default 4 MiB blocks (slower here: see below)
-#   walship     walship --repo DIR push pg_wal/SEG          (cwd = a PGDATA)
+#   walship     walship --repo DIR --async off push pg_wal/SEG   (cwd = a PGDATA)
 #   pgbackrest  pgbackrest archive-push pg_wal/SEG         (lz4 level 1, archive-async=n)
 # each repetition into a fresh repository on the same filesystem. Run through bench/run.sh.
 set -euo pipefail
@@ -76,7 +76,7 @@ job_lz4default() {
 job_walship() {
     local repo=$1 s
     for s in "${SEGS[@]}"; do
-        "$WALSHIP_BIN" --repo "$repo" push "pg_wal/$s" >>"$RUN_DIR/walship.log" 2>&1
+        "$WALSHIP_BIN" --repo "$repo" --async off push "pg_wal/$s" >>"$RUN_DIR/walship.log" 2>&1
     done
 }
 
@@ -98,7 +98,7 @@ if [[ ! -f $WALSHIP_BIN || ! -x $WALSHIP_BIN ]]; then
     walship_error="$WALSHIP_BIN is not an executable file"
 else
     rc=0
-    out=$(cd "$PGDATA_FAKE" && "$WALSHIP_BIN" --repo "$RUN_DIR/probe" push "pg_wal/${SEGS[0]}" 2>&1) || rc=$?
+    out=$(cd "$PGDATA_FAKE" && "$WALSHIP_BIN" --repo "$RUN_DIR/probe" --async off push "pg_wal/${SEGS[0]}" 2>&1) || rc=$?
     ((rc == 0)) || walship_error="\`walship --repo DIR push pg_wal/${SEGS[0]}\` exited $rc: $out"
 fi
 rm -rf "$RUN_DIR/probe"
@@ -173,7 +173,7 @@ for job in "${JOBS[@]}"; do
     case $job in
     floor) mkdir -p "$repo" && RSS[$job]=$(peak_rss_kb lz4 -1 -B4 -q -f "pg_wal/${SEGS[0]}" "$repo/x.lz4") ;;
     lz4default) mkdir -p "$repo" && RSS[$job]=$(peak_rss_kb lz4 -1 -q -f "pg_wal/${SEGS[0]}" "$repo/x.lz4") ;;
-    walship) RSS[$job]=$(peak_rss_kb "$WALSHIP_BIN" --repo "$repo" push "pg_wal/${SEGS[0]}") ;;
+    walship) RSS[$job]=$(peak_rss_kb "$WALSHIP_BIN" --repo "$repo" --async off push "pg_wal/${SEGS[0]}") ;;
     pgbackrest) RSS[$job]=$(peak_rss_kb "${PGBR[@]}" --repo1-path="$repo" archive-push "pg_wal/${SEGS[0]}") ;;
     esac
 done
@@ -204,7 +204,7 @@ label() {
     case $1 in
     floor) echo '**floor**: `lz4 -1 -B4` + fsync' ;;
     lz4default) echo '`lz4 -1` (4 MiB blocks) + fsync' ;;
-    walship) echo 'walship push' ;;
+    walship) echo 'walship push, async = off' ;;
     pgbackrest) echo "pgbackrest archive-push (lz4 level 1)" ;;
     esac
 }
@@ -263,7 +263,7 @@ BODY=$RUN_DIR/push.md
     echo '```'
     echo 'lz4 -1 -B4 -q -f pg_wal/SEG REPO/SEG.lz4 && sync REPO/SEG.lz4      # floor'
     echo 'lz4 -1 -q -f pg_wal/SEG REPO/SEG.lz4 && sync REPO/SEG.lz4          # lz4 CLI defaults'
-    echo 'walship --repo REPO push pg_wal/SEG'
+    echo 'walship --repo REPO --async off push pg_wal/SEG'
     echo 'pgbackrest --stanza=bench --repo1-path=REPO archive-push pg_wal/SEG'
     echo '    # compress-type=lz4 compress-level=1 archive-async=n; REPO = a copy of a repository'
     echo '    # where `pgbackrest stanza-create --no-online` was run against the same pg_control'
