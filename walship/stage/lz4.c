@@ -8,9 +8,10 @@
 #define LZ4_CHUNK (64 * 1024)
 
 /* Compressed output collects in one buffer of about LZ4_OUT_CAP bytes and goes on to next
- * when the next block might not fit: a 16 MiB segment reaches the sink in a handful of
- * writes, not one per 64 KiB block. */
-#define LZ4_OUT_CAP (1024 * 1024)
+ * when the next block might not fit: a 16 MiB segment reaches the sink in a dozen writes or
+ * so, not one per 64 KiB block. 256 KiB rather than more: every page of it is a page fault
+ * in a process that lives for one segment (1 MiB cost ~190 more faults per push). */
+#define LZ4_OUT_CAP (256 * 1024)
 
 typedef struct lz4c_stage {
     ws_stage base;
