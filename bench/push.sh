@@ -128,6 +128,7 @@ children_cpu_ms() {
 }
 RESULTS=()
 declare -A CPU=()
+c0=0 c1=0 # set by children_cpu_ms (a nameref)
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 cd "$PGDATA_FAKE"
 for rep in $(seq 0 "$BENCH_REPS"); do
