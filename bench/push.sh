@@ -4,7 +4,7 @@
 # per segment as PostgreSQL's archiver runs them, by
 #   floor       lz4 -1 -B4 into the repository directory, then fsync of the file (coreutils sync FILE)
 #   lz4-default the same with the lz4 CLI's default 4 MiB blocks (slower here: see below)
-#   walship     walship --repo DIR push pg_wal/SEG          (cwd = a PGDATA)
+#   walship     walship --repo DIR --async off push pg_wal/SEG   (cwd = a PGDATA)
 #   pgbackrest  pgbackrest archive-push pg_wal/SEG         (lz4 level 1, archive-async=n)
 # each repetition into a fresh repository on the same filesystem. Run through bench/run.sh.
 set -euo pipefail
@@ -76,7 +76,7 @@ job_lz4default() {
 job_walship() {
     local repo=$1 s
     for s in "${SEGS[@]}"; do
-        "$WALSHIP_BIN" --repo "$repo" push "pg_wal/$s" >>"$RUN_DIR/walship.log" 2>&1
+        "$WALSHIP_BIN" --repo "$repo" --async off push "pg_wal/$s" >>"$RUN_DIR/walship.log" 2>&1
     done
 }
 
@@ -98,7 +98,7 @@ if [[ ! -f $WALSHIP_BIN || ! -x $WALSHIP_BIN ]]; then
     walship_error="$WALSHIP_BIN is not an executable file"
 else
     rc=0
-    out=$(cd "$PGDATA_FAKE" && "$WALSHIP_BIN" --repo "$RUN_DIR/probe" push "pg_wal/${SEGS[0]}" 2>&1) || rc=$?
+    out=$(cd "$PGDATA_FAKE" && "$WALSHIP_BIN" --repo "$RUN_DIR/probe" --async off push "pg_wal/${SEGS[0]}" 2>&1) || rc=$?
     ((rc == 0)) || walship_error="\`walship --repo DIR push pg_wal/${SEGS[0]}\` exited $rc: $out"
 fi
 rm -rf "$RUN_DIR/probe"
@@ -115,7 +115,20 @@ if [[ -n $walship_error ]]; then
 fi
 
 # --- measure ------------------------------------------------------------------------------
+# children_cpu_ms VAR — user+sys CPU of every child this shell has waited for, in ms, into VAR.
+# bash `times` (second line: the children's user and system time as XmY.YYYs) must run in this
+# shell, not in a pipeline or $(...), whose subshell has no children of its own yet.
+children_cpu_ms() {
+    local -n _cpu=$1
+    times >"$RUN_DIR/times"
+    _cpu=$(awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%d", t * 1000 }' "$RUN_DIR/times")
+}
 RESULTS=()
+declare -A CPU=()
+c0=0 c1=0 # set by children_cpu_ms (a nameref)
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 cd "$PGDATA_FAKE"
 for rep in $(seq 0 "$BENCH_REPS"); do
@@ -126,15 +139,19 @@ for rep in $(seq 0 "$BENCH_REPS"); do
         repo=$RUN_DIR/repo-$job
         prepare_repo "$job" "$repo"
         sync
+        children_cpu_ms c0
         t0=$(now_us)
         "job_$job" "$repo" || die "$job failed in repetition $rep (see $RUN_DIR/$job.log)"
         t1=$(now_us)
+        children_cpu_ms c1
         ms=$(awk -v d=$((t1 - t0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n / 1000}')
+        cpu=$(awk -v d=$((c1 - c0)) -v n=${#SEGS[@]} 'BEGIN {printf "%.2f", d / n}')
         if ((rep == 0)); then
-            log "warm-up $job: $ms ms/segment"
+            log "warm-up $job: $ms ms/segment, CPU $cpu ms/segment"
         else
-            log "rep $rep/$BENCH_REPS $job: $ms ms/segment"
+            log "rep $rep/$BENCH_REPS $job: $ms ms/segment, CPU $cpu ms/segment"
             RESULTS[$job]+="$ms "
+            CPU[$job]+="$cpu "
         fi
     done
 done
@@ -157,7 +174,7 @@ for job in "${JOBS[@]}"; do
     case $job in
     floor) mkdir -p "$repo" && RSS[$job]=$(peak_rss_kb lz4 -1 -B4 -q -f "pg_wal/${SEGS[0]}" "$repo/x.lz4") ;;
     lz4default) mkdir -p "$repo" && RSS[$job]=$(peak_rss_kb lz4 -1 -q -f "pg_wal/${SEGS[0]}" "$repo/x.lz4") ;;
-    walship) RSS[$job]=$(peak_rss_kb "$WALSHIP_BIN" --repo "$repo" push "pg_wal/${SEGS[0]}") ;;
+    walship) RSS[$job]=$(peak_rss_kb "$WALSHIP_BIN" --repo "$repo" --async off push "pg_wal/${SEGS[0]}") ;;
     pgbackrest) RSS[$job]=$(peak_rss_kb "${PGBR[@]}" --repo1-path="$repo" archive-push "pg_wal/${SEGS[0]}") ;;
     esac
 done
@@ -188,7 +205,7 @@ label() {
     case $1 in
     floor) echo '**floor**: `lz4 -1 -B4` + fsync' ;;
     lz4default) echo '`lz4 -1` (4 MiB blocks) + fsync' ;;
-    walship) echo 'walship push' ;;
+    walship) echo 'walship push, async = off' ;;
     pgbackrest) echo "pgbackrest archive-push (lz4 level 1)" ;;
     esac
 }
@@ -209,18 +226,20 @@ BODY=$RUN_DIR/push.md
     echo "the $BENCH_REPS repetitions (after a warm-up) into a fresh repository on the same filesystem, the"
     echo "jobs interleaved. Milliseconds per segment: median over the repetitions (min–max); ratios: median"
     echo "over the repetitions of the ratio within each one (robust to load that drifts between them)."
+    echo "CPU: user + system time of the job's processes (bash \`times\`, children), per segment."
     echo
     echo "The floor is the lz4 CLI with 64 KiB blocks: with its default 4 MiB blocks each lz4 process"
     echo "allocates and faults in ~8 MiB of buffers, a cost of the tool rather than of the job (shown as"
     echo "its own row)."
     echo
-    echo "| job | ms / segment | min–max | × floor | stored, ratio | peak RSS, one push |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| job | ms / segment | min–max | × floor | CPU ms / segment | CPU × floor | stored, ratio | peak RSS, one push |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for job in floor lz4default walship pgbackrest; do
         [[ -n ${RESULTS[$job]:-} ]] || continue
-        printf '| %s | %.1f | %.1f–%.1f | %s | %s MiB, %s× | %s MiB |\n' "$(label "$job")" \
+        printf '| %s | %.1f | %.1f–%.1f | %s | %.1f | %s | %s MiB, %s× | %s MiB |\n' "$(label "$job")" \
             "${MED[$job]}" "$(stat_of "$job" minimum)" "$(stat_of "$job" maximum)" \
             "$(paired_ratio "$job" floor)" \
+            "$(stat_values "${CPU[$job]}" median)" "$(ratio_values "${CPU[$job]}" "${CPU[floor]}")" \
             "$(awk -v b="${STORED[$job]}" 'BEGIN {printf "%.1f", b / 1048576}')" \
             "$(ratio $RAW "${STORED[$job]}")" \
             "$(awk -v k="${RSS[$job]}" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print k}')"
@@ -231,6 +250,8 @@ BODY=$RUN_DIR/push.md
         r_pgbr=$(paired_ratio walship pgbackrest)
         echo "walship / floor = **${r_floor}×** (goal ≤ 1.1×: $(verdict "$r_floor" 1.1)) ·"
         echo "walship / pgbackrest = **${r_pgbr}×** (goal ≤ 0.6×: $(verdict "$r_pgbr" 0.6)) ·"
+        r_cpu=$(ratio_values "${CPU[walship]}" "${CPU[floor]}")
+        echo "walship CPU / floor CPU = **${r_cpu}×** (goal ≤ 1.2×: $(verdict "$r_cpu" 1.2)) ·"
         echo "walship peak RSS $(awk -v k="${RSS[walship]}" 'BEGIN {if (k ~ /^[0-9]+$/) printf "%.1f MiB", k / 1024; else print k}') (goal ≤ 16 MiB)."
     else
         echo "walship: not measured — $walship_error"
@@ -243,7 +264,7 @@ BODY=$RUN_DIR/push.md
     echo '```'
     echo 'lz4 -1 -B4 -q -f pg_wal/SEG REPO/SEG.lz4 && sync REPO/SEG.lz4      # floor'
     echo 'lz4 -1 -q -f pg_wal/SEG REPO/SEG.lz4 && sync REPO/SEG.lz4          # lz4 CLI defaults'
-    echo 'walship --repo REPO push pg_wal/SEG'
+    echo 'walship --repo REPO --async off push pg_wal/SEG'
     echo 'pgbackrest --stanza=bench --repo1-path=REPO archive-push pg_wal/SEG'
     echo '    # compress-type=lz4 compress-level=1 archive-async=n; REPO = a copy of a repository'
     echo '    # where `pgbackrest stanza-create --no-online` was run against the same pg_control'

@@ -416,7 +416,11 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
         if (!mid)
             ws_stage_free(sink);
     }
-    w->sha = mid ? ws_stage_sha256_threaded_new(mid) : NULL;
+    /* SHA-256 on this thread: with SHA-NI it runs at ~2 GB/s, a few ms per segment, while a
+     * helper thread costs a copy of every byte and a futex hand-off per 256 KiB
+     * (docs/benchmarks.md, push). The async agent gets its parallelism from pushing several files
+     * at once. */
+    w->sha = mid ? ws_stage_sha256_new(mid) : NULL;
     if (!w->sha) {
         ws_stage_chain_free(mid);
         ws_repo_obj_abort(w);
