@@ -165,6 +165,7 @@ typedef struct piece {
 typedef struct object {
     char name[32]; /* "data/000001" */
     int first, n;  /* its pieces, by offset */
+    uint64_t end;  /* where the manifest's last extent in it ends: its plaintext's bound */
 } object;
 
 typedef struct job {
@@ -292,6 +293,29 @@ static int build(job *j, int all, ws_error *err)
                          j->plan->e[a->entry].path);
             free(sorted);
             return -1;
+        }
+    }
+    /* The object header is untrusted: an object may hold no more than the manifest (already
+     * checked whole) puts in it, kept files included, so a header claiming a terabyte is
+     * refused before its stream is read. */
+    for (int i = 0; i < no; i++)
+        sorted[i].end = 0;
+    for (int i = 0; i < p->n; i++) {
+        const ws_rs_entry *e = &p->e[i];
+        if (e->kind != WS_MANIFEST_FILE || e->nextents == 0)
+            continue;
+        for (const char *c = e->extents; *c;) {
+            object key = {{0}, 0, 0, 0};
+            unsigned long long off, len;
+            int used = 0;
+            if (sscanf(c, "%31[^@]@%llu+%llu%n", key.name, &off, &len, &used) != 3 || used == 0)
+                break; /* malformed extents of a kept file: only its own check can tell */
+            object *o = bsearch(&key, sorted, (size_t)no, sizeof *sorted, cmp_name);
+            if (o && off + len > o->end)
+                o->end = off + len;
+            c += used;
+            if (*c == ',')
+                c++;
         }
     }
     j->objects = sorted;
@@ -434,7 +458,7 @@ static int extract_object(void *arg, int worker, int i, ws_error *err)
     for (int k = 0; k < o->n; k++)
         if (j->plan->e[j->pieces[o->first + k].entry].nextents != 1)
             flags = 0;
-    int rc = ws_repo_obj_read_ex(r, key, &d->base, NULL, flags, err);
+    int rc = ws_repo_obj_read_limit(r, key, &d->base, NULL, flags, o->end, err);
     ws_stage_free(&d->base);
     if (rc < 0) {
         if (err->code == WS_ENOENT) {

@@ -206,6 +206,19 @@ refused('missing object', [ '-c', $cconf ], [ '--pgdata', $mr->pgdata, '--backup
 ok(!-e $mr->pgdata . '/global/pg_control', 'missing object: no global/pg_control in PGDATA');
 rename "$vpath.away", $vpath;
 
+# a data object whose (valid, re-encoded) header claims more than the manifest puts in it: the
+# header is untrusted, so the object is refused before its stream is read, not followed for as
+# long as it claims (a hostile store could claim a terabyte of zeros)
+{
+	my $vkind = ord(substr($vgood, 7, 1));
+	forge_object($vpath, read_object($vpath) . ("\0" x (1 << 20)), $vkind);
+	my $lr = restored_node('oversized');
+	refused('oversized object', [ '-c', $cconf ], [ '--pgdata', $lr->pgdata, '--backup', $b2 ], 1,
+		[ qr{backup/\Q$b2\E/data/\Q$victim\E}, qr/more than this object may hold/ ]);
+	ok(!-e $lr->pgdata . '/global/pg_control', 'oversized object: no global/pg_control in PGDATA');
+	spurt_file($vpath, $vgood);
+}
+
 # ---- forged manifests: entries escaping PGDATA are refused before anything is written.
 # The forgery is a valid object (docs/repository-format.md, codec none); first an unchanged
 # copy, which list must still accept (so the refusals below are about the paths).
