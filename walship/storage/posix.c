@@ -432,8 +432,8 @@ static void posix_free(ws_storage *s_)
 }
 
 static const ws_storage_ops posix_ops = {
-    "posix",    WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat,
-    posix_list, posix_remove,          posix_describe,  posix_free,       posix_list_ex, NULL,
+    "posix",      WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat, posix_list,
+    posix_remove, posix_describe,        posix_free,      posix_list_ex,    NULL,
 };
 
 int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_storage **out,

@@ -844,11 +844,12 @@ static void s3_set_deadline(ws_storage *st, double deadline)
     S(st)->c.deadline = deadline;
 }
 
-static const ws_storage_ops s3_ops = {"s3",         WS_STORAGE_FEAT_META | WS_STORAGE_FEAT_RANGE,
-                                      s3_open_read, s3_open_write,
-                                      s3_stat,      s3_list,
-                                      s3_remove,    s3_describe,
-                                      s3_free,      NULL, s3_set_deadline};
+static const ws_storage_ops s3_ops = {"s3",           WS_STORAGE_FEAT_META | WS_STORAGE_FEAT_RANGE,
+                                      s3_open_read,   s3_open_write,
+                                      s3_stat,        s3_list,
+                                      s3_remove,      s3_describe,
+                                      s3_free,        NULL,
+                                      s3_set_deadline};
 
 static char *dup_or_null(const char *s)
 {
