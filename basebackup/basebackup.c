@@ -21,6 +21,8 @@
 #include "basebackup/tar.h"
 #include "basebackup/verify.h"
 #include "walship/cmd.h"
+#include "walship/clock.h"
+#include "walship/bytes.h"
 #include "walship/log.h"
 #include "walship/pq_dl.h"
 #include "walship/progress.h"
@@ -65,11 +67,6 @@ typedef struct bb {
 } bb;
 
 /* ---- small helpers ---- */
-
-static double mib(uint64_t n)
-{
-    return (double)n / (1024.0 * 1024.0);
-}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -264,7 +261,7 @@ static int begin_archive(bb *b, uint32_t oid, ws_error *err)
     b->archives_seen++;
     ws_bb_store_set_tablespace(b->store, oid);
     if (!(b->tar = ws_tar_parser_new(ws_bb_store_tar_callbacks(), b->store)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     return 0;
 }
 
@@ -530,7 +527,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
     b->archives_expected = PQntuples(res);
     if (!(b->archive_oids = calloc((size_t)b->archives_expected + 1, sizeof *b->archive_oids))) {
         PQclear(res);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     for (int i = 0; i < PQntuples(res); i++) {
         if (!PQgetisnull(res, i, 2))
@@ -552,7 +549,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
     ws_log_info("backup %s: start LSN %X/%X on timeline %" PRIu32 ", %d tablespace(s), about "
                 "%.1f MiB",
                 b->id, (unsigned)(b->info.start_lsn >> 32), (unsigned)b->info.start_lsn,
-                b->info.start_tli, b->archives_expected - 1, mib(b->total_bytes));
+                b->info.start_tli, b->archives_expected - 1, ws_mib(b->total_bytes));
     return 0;
 }
 
@@ -659,8 +656,7 @@ static int wait_for_wal(bb *b, ws_error *err)
             switched = 1;
             switch_wal(b);
         }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        ws_sleep(0.1);
     }
     return 0;
 }
@@ -727,7 +723,7 @@ static int run_backup(bb *b, ws_error *err)
     if (identify(b, err) < 0)
         return WS_EXIT_FAIL;
     if (!(b->mb = ws_manifest_builder_new()))
-        return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
+        return ws_error_oom(err), WS_EXIT_FAIL;
 
     b->t_start = ws_now();
     char default_label[64];
@@ -744,7 +740,7 @@ static int run_backup(bb *b, ws_error *err)
     so.id = b->id;
     so.cfg = b->cfg;
     if (!(b->verify = ws_bb_verify_new()))
-        return ws_error_set(err, WS_ENOMEM, "out of memory"), WS_EXIT_FAIL;
+        return ws_error_oom(err), WS_EXIT_FAIL;
     so.verify = b->verify;
     if (ws_bb_store_new(&so, b->mb, &b->store, err) < 0)
         return WS_EXIT_FAIL;
@@ -761,8 +757,8 @@ static int run_backup(bb *b, ws_error *err)
                 "%.1f MiB in %" PRIu64 " objects (%.1f MiB stored); %d writers, at most %.1f MiB "
                 "in flight (bound %.1f MiB)",
                 b->id, (unsigned)(b->info.stop_lsn >> 32), (unsigned)b->info.stop_lsn,
-                b->info.stop_tli, st.files, mib(st.bytes), st.objects, mib(st.stored_bytes),
-                so.parallel, mib(st.peak_inflight), mib(so.max_inflight));
+                b->info.stop_tli, st.files, ws_mib(st.bytes), st.objects, ws_mib(st.stored_bytes),
+                so.parallel, ws_mib(st.peak_inflight), ws_mib(so.max_inflight));
     if (wait_for_wal(b, err) < 0)
         return WS_EXIT_FAIL;
     b->info.original_size = st.bytes;
@@ -770,8 +766,8 @@ static int run_backup(bb *b, ws_error *err)
     b->info.file_count = st.files;
     if (ws_manifest_write(b->mb, &b->info, b->repos, b->nrepos, err) < 0)
         return WS_EXIT_FAIL;
-    ws_log_info("backup %s complete: %.1f MiB in %.1f s; WAL %s..%s archived", b->id, mib(st.bytes),
-                ws_now() - b->t_start, b->info.start_wal, b->info.stop_wal);
+    ws_log_info("backup %s complete: %.1f MiB in %.1f s; WAL %s..%s archived", b->id,
+                ws_mib(st.bytes), ws_now() - b->t_start, b->info.start_wal, b->info.stop_wal);
     return WS_EXIT_OK;
 }
 

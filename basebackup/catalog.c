@@ -157,7 +157,7 @@ int ws_catalog_load(ws_repo *r, ws_catalog *out, ws_error *err)
     if (s.n > 1)
         qsort(s.v, (size_t)s.n, sizeof *s.v, cmp_entry);
     if (s.oom || classify(r, &s, out) < 0) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     rc = 0;

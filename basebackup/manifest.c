@@ -87,11 +87,6 @@ static int parse_time(const char *s, int64_t *out)
     return 0;
 }
 
-static void format_lsn(uint64_t lsn, char out[32])
-{
-    snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
-}
-
 /* ---- builder ---- */
 
 struct ws_manifest_builder {
@@ -147,7 +142,7 @@ static int appendf(ws_manifest_builder *b, ws_error *err, const char *fmt, ...)
         return append(b, small, (size_t)n, err);
     char *big = malloc((size_t)n + 1);
     if (!big)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -222,8 +217,8 @@ int ws_manifest_write(ws_manifest_builder *b, const ws_manifest_info *in, ws_rep
     ws_manifest_encode(in->label, label, sizeof label);
     ws_manifest_format_time(in->start_time, start);
     ws_manifest_format_time(in->stop_time, stop);
-    format_lsn(in->start_lsn, slsn);
-    format_lsn(in->stop_lsn, elsn);
+    ws_wal_lsn_text(in->start_lsn, slsn);
+    ws_wal_lsn_text(in->stop_lsn, elsn);
     char head[8192];
     int hn = snprintf(head, sizeof head,
                       "# walship backup manifest: written last; the backup exists once this does\n"
@@ -588,7 +583,7 @@ static int parser_write(ws_stage *st, const void *buf, size_t len, ws_error *err
             size_t cap = p->cap * 2;
             char *nl = realloc(p->line, cap);
             if (!nl)
-                return ws_error_set(err, WS_ENOMEM, "out of memory");
+                return ws_error_oom(err);
             p->line = nl;
             p->cap = cap;
         }
@@ -657,7 +652,7 @@ int ws_manifest_read(ws_repo *r, const char *id, ws_manifest_info *info, ws_mani
         return ws_error_set(err, WS_EINVAL, "backup id \"%s\" too long", id);
     ws_stage *p = ws_manifest_parser_new(info, fn, arg);
     if (!p)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     int rc = ws_repo_obj_read(r, key, p, NULL, err);
     ws_stage_free(p);
     if (rc == 0 && strcmp(info->id, id) != 0)

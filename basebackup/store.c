@@ -270,7 +270,7 @@ static int job_put(ws_bb_store *s, job *j, int queued, const void *buf, size_t l
     j->written += len;
     while (len > 0) {
         if (!j->fill && !(j->fill = chunk_get(s)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         size_t k = CHUNK_SIZE - j->fill->len;
         if (k > len)
             k = len;
@@ -332,7 +332,7 @@ static int job_open(ws_bb_store *s, const char *rel, uint64_t size_hint, int str
         return -1;
     job *j = calloc(1, sizeof *j);
     if (!j)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     if (rel)
         snprintf(j->rel, sizeof j->rel, "%s", rel);
     else
@@ -518,7 +518,7 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
     *out = NULL;
     ws_bb_store *s = calloc(1, sizeof *s);
     if (!s)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     s->o = *o;
     if (s->o.parallel < 1 || !s->o.cfg)
         s->o.parallel = 1;
@@ -545,7 +545,7 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
     s->sync_ready = 1;
     *out = s;
     if (!(s->w = calloc((size_t)s->o.parallel, sizeof *s->w)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     s->nwriters = s->o.parallel;
     for (int i = 0; i < s->nwriters; i++) {
         writer *w = &s->w[i];
@@ -625,7 +625,7 @@ static int ext_add(ws_bb_store *s, const char *rel, uint64_t off, uint64_t len, 
             cap *= 2;
         char *ne = realloc(s->extents, cap);
         if (!ne)
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         s->extents = ne;
         s->ext_cap = cap;
     }
@@ -693,7 +693,7 @@ static int on_begin(void *arg, const ws_tar_entry *te, ws_error *err)
     }
     if (s->packed || te->size > s->o.part_size) {
         if (!(s->hasher = ws_stage_sha256_new(NULL)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
     }
     return 0;
 }
@@ -758,7 +758,7 @@ static int on_end(void *arg, ws_error *err)
         if (ws_manifest_add_pending(s->mb, e, &j->file_slot, err) < 0)
             return -1;
         if (!(j->file_path = strdup(path)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         j->file_size = e->size;
         j->file_crc = s->crc;
         return part_close(s, err);

@@ -140,12 +140,12 @@ static int remember_link(ws_tar_parser *p, const char *path, ws_error *err)
         int cap = p->caplinks ? p->caplinks * 2 : 8;
         char **nl = realloc(p->links, (size_t)cap * sizeof *nl);
         if (!nl)
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         p->links = nl;
         p->caplinks = cap;
     }
     if (!(p->links[p->nlinks] = strdup(path)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     p->nlinks++;
     return 0;
 }

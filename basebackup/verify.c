@@ -77,13 +77,13 @@ int ws_bb_verify_add(ws_bb_verify *v, const char *path, uint64_t size,
         size_t cap = v->cap ? v->cap * 2 : 1024;
         vfile *nf = realloc(v->f, cap * sizeof *nf);
         if (!nf)
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         v->f = nf;
         v->cap = cap;
     }
     vfile *f = &v->f[v->n];
     if (!(f->path = strdup(path)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     f->size = size;
     memcpy(f->sha, sha256, 32);
     f->crc = crc32c;
@@ -255,13 +255,13 @@ static int file_line(ws_bb_verify *v, const char *line, ws_error *err)
             size_t cap = v->cap_p ? v->cap_p * 2 : 64;
             vpending *np = realloc(v->p, cap * sizeof *np);
             if (!np)
-                return ws_error_set(err, WS_ENOMEM, "out of memory");
+                return ws_error_oom(err);
             v->p = np;
             v->cap_p = cap;
         }
         vpending *pe = &v->p[v->np];
         if (!(pe->path = strdup(path)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         pe->size = n;
         memcpy(pe->want, want, sizeof pe->want);
         pe->is_sha = is_sha;
@@ -300,7 +300,7 @@ int ws_bb_verify_feed(ws_bb_verify *v, const void *buf, size_t len, ws_error *er
             if (v->len + 1 > v->cap_line) {
                 char *nl = realloc(v->line, v->len + 1);
                 if (!nl)
-                    return ws_error_set(err, WS_ENOMEM, "out of memory");
+                    return ws_error_oom(err);
                 v->line = nl;
                 v->cap_line = v->len + 1;
             }
@@ -316,7 +316,7 @@ int ws_bb_verify_feed(ws_bb_verify *v, const void *buf, size_t len, ws_error *er
             size_t cap = v->cap_line ? v->cap_line * 2 : 1024;
             char *nl = realloc(v->line, cap);
             if (!nl)
-                return ws_error_set(err, WS_ENOMEM, "out of memory");
+                return ws_error_oom(err);
             v->line = nl;
             v->cap_line = cap;
         }

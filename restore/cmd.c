@@ -18,6 +18,7 @@
  */
 #include "restore/restore.h"
 #include "walship/cmd.h"
+#include "walship/bytes.h"
 #include "walship/log.h"
 
 #include <inttypes.h>
@@ -25,16 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static double mib(uint64_t n)
-{
-    return (double)n / (1024.0 * 1024.0);
-}
-
-static void lsn_text(uint64_t lsn, char out[32])
-{
-    snprintf(out, 32, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
-}
 
 static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char *repo,
                        const ws_rs_target *t, const char *restore_command, int delta, int standby,
@@ -44,8 +35,8 @@ static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char
     char start[32], stop[32], slsn[32], elsn[32];
     ws_manifest_format_time(b->start_time, start);
     ws_manifest_format_time(b->stop_time, stop);
-    lsn_text(b->start_lsn, slsn);
-    lsn_text(b->stop_lsn, elsn);
+    ws_wal_lsn_text(b->start_lsn, slsn);
+    ws_wal_lsn_text(b->stop_lsn, elsn);
     fprintf(f, "walship restore plan (dry run: nothing is changed)\n");
     fprintf(f, "  repository   %s\n", repo);
     fprintf(f, "  backup       %s%s%s%s: %s\n", b->id, b->label[0] ? " (label \"" : "", b->label,
@@ -60,7 +51,7 @@ static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char
         fprintf(f, "  tablespace   %" PRIu32 " -> %s%s\n", p->ts[i].oid, p->ts[i].dest,
                 strcmp(p->ts[i].dest, p->ts[i].original) ? " (mapped)" : "");
     fprintf(f, "  files        %" PRIu64 " of %" PRIu64 " to write (%.1f of %.1f MiB)",
-            p->files_write, p->files, mib(p->bytes_write), mib(p->bytes));
+            p->files_write, p->files, ws_mib(p->bytes_write), ws_mib(p->bytes));
     if (delta)
         fprintf(f, ", %" PRIu64 " kept", p->files - p->files_write);
     fprintf(f, "\n  signal       %s\n", standby ? "standby.signal" : "recovery.signal");
@@ -149,7 +140,8 @@ int ws_cmd_restore(const ws_config *cfg)
         goto out;
     }
     ws_log_info("restoring backup %s (%s) into %s: %" PRIu64 " files, %.1f MiB to write%s", b->id,
-                why, plan.pgdata, plan.files_write, mib(plan.bytes_write), delta ? " (delta)" : "");
+                why, plan.pgdata, plan.files_write, ws_mib(plan.bytes_write),
+                delta ? " (delta)" : "");
     started = 1;
     if (ws_rs_prepare(&plan, delta, &err) < 0 ||
         ws_rs_extract(&plan, cfg, repo_index, (int)threads, &err) < 0 ||
@@ -158,7 +150,7 @@ int ws_cmd_restore(const ws_config *cfg)
         goto out;
     ws_log_info("restored backup %s into %s: %" PRIu64 " files written (%.1f MiB), %" PRIu64
                 " kept, in %.1f s",
-                b->id, plan.pgdata, plan.files_write, mib(plan.bytes_write),
+                b->id, plan.pgdata, plan.files_write, ws_mib(plan.bytes_write),
                 plan.files - plan.files_write, ws_now() - t0);
     ws_log_info("next: start PostgreSQL (pg_ctl -D %s start); it replays WAL through walship "
                 "fetch%s",

@@ -218,7 +218,7 @@ static int build(job *j, int all, ws_error *err)
     object *names = calloc((size_t)cap + 1, sizeof *names);
     if (!j->pieces || !names) {
         free(names);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     for (int i = 0; i < p->n; i++) {
         ws_rs_entry *e = &p->e[i];
@@ -261,7 +261,7 @@ static int build(job *j, int all, ws_error *err)
     object *sorted = calloc((size_t)j->npieces + 1, sizeof *sorted);
     if (!sorted) {
         free(names);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     memcpy(sorted, names, (size_t)j->npieces * sizeof *sorted);
     if (j->npieces)
@@ -443,7 +443,7 @@ static int extract_object(void *arg, int worker, int i, ws_error *err)
     demux *d = calloc(1, sizeof *d);
     if (!d || !(d->md = EVP_MD_CTX_new())) {
         free(d);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     d->base.ops = &demux_ops;
     d->j = j;
@@ -483,9 +483,7 @@ static int check_multi(void *arg, int worker, int i, ws_error *err)
         return ws_error_errno(err, WS_EIO, errno, "cannot open %s", e->dest);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     char *buf = malloc(1 << 20);
-    int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-                 ? 0
-                 : ws_error_set(err, WS_ENOMEM, "out of memory");
+    int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : ws_error_oom(err);
     uint64_t total = 0;
     while (rc == 0) {
         ssize_t k = read(fd, buf, 1 << 20);
@@ -546,7 +544,7 @@ int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, int repo_index, int threa
         j.repos = calloc((size_t)threads, sizeof *j.repos);
         j.nrepos = calloc((size_t)threads, sizeof *j.nrepos);
         if (!j.repos || !j.nrepos)
-            rc = ws_error_set(err, WS_ENOMEM, "out of memory");
+            rc = ws_error_oom(err);
     }
     for (int w = 0; rc == 0 && w < threads; w++)
         rc = ws_cmd_open_repos(cfg, &j.repos[w], &j.nrepos[w], err);

@@ -272,7 +272,7 @@ static int check_locations(const ws_rs_plan *p, ws_error *err)
 {
     char pg[PATH_MAX], *real = calloc((size_t)p->nts + 1, PATH_MAX);
     if (!real)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     int rc = 0;
     if (resolved(p->pgdata, pg, sizeof pg) < 0)
         rc = ws_error_set(err, WS_EINVAL, "cannot resolve %s", p->pgdata);
@@ -310,7 +310,7 @@ static int check_unique(const ws_rs_plan *p, ws_error *err)
 {
     char **names = calloc((size_t)p->n * 2 + 1, sizeof *names);
     if (!names)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     size_t n = 0;
     for (int i = 0; i < p->n; i++) {
         names[n++] = p->e[i].dest;

@@ -66,12 +66,12 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
                                 me->tablespace);
         ws_rs_tablespace *nt = realloc(p->ts, (size_t)(p->nts + 1) * sizeof *nt);
         if (!nt)
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         p->ts = nt;
         memset(&p->ts[p->nts], 0, sizeof *p->ts);
         p->ts[p->nts].oid = me->tablespace;
         if (!(p->ts[p->nts++].original = strdup(me->path)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         return 0;
     }
     if (me->tablespace && !find_ts(p, me->tablespace))
@@ -81,7 +81,7 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
         int cap = p->cap ? p->cap * 2 : 1024;
         ws_rs_entry *ne = realloc(p->e, (size_t)cap * sizeof *ne);
         if (!ne)
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         p->e = ne;
         p->cap = cap;
     }
@@ -93,13 +93,13 @@ static int add_entry(void *arg, const ws_manifest_entry *me, ws_error *err)
     e->mtime = me->mtime;
     e->size = me->size;
     if (!(e->path = strdup(me->path)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     p->n++;
     if (me->kind == WS_MANIFEST_FILE) {
         if (hex_digest(me->sha256, e->sha256) < 0)
             return ws_error_set(err, WS_ECORRUPT, "file %s has a malformed SHA-256", me->path);
         if (!(e->extents = strdup(me->extents ? me->extents : "-")))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         e->nextents = strcmp(e->extents, "-") == 0 ? 0 : 1;
         for (const char *c = e->extents; *c; c++)
             e->nextents += *c == ',';
@@ -129,12 +129,12 @@ static int apply_map(ws_rs_plan *p, const char *map, ws_error *err)
 {
     for (int i = 0; i < p->nts; i++)
         if (!(p->ts[i].dest = strdup(p->ts[i].original)))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
     if (!map)
         return 0;
     char *copy = strdup(map), *save = NULL;
     if (!copy)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     int rc = 0;
     for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
          item = strtok_r(NULL, ",", &save)) {
@@ -154,7 +154,7 @@ static int apply_map(ws_rs_plan *p, const char *map, ws_error *err)
         free(ts->dest);
         ts->mapped = 1;
         if (!(ts->dest = strdup(eq + 1)))
-            rc = ws_error_set(err, WS_ENOMEM, "out of memory");
+            rc = ws_error_oom(err);
     }
     free(copy);
     return rc;
@@ -188,7 +188,7 @@ int ws_rs_plan_load(ws_repo *r, const ws_manifest_info *b, const char *pgdata, c
         p->pgdata = join(cwd, pgdata, "");
     }
     if (!p->pgdata)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     size_t l = strlen(p->pgdata);
     while (l > 1 && p->pgdata[l - 1] == '/')
         p->pgdata[--l] = '\0';
@@ -212,7 +212,7 @@ int ws_rs_plan_load(ws_repo *r, const ws_manifest_info *b, const char *pgdata, c
             root = find_ts(p, e->tablespace)->dest;
         if (!(e->dest = join(root, e->path, is_held(e) ? HELD_SUFFIX : "")) ||
             (is_held(e) && !(e->final_dest = join(root, e->path, ""))))
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
     }
     if (ws_rs_plan_validate(p, err) < 0)
         return -1;
@@ -402,7 +402,7 @@ static int remove_extras(ws_rs_plan *p, uint32_t tsp, const char *root, ws_error
 {
     known *k = calloc((size_t)p->n + 1, sizeof *k);
     if (!k)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     int nk = 0;
     for (int i = 0; i < p->n; i++)
         if (p->e[i].tablespace == tsp && p->e[i].kind != WS_MANIFEST_SYMLINK)

@@ -256,7 +256,7 @@ int ws_rs_recovery_write(const ws_rs_plan *p, const ws_rs_target *t, const char 
     size_t outlen = 0;
     FILE *o = open_memstream(&out, &outlen);
     if (!o)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     FILE *in = fopen(path, "r");
     if (in) {
         char line[8192];
@@ -284,7 +284,7 @@ int ws_rs_recovery_write(const ws_rs_plan *p, const ws_rs_target *t, const char 
     ws_rs_recovery_print(o, p, t, restore_command);
     if (fclose(o) != 0) {
         free(out);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     int rc = write_file(path, out, outlen, err);
     free(out);

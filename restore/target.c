@@ -241,11 +241,6 @@ static int on_path(const ws_manifest_info *b, const history *h)
     return 0;
 }
 
-static void lsn_text(uint64_t lsn, char out[32])
-{
-    snprintf(out, 32, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
-}
-
 const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
                                             const char *backup_opt, const ws_rs_target *t,
                                             char *why, size_t whylen, ws_error *err)
@@ -301,7 +296,7 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
         if (!before)
             continue;
         char lsn[32];
-        lsn_text(b->stop_lsn, lsn);
+        ws_wal_lsn_text(b->stop_lsn, lsn);
         if (t->kind == WS_RS_TARGET_TIME)
             snprintf(why, whylen, "the newest complete backup that ends before the target time%s",
                      tli > 1 ? " on the target timeline's path" : "");
@@ -318,7 +313,7 @@ const ws_manifest_info *ws_rs_choose_backup(ws_repo *r, const ws_catalog *cat,
     }
     char when[32], lsn[32];
     ws_manifest_format_time(oldest->stop_time, when);
-    lsn_text(oldest->stop_lsn, lsn);
+    ws_wal_lsn_text(oldest->stop_lsn, lsn);
     ws_error_set(err, WS_ENOENT,
                  "no backup ends before the target %s; the oldest restorable point is %s "
                  "(LSN %s, the end of backup %s)",
@@ -401,7 +396,7 @@ int ws_rs_timeline_note(ws_repo *r, const ws_catalog *cat, const ws_rs_target *t
     if (ws_tl_history_load(r, tli, &h, &e) < 0 || !ws_tl_history_has(&h, newest->stop_tli, &end))
         return 0; /* not a branch of it: choosing the backup says what is wrong, if anything */
     char lsn[32];
-    lsn_text(end, lsn);
+    ws_wal_lsn_text(end, lsn);
     snprintf(note, len,
              "recovery follows timeline %" PRIu32 "%s, which branched off timeline %" PRIu32
              " (the newest backup's, %s) at %s: what timeline %" PRIu32
@@ -483,7 +478,7 @@ int ws_rs_check_archive_end(ws_repo *r, const ws_manifest_info *b, const ws_rs_t
         return -1;
     char when[32] = "", end[32];
     uint64_t end_lsn = n.found ? (n.segno + 1) * (uint64_t)b->seg_size : 0;
-    lsn_text(end_lsn, end);
+    ws_wal_lsn_text(end_lsn, end);
     if (n.found)
         ws_manifest_format_time(info.mtime, when);
     /* mtimes are whole seconds (truncated): a target within the segment's last second is

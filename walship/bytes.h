@@ -7,6 +7,12 @@
 
 #include <stdint.h>
 
+/* n bytes in MiB, for messages. */
+static inline double ws_mib(uint64_t n)
+{
+    return (double)n / (1024.0 * 1024.0);
+}
+
 static inline uint16_t ws_get_le16(const unsigned char *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);

@@ -2,7 +2,6 @@
 #include "walship/cmd.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 int ws_cmd_open_repos(const ws_config *cfg, ws_repo ***repos, int *n, ws_error *err)
 {
@@ -16,7 +15,7 @@ int ws_cmd_open_repos(const ws_config *cfg, ws_repo ***repos, int *n, ws_error *
     }
     ws_repo **r = calloc((size_t)count, sizeof *r);
     if (!r)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (int i = 0; i < count; i++) {
         ws_storage_config sc;
         if (ws_config_storage(cfg, i, &sc, err) < 0 || ws_repo_open(&sc, &r[i], err) < 0) {
@@ -34,11 +33,4 @@ void ws_cmd_close_repos(ws_repo **repos, int n)
     for (int i = 0; i < n; i++)
         ws_repo_free(repos[i]);
     free(repos);
-}
-
-double ws_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

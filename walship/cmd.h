@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include "walship/clock.h"
 #include "walship/config.h"
 #include "walship/repo/repo.h"
 
@@ -24,9 +25,6 @@ enum {
  * ws_cmd_close_repos). Fails with WS_ECONFIG if none is configured. */
 int ws_cmd_open_repos(const ws_config *cfg, ws_repo ***repos, int *n, ws_error *err);
 void ws_cmd_close_repos(ws_repo **repos, int n);
-
-/* Monotonic clock in seconds. */
-double ws_now(void);
 
 /* ---- push's pipeline (push.c), shared by the in-process path and the async agent ---- */
 

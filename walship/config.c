@@ -228,7 +228,7 @@ static int parse_args(ws_config *c, int argc, char **argv, ws_error *err)
     int repo_flags = 0, only_args = 0;
     c->args = calloc((size_t)argc + 1, sizeof *c->args);
     if (!c->args)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || a[1] == '\0') {
@@ -572,7 +572,7 @@ int ws_config_load(int argc, char **argv, ws_config **out, ws_error *err)
 {
     ws_config *c = calloc(1, sizeof *c);
     if (!c)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     *out = c;
     if (parse_args(c, argc, argv, err) < 0)
         return -1;

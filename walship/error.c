@@ -26,6 +26,11 @@ int ws_error_set(ws_error *err, ws_errcode code, const char *fmt, ...)
     return -1;
 }
 
+int ws_error_oom(ws_error *err)
+{
+    return ws_error_set(err, WS_ENOMEM, "out of memory");
+}
+
 int ws_error_errno(ws_error *err, ws_errcode code, int errnum, const char *fmt, ...)
 {
     if (!err)

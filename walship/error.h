@@ -45,6 +45,9 @@ int ws_error_set(ws_error *err, ws_errcode code, const char *fmt, ...)
 int ws_error_errno(ws_error *err, ws_errcode code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ws_error_set(err, WS_ENOMEM, "out of memory"): returns -1. */
+int ws_error_oom(ws_error *err);
+
 /* Sets the "what to do next" hint. */
 void ws_error_hint(ws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -24,6 +24,7 @@
  * fetch into the same directory removes it once its pid is dead.
  */
 #include "walship/agent/prefetch.h"
+#include "walship/clock.h"
 #include "walship/cmd.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
@@ -49,8 +50,7 @@ int ws_fetch_read(ws_repo *repo, const ws_wal_name *name, const char *key, int f
     if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
         return ws_error_errno(err, WS_EIO, errno, "cannot truncate %s", what);
     ws_stage *sink = ws_stage_fd_sink_new(fd, what);
-    int rc = sink ? ws_repo_obj_read(repo, key, sink, h, err)
-                  : ws_error_set(err, WS_ENOMEM, "out of memory");
+    int rc = sink ? ws_repo_obj_read(repo, key, sink, h, err) : ws_error_oom(err);
     ws_stage_free(sink);
     ws_repo_identity id;
     if (rc == 0 && (name->kind == WS_WAL_SEGMENT || name->kind == WS_WAL_PARTIAL)) {
@@ -238,13 +238,6 @@ static try_result fetch_from(ws_repo *repo, const ws_wal_name *name, const char 
     return TRY_OK;
 }
 
-static void sleep_seconds(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 int ws_cmd_fetch(const ws_config *cfg)
 {
     ws_error err;
@@ -345,7 +338,7 @@ int ws_cmd_fetch(const ws_config *cfg)
                                    "that exists but could not be read");
             code = fatal;
         } else {
-            sleep_seconds(backoff);
+            ws_sleep(backoff);
             backoff = backoff * 2 > 5 ? 5 : backoff * 2;
         }
     }

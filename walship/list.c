@@ -256,11 +256,6 @@ static void human(uint64_t n, char out[32])
     snprintf(out, 32, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-static void lsn_str(uint64_t lsn, char out[32])
-{
-    snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
-}
-
 /* What the output says besides the WAL. */
 typedef struct listing {
     const char *repo;
@@ -306,8 +301,8 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
         const ws_manifest_info *m = &b[i];
         ws_manifest_format_time(m->start_time, t1);
         ws_manifest_format_time(m->stop_time, t2);
-        lsn_str(m->start_lsn, l1);
-        lsn_str(m->stop_lsn, l2);
+        ws_wal_lsn_text(m->start_lsn, l1);
+        ws_wal_lsn_text(m->stop_lsn, l2);
         fprintf(f, "%s{\"id\":", i ? "," : "");
         json_str(f, m->id);
         fprintf(f, ",\"label\":");
@@ -470,8 +465,8 @@ static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t
         char t1[32], t2[32], l1[32], l2[32], s1[32], s2[32], label[21], dur[32];
         ws_manifest_format_time(m->start_time, t1);
         ws_manifest_format_time(m->stop_time, t2);
-        lsn_str(m->start_lsn, l1);
-        lsn_str(m->stop_lsn, l2);
+        ws_wal_lsn_text(m->start_lsn, l1);
+        ws_wal_lsn_text(m->stop_lsn, l2);
         human(m->original_size, s1);
         human(m->stored_size, s2);
         snprintf(label, sizeof label, "%s", m->label);
@@ -581,14 +576,14 @@ int ws_cmd_list(const ws_config *cfg)
         ws_storage_list_ex(st, "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &L, &err) < 0)
         goto out;
     if (s.oom) {
-        ws_error_set(&err, WS_ENOMEM, "out of memory");
+        ws_error_oom(&err);
         goto out;
     }
     if (s.wal.n)
         qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
     if (summarise_wal(&s.wal, seg_size, &w) < 0 ||
         (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
-        ws_error_set(&err, WS_ENOMEM, "out of memory");
+        ws_error_oom(&err);
         goto out;
     }
     if (json)

@@ -1,5 +1,6 @@
 /* progress.c — a progress line for long work (progress.h). */
 #include "walship/progress.h"
+#include "walship/bytes.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -8,11 +9,6 @@
 
 #define PROGRESS_TTY_SEC 0.25
 #define PROGRESS_LOG_SEC 5.0
-
-static double mib(uint64_t n)
-{
-    return (double)n / (1024.0 * 1024.0);
-}
 
 void ws_progress_start(ws_progress *p, uint64_t total, int tty)
 {
@@ -30,14 +26,14 @@ void ws_progress_show(ws_progress *p, uint64_t done, int final)
     if (ws_log_get_level() < WS_LOG_INFO)
         return;
     double el = now - p->t_start;
-    double rate = el > 0 ? mib(done) / el : 0;
+    double rate = el > 0 ? ws_mib(done) / el : 0;
     char line[256];
     if (p->total > 0 && done <= p->total) {
-        double eta = rate > 0 ? (mib(p->total) - mib(done)) / rate : 0;
-        snprintf(line, sizeof line, "%.1f/%.1f MiB (%.0f%%), %.1f MiB/s, ETA %.0f s", mib(done),
-                 mib(p->total), 100.0 * (double)done / (double)p->total, rate, eta);
+        double eta = rate > 0 ? (ws_mib(p->total) - ws_mib(done)) / rate : 0;
+        snprintf(line, sizeof line, "%.1f/%.1f MiB (%.0f%%), %.1f MiB/s, ETA %.0f s", ws_mib(done),
+                 ws_mib(p->total), 100.0 * (double)done / (double)p->total, rate, eta);
     } else {
-        snprintf(line, sizeof line, "%.1f MiB, %.1f MiB/s", mib(done), rate);
+        snprintf(line, sizeof line, "%.1f MiB, %.1f MiB/s", ws_mib(done), rate);
     }
     if (p->tty)
         fprintf(stderr, "\r%-72s%s", line, final ? "\n" : "");

@@ -15,6 +15,7 @@
  * that PostgreSQL can recycle it (docs/queue-max.md). That check comes before either path.
  */
 #include "walship/cmd.h"
+#include "walship/bytes.h"
 #include "walship/agent/agent.h"
 #include "walship/log.h"
 #include "walship/queue.h"
@@ -76,7 +77,7 @@ static int stream_file(ws_repo_obj_writer *w, int fd, uint64_t size, const char 
 {
     char *buf = malloc(PUSH_CHUNK);
     if (!buf)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     uint64_t total = 0;
     int rc = 0;
     for (;;) {
@@ -101,11 +102,6 @@ static int stream_file(ws_repo_obj_writer *w, int fd, uint64_t size, const char 
                           "%s changed size while being read (%" PRIu64 " bytes, then %" PRIu64 ")",
                           path, size, total);
     return rc;
-}
-
-static double mib(uint64_t n)
-{
-    return (double)n / (1024.0 * 1024.0);
 }
 
 int ws_push_opts_get(const ws_config *cfg, ws_push_opts *o, ws_error *err)
@@ -191,7 +187,7 @@ int ws_push_file_store(ws_push_file *f, ws_repo **repos, int nrepos, const ws_pu
     ws_repo **targets = calloc((size_t)nrepos, sizeof *targets);
     int ntargets = 0;
     if (!targets)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (int i = 0; i < nrepos; i++) {
         if (f->is_segment) {
             ws_error e;
@@ -219,7 +215,7 @@ int ws_push_file_store(ws_push_file *f, ws_repo **repos, int nrepos, const ws_pu
         ws_error e;
         ws_error_clear(&e);
         if (!res) {
-            ws_error_set(&e, WS_ENOMEM, "out of memory");
+            ws_error_oom(&e);
             FAIL_WITH(&e);
         } else if (ws_repo_obj_create(targets, ntargets, key, ws_objkind_of(name->kind), o->codec,
                                       o->level, f->size, &w, &e) < 0) {
@@ -235,7 +231,7 @@ int ws_push_file_store(ws_push_file *f, ws_repo **repos, int nrepos, const ws_pu
                 const char *where = ws_repo_describe(targets[i]);
                 if (res[i].status == WS_PUT_STORED)
                     ws_log_info("archived %s (%.1f MiB, %s) to %s in %.0f ms", name->name,
-                                mib(f->size), ws_codec_name(o->codec), where, ms);
+                                ws_mib(f->size), ws_codec_name(o->codec), where, ms);
                 else if (res[i].status == WS_PUT_IDENTICAL)
                     ws_log_info("%s is already archived in %s with the same contents; "
                                 "nothing to do",
@@ -336,8 +332,8 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
                     " files (%.1f MiB), over push-queue-max (%.1f MiB) by %" PRIu64
                     " segment(s), dropped oldest first; the gap is recorded in %s. "
                     "Point-in-time recovery cannot replay past %s: take a new base backup",
-                    f->name.name, v.backlog_files, mib(v.backlog_bytes), mib(limit), v.beyond_files,
-                    where, f->name.name);
+                    f->name.name, v.backlog_files, ws_mib(v.backlog_bytes), ws_mib(limit),
+                    v.beyond_files, where, f->name.name);
         rc = 1;
     }
 out:

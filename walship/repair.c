@@ -108,7 +108,7 @@ static int gather_wal(ws_repo *r, evidence *ev, ws_error *err)
     }
     if (l.oom) {
         free(l.v);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     for (size_t i = 0; i < l.n; i++) {
         const ws_wal_name *n = &l.v[i];

@@ -15,7 +15,7 @@ int ws_tl_history_parse(uint32_t tli, const char *text, size_t len, ws_tl_histor
     h->tli = tli;
     char *buf = malloc(len + 1);
     if (!buf)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     memcpy(buf, text, len);
     buf[len] = '\0';
     char *save = NULL;
@@ -76,7 +76,7 @@ int ws_tl_history_load(ws_repo *r, uint32_t tli, ws_tl_history *h, ws_error *err
         return -1;
     mem_sink *m = calloc(1, sizeof *m);
     if (!m)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     m->base.ops = &mem_ops;
     if (ws_repo_obj_read(r, key, &m->base, NULL, err) < 0) {
         ws_stage_free(&m->base);

@@ -110,6 +110,12 @@ uint64_t ws_wal_lsn_segno(uint64_t lsn, uint32_t seg_size)
     return lsn / seg_size;
 }
 
+char *ws_wal_lsn_text(uint64_t lsn, char out[WS_LSN_TEXT])
+{
+    snprintf(out, WS_LSN_TEXT, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
+    return out;
+}
+
 int ws_wal_parse_lsn(const char *s, uint64_t *lsn)
 {
     char *end;

@@ -56,6 +56,9 @@ int ws_wal_segno(const ws_wal_name *n, uint32_t seg_size, uint64_t *segno);
 void ws_wal_format_segment(char *buf, uint32_t tli, uint64_t segno, uint32_t seg_size);
 /* The segment holding lsn. */
 uint64_t ws_wal_lsn_segno(uint64_t lsn, uint32_t seg_size);
+/* Formats an LSN as PostgreSQL prints it ("16/B374D848") into out; returns out. */
+#define WS_LSN_TEXT 32
+char *ws_wal_lsn_text(uint64_t lsn, char out[WS_LSN_TEXT]);
 /* Parses "16/B374D848" into an LSN. */
 int ws_wal_parse_lsn(const char *s, uint64_t *lsn);
 

@@ -557,7 +557,7 @@ static int open_sets(agent *a, ws_error *err)
 {
     a->slots = calloc((size_t)a->nslots, sizeof *a->slots);
     if (!a->slots)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (int i = 0; i < a->nslots; i++) {
         a->slots[i].a = a;
         if (ws_cmd_open_repos(a->cfg, &a->slots[i].repos, &a->slots[i].nrepos, err) < 0)

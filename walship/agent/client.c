@@ -3,6 +3,7 @@
  * acknowledged exactly this file, else make sure the agent runs and wait for its answer.
  */
 #include "walship/agent/agent.h"
+#include "walship/clock.h"
 #include "walship/agent/spool.h"
 #include "walship/log.h"
 
@@ -17,13 +18,6 @@
 /* After starting an agent, how long to let it take the lock before starting another. */
 #define SPAWN_GRACE_S 2.0
 #define SPAWN_MAX     5
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* Whether an error file is new since the push began (each write is a rename, so a new file
  * has another inode or mtime). */
@@ -161,7 +155,7 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
                          name, timeout, last_text[0] ? "; its last error: " : "", last_text);
             return WS_EXIT_FAIL;
         }
-        sleep_s(nap);
+        ws_sleep(nap);
         nap = nap * 2 > 0.025 ? 0.025 : nap * 2;
         if (ws_now() - last_seen >= 1.0) {
             last_seen = ws_now();

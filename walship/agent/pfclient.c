@@ -10,6 +10,7 @@
  * mtime and is not served; its page header is checked against the name once more as well.
  */
 #include "walship/agent/prefetch.h"
+#include "walship/clock.h"
 #include "walship/agent/spool.h"
 #include "walship/log.h"
 
@@ -21,13 +22,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* 1 and dest in place if the spool holds name verified; 0 otherwise. */
 static int serve(const ws_spool *sp, const ws_wal_name *name, const char *dest)
@@ -99,7 +93,7 @@ static int wait_inflight(const ws_spool *sp, const ws_wal_name *name, const char
         return 0;
     double t0 = ws_now(), nap = 0.001;
     while (access(tmp, F_OK) == 0 && ws_now() - t0 < limit && ws_spool_agent_pid(sp) != 0) {
-        sleep_s(nap);
+        ws_sleep(nap);
         nap = nap * 2 > 0.02 ? 0.02 : nap * 2;
     }
     if (access(path, F_OK) != 0)

@@ -219,7 +219,7 @@ static void plan_work(uv_work_t *w)
         ws_tl_history *nh = realloc(p->hist, (size_t)(p->nhist + 1) * sizeof *nh);
         if (!nh) {
             a->pfailed = 1;
-            ws_error_set(&a->perr, WS_ENOMEM, "out of memory");
+            ws_error_oom(&a->perr);
             break;
         }
         p->hist = nh;
@@ -696,7 +696,7 @@ static int open_sets(pf_agent *a, ws_error *err)
 {
     a->slots = calloc((size_t)a->nslots, sizeof *a->slots);
     if (!a->slots)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (int i = 0; i < a->nslots; i++) {
         a->slots[i].a = a;
         if (ws_cmd_open_repos(a->cfg, &a->slots[i].repos, &a->slots[i].nrepos, err) < 0)

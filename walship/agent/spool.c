@@ -257,13 +257,13 @@ static int config_id(const ws_config *cfg, const char *dir, char out[65], int fa
         ws_config_each_option(id_option, &c);
     }
     if (b.oom || secrets.oom) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     if (secrets.len && add_secrets(&b, &secrets, dir, err) < 0)
         goto out;
     if (b.oom) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     if (fast) {

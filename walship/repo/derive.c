@@ -77,7 +77,7 @@ int ws_repo_wal_identity(ws_repo *r, const ws_wal_name *name, ws_repo_identity *
         ws_objhdr_decode(hb, n, key, &h, err) < 0)
         goto out;
     if (h.codec == WS_CODEC_LZ4 && !(head = ws_stage_lz4_decompress_new(h.length, &cap.base))) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     if (h.codec != WS_CODEC_LZ4 && h.codec != WS_CODEC_NONE) {

@@ -244,7 +244,7 @@ int ws_repo_gap_list(ws_repo *r, ws_repo_gap **out, int *n, ws_error *err)
     }
     if (l.oom) {
         free(l.v);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     if (l.n)
         qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_gap);

@@ -1,5 +1,6 @@
 /* repo.c — repository identity, WAL keys, object writing and verified reading. */
 #include "walship/repo/repo.h"
+#include "walship/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ int ws_repo_open(const ws_storage_config *cfg, ws_repo **out, ws_error *err)
     *out = NULL;
     ws_repo *r = calloc(1, sizeof *r);
     if (!r)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     if (ws_storage_open(cfg, &r->storage, err) < 0) {
         free(r);
         return -1;
@@ -116,8 +117,7 @@ int ws_repo_identity_get(ws_repo *r, ws_repo_identity *id, ws_error *err)
     int rc = -1;
     for (int attempt = 0; attempt < 4; attempt++) {
         if (attempt) {
-            struct timespec ts = {0, 250L * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            ws_sleep(0.25);
         }
         char *text;
         size_t len;
@@ -372,7 +372,7 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     *out = NULL;
     ws_repo_obj_writer *w = calloc(1, sizeof *w);
     if (!w)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     w->n = n;
     w->repos = repos;
     w->kind = kind;
@@ -384,7 +384,7 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     if (!w->w || !w->open_results || !live) {
         free(live);
         obj_writer_free(w);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     int nlive = 0, first_fail = -1;
     unsigned char placeholder[WS_OBJHDR_SIZE] = {0};
@@ -424,7 +424,7 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     if (!w->sha) {
         ws_stage_chain_free(mid);
         ws_repo_obj_abort(w);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     w->head = w->sha;
     *out = w;
@@ -622,12 +622,12 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
     if (sha && h.codec == WS_CODEC_LZ4)
         head = ws_stage_lz4_decompress_new(h.length, sha);
     if (!sha || !head) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     char *buf = malloc(READ_CHUNK);
     if (!buf) {
-        ws_error_set(err, WS_ENOMEM, "out of memory");
+        ws_error_oom(err);
         goto out;
     }
     uint64_t passed = 0;

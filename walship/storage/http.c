@@ -219,11 +219,11 @@ int ws_http_new(const ws_http_opts *opts, ws_http **out, ws_error *err)
         return -1;
     ws_http *h = calloc(1, sizeof *h);
     if (!h)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     h->opts = *opts;
     if (opts->ca_file && !(h->ca_file = strdup(opts->ca_file))) {
         free(h);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     h->opts.ca_file = h->ca_file;
     if (uv_loop_init(&h->loop) != 0) {

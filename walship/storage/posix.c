@@ -173,7 +173,7 @@ static int posix_open_read(ws_storage *s_, const char *key, uint64_t off, uint64
     posix_reader *r = calloc(1, sizeof *r);
     if (!r) {
         close(fd);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     r->base.ops = &posix_reader_ops;
     r->fd = fd;
@@ -277,7 +277,7 @@ static int posix_open_write(ws_storage *s_, const char *key, unsigned flags,
     *out = NULL;
     posix_writer *w = calloc(1, sizeof *w);
     if (!w)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     w->base.ops = &posix_writer_ops;
     w->s = s;
     w->flags = flags;
@@ -446,7 +446,7 @@ int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_sto
     posix_storage *s = calloc(1, sizeof *s);
     if (!s || !(s->root = strdup(path))) {
         free(s);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     size_t n = strlen(s->root);
     while (n > 1 && s->root[n - 1] == '/')

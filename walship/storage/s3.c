@@ -184,14 +184,14 @@ static int s3_list(ws_storage *st, const char *prefix, ws_storage_list_cb cb, vo
     char *token = NULL, *prev = NULL;
     int rc = 0;
     if (!fp)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     for (;;) {
         ws_s3_op op;
         ws_s3_op_init(&op, "GET", NULL);
         if (ws_s3_op_query(&op, "list-type", "2") < 0 || ws_s3_op_query(&op, "prefix", fp) < 0 ||
             (token && ws_s3_op_query(&op, "continuation-token", token) < 0)) {
             ws_s3_op_cleanup(&op);
-            rc = ws_error_set(err, WS_ENOMEM, "out of memory");
+            rc = ws_error_oom(err);
             break;
         }
         free(token);
@@ -230,7 +230,7 @@ static int s3_list(ws_storage *st, const char *prefix, ws_storage_list_cb cb, vo
         prev = strdup(next);
         token = strdup(next);
         if (!token || !prev) {
-            rc = ws_error_set(err, WS_ENOMEM, "out of memory");
+            rc = ws_error_oom(err);
             break;
         }
     }
@@ -302,7 +302,7 @@ static int reader_start(s3_reader *r, ws_error *err)
         snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)from);
     if ((range[0] && ws_s3_op_header(&r->op, "range", range) < 0) ||
         (r->etag[0] && ws_s3_op_header(&r->op, "if-match", r->etag) < 0))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     r->op.sink = reader_sink;
     r->op.sink_arg = r;
     r->op.no_total_timeout = 1;
@@ -407,7 +407,7 @@ static int s3_open_read(ws_storage *st, const char *key, uint64_t off, uint64_t 
     s3_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->key = full_key(s, key))) {
         free(r);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     r->base.ops = &s3_reader_ops;
     r->s = s;
@@ -516,7 +516,7 @@ static int submit_part(s3_writer *w, int num, char *data, size_t len, ws_error *
         free(data);
         if (np)
             w->parts = np;
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     w->parts = np;
     w->parts[w->nparts++] = p;
@@ -529,7 +529,7 @@ static int submit_part(s3_writer *w, int num, char *data, size_t len, ws_error *
     ws_s3_op_init(&p->op, "PUT", w->key);
     if (ws_s3_op_query(&p->op, "partNumber", nbuf) < 0 ||
         ws_s3_op_query(&p->op, "uploadId", w->upload_id) < 0)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     p->op.body = data;
     p->op.body_len = len;
     if (ws_s3_op_start(&w->s->c, &p->op, part_done, p, err) < 0)
@@ -561,7 +561,7 @@ static int start_multipart(s3_writer *w, ws_error *err)
     ws_s3_op_init(&op, "POST", w->key);
     if (ws_s3_op_query(&op, "uploads", NULL) < 0 || object_headers(s, &op) < 0) {
         ws_s3_op_cleanup(&op);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     int rc = ws_s3_op_run(&s->c, &op, err);
     char id[1024];
@@ -571,7 +571,7 @@ static int start_multipart(s3_writer *w, ws_error *err)
     if (rc < 0)
         return -1;
     if (!(w->upload_id = strdup(id)))
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     return 0;
 }
 
@@ -687,7 +687,7 @@ static int commit_single(s3_writer *w, const ws_meta *meta, ws_error *err)
     if (object_headers(w->s, &op) < 0 || add_meta(&op, meta) < 0 ||
         ((w->flags & WS_STORAGE_WRITE_EXCL) && ws_s3_op_header(&op, "if-none-match", "*") < 0)) {
         ws_s3_op_cleanup(&op);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     op.body = w->buf ? w->buf : "";
     op.body_len = w->len;
@@ -721,7 +721,7 @@ static int commit_multipart(s3_writer *w, ws_error *err)
     size_t xlen = 0;
     FILE *f = open_memstream(&xml, &xlen);
     if (!f)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     fputs("<CompleteMultipartUpload>", f);
     for (int num = 1; num <= w->nparts; num++)
         for (int i = 0; i < w->nparts; i++)
@@ -736,7 +736,7 @@ static int commit_multipart(s3_writer *w, ws_error *err)
     int rc = 0;
     if (ws_s3_op_query(&op, "uploadId", w->upload_id) < 0 ||
         ((w->flags & WS_STORAGE_WRITE_EXCL) && ws_s3_op_header(&op, "if-none-match", "*") < 0))
-        rc = ws_error_set(err, WS_ENOMEM, "out of memory");
+        rc = ws_error_oom(err);
     op.body = xml;
     op.body_len = xlen;
     op.check_error_body = 1;
@@ -798,7 +798,7 @@ static int s3_open_write(ws_storage *st, const char *key, unsigned flags, ws_sto
     s3_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->key = full_key(s, key))) {
         free(w);
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     }
     w->base.ops = &s3_writer_ops;
     w->s = s;
@@ -872,11 +872,11 @@ static int parse_url(s3_storage *s, const char *url, ws_error *err)
         plen--;
     s->prefix = malloc(plen + 2);
     if (!s->c.bucket || !s->prefix)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     memcpy(s->prefix, p, plen);
     strcpy(s->prefix + plen, plen ? "/" : "");
     if (asprintf(&s->desc, "s3://%s%s%.*s", s->c.bucket, plen ? "/" : "", (int)plen, p) < 0)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     return 0;
 }
 
@@ -912,7 +912,7 @@ static int parse_endpoint(s3_storage *s, const ws_storage_config *cfg, ws_error 
                  s->c.path_style ? "" : ".", (int)n, ep) < 0)
         s->c.host = NULL;
     if (!s->c.scheme || !s->c.host)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     if (!s->c.path_style && strchr(s->c.bucket, '.') && strcmp(scheme, "https") == 0)
         ws_log_warn("bucket \"%s\" has dots: its TLS certificate will not match in host style; "
                     "set s3-uri-style = path",
@@ -926,7 +926,7 @@ static int s3_configure(s3_storage *s, const ws_storage_config *cfg, ws_error *e
         return -1;
     s->c.region = strdup(cfg->s3_region && *cfg->s3_region ? cfg->s3_region : "us-east-1");
     if (!s->c.region)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     if (parse_endpoint(s, cfg, err) < 0)
         return -1;
     const char *key = cfg->s3_key ? cfg->s3_key : getenv("AWS_ACCESS_KEY_ID");
@@ -954,7 +954,7 @@ static int s3_configure(s3_storage *s, const ws_storage_config *cfg, ws_error *e
         s->sse_kms_key_id = strdup(cfg->s3_sse_kms_key_id);
     }
     if (!s->c.access_key || !s->c.secret)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     s->c.timeout = cfg->timeout > 0 ? cfg->timeout : 60.0;
     s->c.rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
     return 0;
@@ -965,7 +965,7 @@ int ws_storage_s3_open(const ws_storage_config *cfg, ws_storage **out, ws_error 
     *out = NULL;
     s3_storage *s = calloc(1, sizeof *s);
     if (!s)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     s->base.ops = &s3_ops;
     if (s3_configure(s, cfg, err) < 0) {
         s3_free(&s->base);

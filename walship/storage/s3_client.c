@@ -325,7 +325,7 @@ static int send_attempt(ws_s3_op *op, ws_error *err)
     size_t plen = strlen(c->bucket) + (op->key ? strlen(op->key) : 0) + 4;
     char *path = malloc(plen);
     if (!path)
-        return ws_error_set(err, WS_ENOMEM, "out of memory");
+        return ws_error_oom(err);
     if (c->path_style)
         snprintf(path, plen, "/%s%s%s", c->bucket, op->key ? "/" : "", op->key ? op->key : "");
     else
@@ -439,7 +439,7 @@ int ws_s3_op_start(ws_s3_client *c, ws_s3_op *op, ws_s3_done_fn done, void *arg,
         hash_work *hw = calloc(1, sizeof *hw);
         if (!hw) {
             op->busy = 0;
-            return ws_error_set(err, WS_ENOMEM, "out of memory");
+            return ws_error_oom(err);
         }
         hw->op = op;
         hw->work.data = hw;
