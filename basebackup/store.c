@@ -23,7 +23,7 @@
  */
 #include "basebackup/store.h"
 
-#include "walship/cmd.h"
+#include "walship/repo/open.h"
 #include "walship/log.h"
 
 #include <inttypes.h>

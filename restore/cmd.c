@@ -17,7 +17,10 @@
  *      pg_control named last: only now can the directory start.
  */
 #include "restore/restore.h"
-#include "walship/cmd.h"
+#include "walship/clock.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/repo/open.h"
 #include "walship/bytes.h"
 #include "walship/log.h"
 

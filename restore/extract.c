@@ -15,7 +15,7 @@
  * part has landed. Any mismatch fails the restore.
  */
 #include "restore/restore.h"
-#include "walship/cmd.h"
+#include "walship/repo/open.h"
 #include "walship/log.h"
 #include "walship/progress.h"
 

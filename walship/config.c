@@ -1,5 +1,6 @@
 /* config.c — options from flags, WALSHIP_* environment variables and the config file. */
 #include "walship/config.h"
+#include "walship/storage/storage.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -18,8 +18,12 @@
 #ifndef WS_CONFIG_H
 #define WS_CONFIG_H
 
+#include <stdint.h>
+
 #include "walship/error.h"
-#include "walship/storage/storage.h"
+
+/* storage/storage.h: the core names the storage seam's settings, never includes it */
+struct ws_storage_config;
 
 #define WS_CONFIG_MAX_REPOS    9
 #define WS_CONFIG_DEFAULT_FILE "/etc/walship/walship.conf"
@@ -61,7 +65,7 @@ int ws_config_repo_count(const ws_config *c);
 /* repoN-key if set, else key. */
 const char *ws_config_repo_get(const ws_config *c, int repo, const char *key);
 /* Fills a storage config for repository i (strings borrowed from c). */
-int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_error *err);
+int ws_config_storage(const ws_config *c, int repo, struct ws_storage_config *out, ws_error *err);
 
 /* The config file that was read (-c, $WALSHIP_CONFIG or the default file), or NULL. */
 const char *ws_config_file(const ws_config *c);

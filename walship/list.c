@@ -16,7 +16,9 @@
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
 #include "basebackup/catalog.h"
-#include "walship/cmd.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/repo/open.h"
 #include "walship/log.h"
 
 #include <inttypes.h>

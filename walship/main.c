@@ -1,6 +1,7 @@
 /* main.c — `walship [options] COMMAND [args]`: loads the configuration and dispatches. */
 #include "walship/agent/life.h"
-#include "walship/cmd.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
 #include "walship/log.h"
 #include "walship/version.h"
 

@@ -1,7 +1,7 @@
 /* progress.c — a progress line for long work (progress.h). */
 #include "walship/progress.h"
 #include "walship/bytes.h"
-#include "walship/cmd.h"
+#include "walship/clock.h"
 #include "walship/log.h"
 
 #include <stdio.h>

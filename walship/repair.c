@@ -13,7 +13,9 @@
  * Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.
  */
 #include "basebackup/catalog.h"
-#include "walship/cmd.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/repo/open.h"
 #include "walship/log.h"
 
 #include <inttypes.h>

@@ -4,7 +4,7 @@
  * PostgreSQL's archiver or startup process), in its own session, and outlives the command
  * that started it.
  */
-#include "walship/agent/spool.h"
+#include "walship/agent/spawn.h"
 #include "walship/log.h"
 
 #include <errno.h>

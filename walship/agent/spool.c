@@ -3,6 +3,7 @@
 #include "walship/fsutil.h"
 
 #include "walship/stage/stage.h"
+#include "walship/wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -598,4 +599,16 @@ int ws_spool_lock_current(const ws_spool *sp, int fd)
     struct stat a, b;
     return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
            a.st_ino == b.st_ino;
+}
+
+int ws_spool_name_of(const char *fname, const char *suffix, char *name, size_t len)
+{
+    size_t n = strlen(fname), k = strlen(suffix);
+    if (n <= k || strcmp(fname + n - k, suffix) != 0 || n - k >= len)
+        return 0;
+    memcpy(name, fname, n - k);
+    name[n - k] = '\0';
+    ws_wal_name wn;
+    ws_error err;
+    return ws_wal_parse_name(name, &wn, &err) == 0;
 }

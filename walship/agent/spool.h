@@ -27,8 +27,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <uv.h>
-
 #include "walship/config.h"
 #include "walship/error.h"
 
@@ -113,41 +111,11 @@ int ws_spool_file_write(const ws_spool *sp, const char *fname, const char *text,
 int ws_spool_file_read(const ws_spool *sp, const char *fname, char *buf, size_t len,
                        struct stat *st);
 
+/* 1 if the directory entry fname is a WAL file name followed by suffix (".ready", ".ack",
+ * ".tmp"...); the name is then copied to name (len bytes at most, NUL-terminated). */
+int ws_spool_name_of(const char *fname, const char *suffix, char *name, size_t len);
+
 /* path of a spool file: <spool>/<name><suffix>. */
 void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, char *out, size_t len);
-
-/* The agent's main loop (agent.c), run in the detached agent process. */
-int ws_agent_main(const ws_config *cfg, const ws_spool *sp);
-/* The prefetch agent's main loop (prefetch.c), run in the detached agent process. */
-int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp);
-
-/* loop.c: the handles both agents' loops have. data is given to every callback. */
-typedef struct ws_agent_loop {
-    uv_loop_t loop;
-    uv_fs_event_t watch;
-    uv_timer_t tick, kick;
-    uv_signal_t sigterm, sigint;
-    int watching, closed;
-} ws_agent_loop;
-
-/* Starts watching watch_dir (on_event), the tick every tick_ms and SIGTERM/SIGINT. */
-int ws_agent_loop_init(ws_agent_loop *l, void *data, const char *watch_dir, uv_fs_event_cb on_event,
-                       uv_timer_cb on_tick, unsigned tick_ms, uv_signal_cb on_signal,
-                       ws_error *err);
-/* Runs on_kick once after delay_ms unless a kick is pending already. */
-void ws_agent_loop_kick(ws_agent_loop *l, uv_timer_cb on_kick, unsigned delay_ms);
-/* Closes every handle (once): uv_run returns when the thread pool's jobs are done. */
-void ws_agent_loop_close(ws_agent_loop *l);
-void ws_agent_loop_run(ws_agent_loop *l);
-/* An agent that cannot run: logs "<what> cannot run: ..." and writes agent.error. */
-void ws_agent_report_failure(const ws_spool *sp, const char *what, ws_error *err);
-
-/* spawn.c: starts a detached agent process (double fork + setsid). Returns 1 in the agent,
- * which then calls ws_agent_detach and its main loop; 0 in the caller (the intermediate
- * child is already reaped); -1 on error. */
-int ws_agent_spawn(ws_error *err);
-/* In the new agent: stdin/stdout to /dev/null, every descriptor above 2 closed (stderr is
- * PostgreSQL's log), umask 077, SIGPIPE and SIGHUP ignored, log lines prefixed by who. */
-void ws_agent_detach(const char *who);
 
 #endif

@@ -8,20 +8,18 @@
  * owns its own set of open repositories: a job uses its slot's set alone. The loop thread
  * only decides, and writes acknowledgements and errors when a job is done.
  *
- * The thread pool is shared with the S3 client's payload hashing (uv_queue_work on each
- * slot's own loop): with every pool thread blocked in a job waiting for its hash, nothing
- * would run it. UV_THREADPOOL_SIZE is therefore set to push-parallel + 4 before the pool
- * starts.
+ * Its lifecycle (lock, title, idle timeout, postmaster watch, signals, the thread pool's
+ * size) is the agents' shared runtime, walship/agent/loop.h; this file is the push job.
  */
-#include "walship/agent/life.h"
+#include "walship/agent/loop.h"
 #include "walship/agent/spool.h"
-#include "walship/cmd.h"
+#include "walship/archive/agent.h"
+#include "walship/archive/pipeline.h"
+#include "walship/clock.h"
 #include "walship/log.h"
-#include "walship/storage/http.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +30,6 @@
 #define TICK_MS       500
 #define CLEAN_EVERY_S 10.0
 #define CHECK_EVERY_S 30.0
-#define BACKOFF_MAX_S 10.0
-#define STOP_GRACE_S  5.0 /* after this, jobs that ignored the abort are left behind */
 
 typedef struct agent agent;
 
@@ -49,8 +45,7 @@ typedef struct file_entry {
 typedef struct slot {
     agent *a;
     uv_work_t work;
-    ws_repo **repos;
-    int nrepos;
+    const ws_agent_repos *set;
     int busy;
     /* the job */
     char name[WS_WAL_NAME_MAX];
@@ -62,50 +57,24 @@ typedef struct slot {
 } slot;
 
 struct agent {
-    const ws_config *cfg;
+    ws_agent *rt; /* the runtime: cfg, sp, slots' repositories, inflight, stopping */
     const ws_spool *sp;
     ws_push_opts opts;
-    ws_agent_loop l;
-    int nslots, inflight;
     slot *slots;
-    /* a separate set for the periodic check of walship.repo, run on the pool */
-    ws_repo **vrepos;
-    int nvrepos;
+    /* the side job: the periodic check of walship.repo, on the pool with the last set */
+    const ws_agent_repos *vset;
     uv_work_t vwork;
-    int vbusy;
     char root[WS_CONFIG_MAX_REPOS][65]; /* hex SHA-256 of walship.repo; "" not seen yet */
     char vroot[WS_CONFIG_MAX_REPOS][65];
     int vok[WS_CONFIG_MAX_REPOS];
     char set_id[65];
     file_entry *files;
     int nfiles, capfiles;
-    /* last_work: the last request of a push (push.seen) or file archived; failures and
-     * retries do not count (life.h) */
-    double idle_timeout, last_work, last_clean, last_check, stop_at;
+    double last_clean, last_check;
     struct timespec seen_mtime;
-    ws_agent_pm pm;
-    int lockfd;
-    int stopping;
-    int exit_code;
 };
 
 static void scan(agent *a);
-static void maybe_close(agent *a);
-
-/* Stops taking work and aborts the transfers in flight: their jobs fail at once, their
- * files stay .ready for PostgreSQL to ask again. */
-static void stop(agent *a, const char *why)
-{
-    if (!a->stopping || !a->stop_at) {
-        if (why)
-            ws_log_info("%s; stopping (%d file(s) in flight aborted)", why, a->inflight);
-        a->stop_at = ws_now();
-    }
-    a->stopping = 1;
-    if (a->inflight || a->vbusy)
-        ws_http_abort_all();
-    maybe_close(a);
-}
 
 /* ---- the file table ---- */
 
@@ -151,7 +120,7 @@ static void job_work(uv_work_t *w)
     if (s->rc < 0)
         return;
     s->before = f.st;
-    s->rc = ws_push_file_store(&f, s->repos, s->nrepos, &s->a->opts, &s->oh, &s->err);
+    s->rc = ws_push_file_store(&f, s->set->repos, s->set->n, &s->a->opts, &s->oh, &s->err);
     if (fstat(f.fd, &s->after) < 0)
         memset(&s->after, 0, sizeof s->after);
     ws_push_file_close(&f);
@@ -192,7 +161,7 @@ static void job_done(uv_work_t *w, int status)
                 e->failures = 0;
             }
             ws_agent_log_reset(); /* the next failure is news */
-            a->last_work = ws_now();
+            a->rt->last_work = ws_now();
         }
     } else {
         if (status != 0)
@@ -208,20 +177,14 @@ static void job_done(uv_work_t *w, int status)
         ws_spool_error_write(sp, s->name, text);
         if (e) {
             e->failures++;
-            double b = 0.5;
-            for (int i = 1; i < e->failures && b < BACKOFF_MAX_S; i++)
-                b *= 2;
-            e->next_try = ws_now() + (b > BACKOFF_MAX_S ? BACKOFF_MAX_S : b);
+            e->next_try = ws_now() + ws_agent_backoff(e->failures);
         }
     }
     if (e)
         e->busy = 0;
     s->busy = 0;
-    a->inflight--;
-    if (a->stopping)
-        maybe_close(a);
-    else
-        scan(a);
+    a->rt->inflight--;
+    ws_agent_settle(a->rt, 1);
 }
 
 static void start_job(agent *a, slot *s, file_entry *e)
@@ -233,26 +196,17 @@ static void start_job(agent *a, slot *s, file_entry *e)
     memset(&s->before, 0, sizeof s->before);
     memset(&s->after, 0, sizeof s->after);
     s->work.data = s;
-    a->inflight++;
-    int rc = uv_queue_work(&a->l.loop, &s->work, job_work, job_done);
+    a->rt->inflight++;
+    int rc = uv_queue_work(&a->rt->l.loop, &s->work, job_work, job_done);
     if (rc != 0) {
         ws_log_error("cannot queue %s: %s", e->name, uv_strerror(rc));
         s->busy = 0;
         e->busy = 0;
-        a->inflight--;
+        a->rt->inflight--;
     }
 }
 
 /* ---- scanning ---- */
-
-static int has_suffix(const char *s, const char *suffix, size_t *stem)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    if (n <= k || strcmp(s + n - k, suffix) != 0)
-        return 0;
-    *stem = n - k;
-    return 1;
-}
 
 /* Adds the WAL names of dir's entries ending in suffix to the table, marked seen. */
 static void collect(agent *a, const char *dir, const char *suffix)
@@ -261,21 +215,14 @@ static void collect(agent *a, const char *dir, const char *suffix)
     if (!d) {
         if (errno == ENOENT && strcmp(dir, a->sp->status_dir) == 0) {
             ws_log_info("%s is gone; stopping", dir);
-            a->stopping = 1;
+            a->rt->stopping = 1;
         }
         return;
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        size_t stem;
         char name[WS_WAL_NAME_MAX];
-        ws_wal_name wn;
-        ws_error err;
-        if (!has_suffix(de->d_name, suffix, &stem) || stem >= sizeof name)
-            continue;
-        memcpy(name, de->d_name, stem);
-        name[stem] = '\0';
-        if (ws_wal_parse_name(name, &wn, &err) < 0)
+        if (!ws_spool_name_of(de->d_name, suffix, name, sizeof name))
             continue;
         file_entry *e = find_file(a, name, 1);
         if (e)
@@ -304,14 +251,14 @@ static int needs_work(agent *a, file_entry *e)
 
 static void scan(agent *a)
 {
-    if (a->stopping)
+    if (a->rt->stopping)
         return;
     for (int i = 0; i < a->nfiles; i++)
         a->files[i].seen = 0;
     collect(a, a->sp->status_dir, ".ready");
     collect(a, a->sp->dir, ".req");
-    if (a->stopping) {
-        maybe_close(a);
+    if (a->rt->stopping) {
+        ws_agent_settle(a->rt, 0);
         return;
     }
     /* forget files PostgreSQL is done with */
@@ -342,7 +289,7 @@ static void scan(agent *a)
     }
     qsort(todo, (size_t)ntodo, sizeof *todo, ready_cmp);
     int next = 0;
-    for (int i = 0; i < a->nslots && next < ntodo; i++)
+    for (int i = 0; i < a->rt->nslots && next < ntodo; i++)
         if (!a->slots[i].busy)
             start_job(a, &a->slots[i], todo[next++]);
     free(todo);
@@ -360,15 +307,8 @@ static void clean_spool(agent *a)
     static const char *suffixes[] = {".ack", ".error", ".req"};
     while ((de = readdir(d))) {
         for (size_t i = 0; i < 3; i++) {
-            size_t stem;
             char name[WS_WAL_NAME_MAX], path[PATH_MAX + WS_WAL_NAME_MAX];
-            ws_wal_name wn;
-            ws_error err;
-            if (!has_suffix(de->d_name, suffixes[i], &stem) || stem >= sizeof name)
-                continue;
-            memcpy(name, de->d_name, stem);
-            name[stem] = '\0';
-            if (ws_wal_parse_name(name, &wn, &err) < 0)
+            if (!ws_spool_name_of(de->d_name, suffixes[i], name, sizeof name))
                 continue;
             snprintf(path, sizeof path, "%s/%s", a->sp->wal_dir, name);
             if (access(path, F_OK) == 0 || errno != ENOENT)
@@ -389,12 +329,12 @@ static void clean_spool(agent *a)
 static void check_work(uv_work_t *w)
 {
     agent *a = w->data;
-    for (int i = 0; i < a->nvrepos; i++) {
+    for (int i = 0; i < a->vset->n; i++) {
         char *text = NULL;
         size_t len;
         ws_error err;
         a->vok[i] = 1;
-        if (ws_storage_get_small(ws_repo_storage(a->vrepos[i]), WS_REPO_ROOT_KEY, 65536, &text,
+        if (ws_storage_get_small(ws_repo_storage(a->vset->repos[i]), WS_REPO_ROOT_KEY, 65536, &text,
                                  &len, &err) == 0) {
             unsigned char d[32];
             ws_sha256(text, len, d);
@@ -411,31 +351,27 @@ static void check_work(uv_work_t *w)
 static void check_done(uv_work_t *w, int status)
 {
     agent *a = w->data;
-    a->vbusy = 0;
-    for (int i = 0; status == 0 && i < a->nvrepos; i++) {
+    a->rt->side = 0;
+    for (int i = 0; status == 0 && i < a->vset->n; i++) {
         if (!a->vok[i])
             continue;
         int absent = strcmp(a->vroot[i], "absent") == 0;
         if (a->root[i][0] && strcmp(a->root[i], "absent") != 0 && strcmp(a->root[i], a->vroot[i]))
-            if (!a->stopping) {
+            if (!a->rt->stopping) {
                 ws_log_warn("the repository %s was %s under the agent; restarting it",
-                            ws_repo_describe(a->vrepos[i]), absent ? "emptied" : "replaced");
-                a->stopping = 1;
+                            ws_repo_describe(a->vset->repos[i]), absent ? "emptied" : "replaced");
+                a->rt->stopping = 1;
             }
         memcpy(a->root[i], a->vroot[i], sizeof a->root[i]);
     }
-    if (a->stopping)
-        maybe_close(a);
+    ws_agent_settle(a->rt, 0);
 }
 
 static void periodic_checks(agent *a, double now)
 {
     a->last_check = now;
-    if (!ws_spool_lock_current(a->sp, a->lockfd)) {
-        ws_log_warn("%s/agent.lock was replaced; stopping", a->sp->dir);
-        a->stopping = 1;
+    if (ws_agent_lock_lost(a->rt))
         return;
-    }
     ws_spool_state st;
     if (ws_spool_state_read(a->sp, &st) < 0 || st.pid != (long)getpid() ||
         strcmp(st.set_id, a->set_id) != 0) {
@@ -446,11 +382,11 @@ static void periodic_checks(agent *a, double now)
         if (ws_spool_state_write(a->sp, &mine, &err) < 0)
             ws_log_err(WS_LOG_WARN, &err);
     }
-    if (!a->vbusy) {
-        a->vbusy = 1;
+    if (!a->rt->side) {
+        a->rt->side = 1;
         a->vwork.data = a;
-        if (uv_queue_work(&a->l.loop, &a->vwork, check_work, check_done) != 0)
-            a->vbusy = 0;
+        if (uv_queue_work(&a->rt->l.loop, &a->vwork, check_work, check_done) != 0)
+            a->rt->side = 0;
     }
 }
 
@@ -464,75 +400,38 @@ static void note_requests(agent *a, double now)
         return;
     if (st.st_mtim.tv_sec != a->seen_mtime.tv_sec || st.st_mtim.tv_nsec != a->seen_mtime.tv_nsec) {
         a->seen_mtime = st.st_mtim;
-        a->last_work = now;
+        a->rt->last_work = now;
     }
 }
 
-static void on_tick(uv_timer_t *t)
+/* ---- the agent's part of the runtime (ws_agent_ops) ---- */
+
+static void on_tick(ws_agent *rt, double now)
 {
-    agent *a = t->data;
-    double now = ws_now();
-    if (a->stopping) {
-        stop(a, NULL); /* the first time: when, and abort what is in flight */
-        if (!a->l.closed && a->inflight && now - a->stop_at > STOP_GRACE_S) {
-            ws_log_warn("%d job(s) still running %g s after the agent stopped; exiting without "
-                        "them",
-                        a->inflight, STOP_GRACE_S);
-            _exit(WS_EXIT_FAIL); /* the lock goes with the process; the files stay .ready */
-        }
-        return;
-    }
-    if (ws_agent_pm_gone(&a->pm)) {
-        char why[PATH_MAX + 64];
-        snprintf(why, sizeof why, "the postmaster (pid %ld) of %s is gone", a->pm.pid,
-                 a->pm.pgdata);
-        stop(a, why);
-        return;
-    }
+    agent *a = rt->job;
     note_requests(a, now);
     if (now - a->last_check >= CHECK_EVERY_S)
         periodic_checks(a, now);
-    if (!a->stopping && now - a->last_clean >= CLEAN_EVERY_S) {
+    if (!rt->stopping && now - a->last_clean >= CLEAN_EVERY_S) {
         a->last_clean = now;
         clean_spool(a);
     }
     scan(a);
-    if (!a->stopping && now - a->last_work >= a->idle_timeout) {
-        /* whatever is failing: retries nobody asks for do not keep the agent alive */
-        ws_log_debug("no request for %g s; exiting", a->idle_timeout);
-        clean_spool(a);
-        stop(a, a->inflight ? "no request for agent-idle-timeout" : NULL);
-    }
-    if (a->stopping)
-        stop(a, NULL);
 }
 
-static void on_kick(uv_timer_t *t)
+static void on_kick(ws_agent *rt)
 {
-    scan(t->data);
+    scan(rt->job);
 }
 
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+static int wants(const char *filename)
 {
-    (void)events;
-    agent *a = h->data;
-    if (status < 0 || !filename || strstr(filename, ".ready"))
-        ws_agent_loop_kick(&a->l, on_kick, 2); /* batch a burst of events */
+    return strstr(filename, ".ready") != NULL;
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_idle(ws_agent *rt)
 {
-    char why[32];
-    snprintf(why, sizeof why, "signal %d", signum);
-    stop(h->data, why);
-}
-
-/* Once stopping and nothing runs on the pool: close every handle so that uv_run returns. */
-static void maybe_close(agent *a)
-{
-    if (a->l.closed || a->inflight > 0 || a->vbusy)
-        return;
-    ws_agent_loop_close(&a->l);
+    clean_spool(rt->job);
 }
 
 /* ---- start and stop ---- */
@@ -553,40 +452,20 @@ static int random_hex(char out[65])
     return 0;
 }
 
-static int open_sets(agent *a, ws_error *err)
+static int setup(ws_agent *rt, ws_error *err)
 {
-    a->slots = calloc((size_t)a->nslots, sizeof *a->slots);
+    agent *a = rt->job;
+    a->rt = rt;
+    long parallel;
+    if (ws_push_opts_get(rt->cfg, &a->opts, err) < 0 ||
+        ws_config_get_long(rt->cfg, "push-parallel", 1, 32, &parallel, err) < 0 ||
+        ws_config_get_seconds(rt->cfg, "agent-idle-timeout", &rt->idle_timeout, err) < 0)
+        return -1;
+    rt->nslots = (int)parallel;
+    rt->watch_dir = a->sp->status_dir;
+    a->slots = calloc((size_t)rt->nslots, sizeof *a->slots);
     if (!a->slots)
         return ws_error_oom(err);
-    for (int i = 0; i < a->nslots; i++) {
-        a->slots[i].a = a;
-        if (ws_cmd_open_repos(a->cfg, &a->slots[i].repos, &a->slots[i].nrepos, err) < 0)
-            return -1;
-    }
-    return ws_cmd_open_repos(a->cfg, &a->vrepos, &a->nvrepos, err);
-}
-
-static void close_sets(agent *a)
-{
-    for (int i = 0; a->slots && i < a->nslots; i++)
-        if (a->slots[i].repos)
-            ws_cmd_close_repos(a->slots[i].repos, a->slots[i].nrepos);
-    free(a->slots);
-    if (a->vrepos)
-        ws_cmd_close_repos(a->vrepos, a->nvrepos);
-}
-
-static int run(agent *a, ws_error *err)
-{
-    long parallel;
-    if (ws_push_opts_get(a->cfg, &a->opts, err) < 0 ||
-        ws_config_get_long(a->cfg, "push-parallel", 1, 32, &parallel, err) < 0 ||
-        ws_config_get_seconds(a->cfg, "agent-idle-timeout", &a->idle_timeout, err) < 0)
-        return -1;
-    a->nslots = (int)parallel;
-    char pool[16];
-    snprintf(pool, sizeof pool, "%d", a->nslots + 4);
-    setenv("UV_THREADPOOL_SIZE", pool, 1);
 
     char nonce[65], both[140];
     if (random_hex(nonce) < 0)
@@ -595,47 +474,51 @@ static int run(agent *a, ws_error *err)
     unsigned char d[32];
     ws_sha256(both, strlen(both), d);
     ws_sha256_hex(d, a->set_id);
-
-    ws_agent_pm_init(&a->pm, a->sp->wal_dir);
-    char title[PATH_MAX + 32];
-    snprintf(title, sizeof title, "walship: push agent for %s", a->pm.pgdata);
-    ws_agent_set_title(title, "walship push");
-    ws_agent_log_quiet();
-    if (open_sets(a, err) < 0)
-        return -1;
-    if (ws_agent_loop_init(&a->l, a, a->sp->status_dir, on_fs_event, on_tick, TICK_MS, on_signal,
-                           err) < 0)
-        return -1;
-
-    double now = ws_now();
-    a->last_work = a->last_clean = now;
-    periodic_checks(a, now); /* writes agent.state: from here on push trusts this agent */
-    ws_spool_error_remove(a->sp, NULL);
-    ws_log_debug("agent %ld started on %s (%d in parallel)", (long)getpid(), a->sp->wal_dir,
-                 a->nslots);
-    clean_spool(a);
-    scan(a);
-    ws_agent_loop_run(&a->l);
     return 0;
 }
 
+static int start(ws_agent *rt, ws_error *err)
+{
+    (void)err;
+    agent *a = rt->job;
+    for (int i = 0; i < rt->nslots; i++) {
+        a->slots[i].a = a;
+        a->slots[i].set = &rt->sets[i];
+    }
+    a->vset = &rt->sets[rt->nslots];
+    double now = ws_now();
+    a->last_clean = now;
+    periodic_checks(a, now); /* writes agent.state: from here on push trusts this agent */
+    ws_spool_error_remove(a->sp, NULL);
+    ws_log_debug("agent %ld started on %s (%d in parallel)", (long)getpid(), a->sp->wal_dir,
+                 rt->nslots);
+    clean_spool(a);
+    scan(a);
+    return 0;
+}
+
+static const ws_agent_ops push_ops = {
+    .kind = "push",
+    .comm = "walship push",
+    .name = "the agent",
+    .jobs = "file(s)",
+    .tick_ms = TICK_MS,
+    .kick_ms = 2, /* batch a burst of events */
+    .setup = setup,
+    .start = start,
+    .tick = on_tick,
+    .kick = on_kick,
+    .wants = wants,
+    .idle = on_idle,
+};
+
 int ws_agent_main(const ws_config *cfg, const ws_spool *sp)
 {
-    ws_error err;
-    ws_error_clear(&err);
     agent a;
     memset(&a, 0, sizeof a);
-    a.cfg = cfg;
     a.sp = sp;
-    a.lockfd = ws_spool_lock(sp, &err);
-    if (a.lockfd == -2)
-        return 0; /* another push started one first */
-    int rc = a.lockfd < 0 ? -1 : run(&a, &err);
-    if (rc < 0)
-        ws_agent_report_failure(sp, "the agent", &err);
-    close_sets(&a);
+    int code = ws_agent_serve(cfg, sp, &push_ops, &a);
+    free(a.slots);
     free(a.files);
-    if (a.lockfd >= 0)
-        close(a.lockfd); /* last: from here on a push may start a new agent */
-    return rc < 0 ? (err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL) : WS_EXIT_OK;
+    return code;
 }

@@ -2,9 +2,11 @@
  * client.c — `walship push %p` with async = on: answer from the spool when the agent has
  * acknowledged exactly this file, else make sure the agent runs and wait for its answer.
  */
-#include "walship/agent/agent.h"
-#include "walship/clock.h"
+#include "walship/agent/client.h"
 #include "walship/agent/spool.h"
+#include "walship/archive/agent.h"
+#include "walship/clock.h"
+#include "walship/exit.h"
 #include "walship/log.h"
 
 #include <errno.h>
@@ -53,13 +55,7 @@ static void request(const ws_spool *sp, const char *name)
  * agent exits after agent-idle-timeout without one (docs/async.md, "Lifecycle"). */
 static void seen(const ws_spool *sp)
 {
-    char path[PATH_MAX];
-    ws_spool_path(sp, "push.seen", "", path, sizeof path);
-    if (utimensat(AT_FDCWD, path, NULL, 0) == 0 || errno != ENOENT)
-        return;
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
+    ws_agent_touch(sp, "push.seen", 1);
 }
 
 int ws_agent_push(const ws_config *cfg, ws_push_file *f)
@@ -93,30 +89,29 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
     for (;;) {
         long pid = ws_spool_agent_pid(&sp);
         ws_spool_state st;
+        int current;
         if (pid == 0) {
             if (spawns < SPAWN_MAX && ws_now() - last_spawn > SPAWN_GRACE_S) {
                 spawns++;
                 last_spawn = ws_now();
-                int r = ws_agent_spawn(&err);
+                int agent_exit,
+                    r = ws_agent_start(cfg, &sp, "walship agent", ws_agent_main, &agent_exit, &err);
                 if (r < 0) {
                     ws_log_err(WS_LOG_ERROR, &err);
                     return WS_EXIT_FAIL;
                 }
                 if (r == 1) {
-                    ws_push_file_close(f);
-                    ws_agent_detach("walship agent");
-                    return ws_agent_main(cfg, &sp);
+                    f->fd = -1; /* closed when the agent detached */
+                    return agent_exit;
                 }
                 ws_log_debug("started the agent for %s", sp.dir);
             }
-        } else if (ws_spool_state_read(&sp, &st) == 0 && st.pid == pid) {
-            if (strcmp(st.config_id, sp.config_id) != 0) {
-                /* It runs an older configuration (another repository, new credentials):
-                 * it finishes what it has started and exits; then a new one starts. */
+        } else if ((current = ws_agent_current(&sp, pid, &st)) >= 0) {
+            if (!current) {
+                /* It runs an older configuration: it finishes what it has started and
+                 * exits; then a new one starts. */
                 if (termed != pid) {
-                    ws_log_info("the agent (pid %ld) runs another configuration; restarting it",
-                                pid);
-                    kill((pid_t)pid, SIGTERM);
+                    ws_agent_restart(pid, "the agent");
                     termed = pid;
                 }
             } else {

@@ -1,5 +1,5 @@
 /*
- * pfclient.c — fetch's side of the prefetching fetch: serve segment N from the prefetch
+ * client.c — fetch's side of the prefetching fetch: serve segment N from the prefetch
  * spool when the agent has verified it, tell the agent where recovery is (fetch.want), and
  * make sure an agent runs.
  *
@@ -9,9 +9,10 @@
  * (device, inode, size, mtime). A file planted or rewritten in the spool has another inode or
  * mtime and is not served; its page header is checked against the name once more as well.
  */
-#include "walship/agent/prefetch.h"
-#include "walship/clock.h"
+#include "walship/agent/client.h"
 #include "walship/agent/spool.h"
+#include "walship/clock.h"
+#include "walship/fetch/prefetch.h"
 #include "walship/log.h"
 
 #include <errno.h>
@@ -110,12 +111,8 @@ static int wait_inflight(const ws_spool *sp, const ws_wal_name *name, const char
 static void note(const ws_spool *sp, const ws_wal_name *name, int found)
 {
     ws_error err;
-    if (!found) {
-        char path[PATH_MAX];
-        ws_spool_path(sp, "fetch.want", "", path, sizeof path);
-        if (utimensat(AT_FDCWD, path, NULL, 0) == 0 || errno != ENOENT)
-            return;
-    }
+    if (!found && ws_agent_touch(sp, "fetch.want", 0) == 0)
+        return;
     char text[WS_WAL_NAME_MAX + 2];
     snprintf(text, sizeof text, "%s\n", found ? name->name : "");
     if (ws_spool_file_write(sp, "fetch.want", text, &err) < 0)
@@ -157,25 +154,17 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
     }
     long pid = ws_spool_agent_pid(&sp);
     if (pid == 0) {
-        int r = ws_agent_spawn(&err);
-        if (r == 1) {
-            ws_agent_detach("walship prefetch");
-            *agent_exit = ws_prefetch_main(cfg, &sp);
+        int r = ws_agent_start(cfg, &sp, "walship prefetch", ws_prefetch_main, agent_exit, &err);
+        if (r == 1)
             return WS_PREFETCH_AGENT;
-        }
         if (r < 0)
             ws_log_err(WS_LOG_WARN, &err);
         else
             ws_log_debug("started the prefetch agent for %s", sp.dir);
     } else {
         ws_spool_state st;
-        if (ws_spool_state_read(&sp, &st) == 0 && st.pid == pid &&
-            strcmp(st.config_id, sp.config_id) != 0) {
-            /* it finishes its downloads and exits; the next fetch starts a new one */
-            ws_log_info("the prefetch agent (pid %ld) runs another configuration; restarting it",
-                        pid);
-            kill((pid_t)pid, SIGTERM);
-        }
+        if (ws_agent_current(&sp, pid, &st) == 0)
+            ws_agent_restart(pid, "the prefetch agent");
     }
     return served ? WS_PREFETCH_SERVED : WS_PREFETCH_PENDING;
 }

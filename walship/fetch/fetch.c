@@ -8,8 +8,9 @@
  * Exit codes carry PostgreSQL's meaning: 0 restored; 1 absent everywhere (end of archive,
  * or a timeline probe); 126 for anything else once the retry deadline has passed, so that
  * archive recovery aborts instead of promoting early on a file that exists but could not
- * be read. In standby mode (standby.signal in the cwd, which is PGDATA) PostgreSQL keeps
- * retrying after any non-zero status, so there a failure is logged and exits 1.
+ * be read (the verified read itself is read.c, shared with the prefetch agent). In standby mode
+ * (standby.signal in the cwd, which is PGDATA) PostgreSQL keeps retrying after any non-zero status,
+ * so there a failure is logged and exits 1.
  *
  * Nothing is absent until the repository is known to be the right one: each repository's
  * identity (walship.repo) is read first, once per process. A missing one (an unmounted NAS
@@ -23,11 +24,14 @@
  * file before it dies of the signal; one killed harder (SIGKILL) leaves it, and the next
  * fetch into the same directory removes it once its pid is dead.
  */
-#include "walship/agent/prefetch.h"
 #include "walship/clock.h"
-#include "walship/cmd.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/fetch/prefetch.h"
+#include "walship/fetch/read.h"
 #include "walship/fsutil.h"
 #include "walship/log.h"
+#include "walship/repo/open.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,42 +47,6 @@
 #include <unistd.h>
 
 typedef enum { TRY_OK, TRY_ABSENT, TRY_RETRY, TRY_FAILED } try_result;
-
-int ws_fetch_read(ws_repo *repo, const ws_wal_name *name, const char *key, int fd, const char *what,
-                  uint64_t sysid, ws_objhdr *h, ws_error *err)
-{
-    if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
-        return ws_error_errno(err, WS_EIO, errno, "cannot truncate %s", what);
-    ws_stage *sink = ws_stage_fd_sink_new(fd, what);
-    int rc = sink ? ws_repo_obj_read(repo, key, sink, h, err) : ws_error_oom(err);
-    ws_stage_free(sink);
-    ws_repo_identity id;
-    if (rc == 0 && (name->kind == WS_WAL_SEGMENT || name->kind == WS_WAL_PARTIAL)) {
-        unsigned char page[WS_WAL_LONG_HEADER_SIZE];
-        ws_wal_header wh;
-        ssize_t k = pread(fd, page, sizeof page, 0);
-        if (k < 0)
-            rc = ws_error_errno(err, WS_EIO, errno, "cannot read back %s", what);
-        else if (ws_wal_check_header(page, (size_t)k, name, h->length, &wh, err) < 0) {
-            ws_error_prefix(err, "object %s in %s is not the segment it is stored as", key,
-                            ws_repo_describe(repo));
-            err->code = WS_ECORRUPT;
-            rc = -1;
-        } else if (sysid && wh.sysid != sysid) {
-            rc = ws_error_set(err, WS_ECORRUPT,
-                              "object %s in %s belongs to database system %" PRIu64
-                              ", not to the repository's %" PRIu64,
-                              key, ws_repo_describe(repo), wh.sysid, sysid);
-        } else if (sysid && ws_repo_identity_get(repo, &id, err) == 0 && id.seg_size &&
-                   h->length != id.seg_size) {
-            rc = ws_error_set(err, WS_ECORRUPT,
-                              "object %s in %s is a segment of %" PRIu64
-                              " bytes; the repository holds segments of %" PRIu32,
-                              key, ws_repo_describe(repo), h->length, id.seg_size);
-        }
-    }
-    return rc;
-}
 
 /* ---- the temporary file: removed on a shutdown signal, and after a dead fetch ---- */
 
@@ -261,7 +229,6 @@ int ws_cmd_fetch(const ws_config *cfg)
         return WS_EXIT_USAGE;
     }
     double t0 = ws_now();
-    remove_stale_tmps(dest);
     int agent_exit = 0, pf = ws_prefetch_fetch(cfg, &name, dest, &agent_exit);
     switch (pf) {
     case WS_PREFETCH_SERVED:
@@ -274,6 +241,9 @@ int ws_cmd_fetch(const ws_config *cfg)
     default:
         return WS_EXIT_USAGE;
     }
+    /* A miss: this fetch writes a temporary file into dest's directory; the ones left by
+     * fetches that died go first (a prefetch hit writes none and does not look). */
+    remove_stale_tmps(dest);
     catch_shutdown_signals(); /* not before: a forked prefetch agent has its own */
     char key[128];
     ws_repo_wal_key(&name, key, sizeof key);

@@ -8,11 +8,16 @@
  * along the timeline recovery will follow, fetch-parallel at once, each verified before it is
  * kept. fetch never waits for the agent to start; it only waits for a download of N itself
  * that is already in progress.
+ *
+ * fetch's side is client.c; the agent's job is prefetch.c (its timeline planner plan.h), on
+ * the agents' shared runtime (walship/agent/loop.h).
  */
-#ifndef WS_AGENT_PREFETCH_H
-#define WS_AGENT_PREFETCH_H
+#ifndef WS_FETCH_PREFETCH_H
+#define WS_FETCH_PREFETCH_H
 
-#include "walship/cmd.h"
+#include "walship/agent/spool.h"
+#include "walship/config.h"
+#include "walship/wal.h"
 
 enum {
     WS_PREFETCH_MISS = 0,    /* fetch N in the foreground */
@@ -33,5 +38,8 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
 /* After the foreground fetch of a WAL_PREFETCH_PENDING segment: found (restored, exit 0)
  * moves the agent to it; otherwise the agent only learns that recovery is alive. */
 void ws_prefetch_done(const ws_config *cfg, const ws_wal_name *name, const char *dest, int found);
+
+/* The prefetch agent's job (prefetch.c), run in the detached agent process: its exit code. */
+int ws_prefetch_main(const ws_config *cfg, const ws_spool *sp);
 
 #endif

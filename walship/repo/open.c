@@ -1,5 +1,5 @@
-/* cmd.c — shared command plumbing. */
-#include "walship/cmd.h"
+/* open.c — the configured repositories, opened (open.h). */
+#include "walship/repo/open.h"
 
 #include <stdlib.h>
 
