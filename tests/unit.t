@@ -7,13 +7,14 @@
 # binary's whole output shown.
 #
 # Environment: WALSHIP_UNIT_DIR (set by make check), WALSHIP_UNIT_TIMEOUT (s, default 300).
+# The binaries run through WalshipTest's runner (tests/lib), as the invoking user.
 use strict;
 use warnings;
 
-use File::Temp qw(tempfile);
-use POSIX ();
+use FindBin;
+use lib "$FindBin::RealBin/lib";
 use TAP::Parser;
-use Test::More;
+use WalshipTest;    # its runner (run: own process group, timeout, exit code), and Test::More
 
 my $dir = $ENV{WALSHIP_UNIT_DIR};
 plan skip_all => 'WALSHIP_UNIT_DIR is not set (make check sets it)'
@@ -32,58 +33,28 @@ if (!@tests)
 }
 
 # Sanitizer reports of the unit tests go to stderr (so into the captured output), never to the
-# log files an outer environment may name.
-delete $ENV{ASAN_OPTIONS};
-delete $ENV{UBSAN_OPTIONS};
-$ENV{ASAN_OPTIONS} = 'detect_leaks=1' if ($ENV{SANITIZE} // '0') eq '1';
-$ENV{UBSAN_OPTIONS} = 'print_stacktrace=1:halt_on_error=1' if ($ENV{SANITIZE} // '0') eq '1';
+# log files WalshipTest names for the walship processes of the integration tests.
+my $san = ($ENV{SANITIZE} // '0') eq '1';
+my %env = (
+	ASAN_OPTIONS  => $san ? 'detect_leaks=1'                      : undef,
+	UBSAN_OPTIONS => $san ? 'print_stacktrace=1:halt_on_error=1' : undef);
 
-# Runs a binary with stdout+stderr into one file; returns ($exit_code, $output, $timed_out).
+# Runs a binary as the invoking user, stdout+stderr in order into one text; returns
+# ($exit_code, $output, $timed_out).
 sub run_binary
 {
 	my ($path) = @_;
-	my ($fh, $file) = tempfile('walship-unit-XXXXXX', TMPDIR => 1);
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0)
-	{
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>&', $fh or POSIX::_exit(127);
-		open STDERR, '>&', $fh or POSIX::_exit(127);
-		POSIX::setpgid(0, 0);
-		exec { $path } $path or do { print STDERR "exec $path: $!\n"; POSIX::_exit(127) };
-	}
-	my ($status, $timed_out) = (0, 0);
-	eval {
-		local $SIG{ALRM} = sub { die "timeout\n" };
-		alarm $timeout;
-		waitpid($pid, 0);
-		$status = $?;
-		alarm 0;
-		1;
-	} or do {
-		alarm 0;
-		die $@ unless $@ eq "timeout\n";
-		$timed_out = 1;
-		kill 'KILL', -$pid;
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-		$status = $?;
-	};
-	close $fh;
-	open my $in, '<', $file or die "open $file: $!";
-	local $/;
-	my $output = <$in> // '';
-	close $in;
-	unlink $file;
-	my $rc = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
-	return ($rc, $output, $timed_out);
+	my ($rc, $output) =
+	  run(cmd => [$path], as_pg => 0, merge => 1, env => \%env, timeout => $timeout);
+	return ($rc, $output, $rc == -1);
 }
 
 for my $name (@tests)
 {
 	my ($rc, $output, $timed_out) = run_binary("$dir/$name");
 	subtest $name => sub {
-		my $parser = TAP::Parser->new({ tap => $output });
+		# (TAP::Parser cannot read an empty text: a binary killed before its first line)
+		my $parser = TAP::Parser->new({ tap => $output eq '' ? "# no output\n" : $output });
 		my $tb = Test::More->builder;
 		my $last_failed = 0;
 		my $skip_all;
@@ -143,7 +114,7 @@ for my $name (@tests)
 			  . ($timed_out ? " (killed after ${timeout}s)" : " (exit $rc)"))
 		  or $parser->failed
 		  or diag("---- full output of $dir/$name ----\n$output");
-		done_testing();
+		Test::More::done_testing();
 	};
 }
 

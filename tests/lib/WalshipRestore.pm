@@ -27,8 +27,19 @@ require WalshipTest;
 our @EXPORT = qw(
   take_basebackup list_backups walship_restore restored_node configure_restored
   recovery_block tree_snapshot diff_snapshots forge_object wait_recovery_done pg_controldata
-  ts_now rows_summary dir_entries
+  ts_now rows_summary dir_entries backed_up_primary
 );
+
+# backed_up_primary($conf, $rows) -> ($node, $b1): a primary archiving through $conf, started,
+# with a table t (n int) of the rows 1..$rows and one base backup, labelled b1 (one test).
+sub backed_up_primary
+{
+	my ($conf, $rows) = @_;
+	my $node = WalshipTest::archiving_cluster('primary', $conf);
+	$node->start;
+	$node->safe_psql("CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, $rows)");
+	return ($node, take_basebackup($node, [ '-c', $conf ], label => 'b1'));
+}
 
 # take_basebackup($node, \@global, label => TEXT, extra => [...]) -> the new backup's id, or
 # undef (after a failed test) when walship basebackup failed. One test: "basebackup <label>".

@@ -8,10 +8,8 @@ package WalshipTest;
 #     use lib "$FindBin::RealBin/../lib";
 #     use WalshipTest;                  # also imports Test::More
 #
-#     my $repo = make_pg_dir(tmp_base() . '/repo');
-#     my $conf = write_config(tmp_base() . '/walship.conf', repo => $repo);
-#     my $node = new_cluster('primary',
-#         archive_command => walship_bin() . " -c $conf push %p");
+#     my ($bin, $base, $repo, $conf) = walship_setup('fetch-timeout' => '2');
+#     my $node = archiving_cluster('primary', $conf);    # archive_command: walship push
 #     $node->start;
 #     my ($rc, $out, $err) = run(cmd => [walship_bin(), '-c', $conf, 'fetch', $name, $dest]);
 #     ...
@@ -57,7 +55,8 @@ use Test::More ();
 our @EXPORT = qw(
   walship_bin pg_bin run run_as_pg new_cluster write_config make_pg_dir chown_pg
   tmp_base sanitizer_dir slurp_file spurt_file is_root pg_user done_testing timeout_default
-  pid_alive pg_majors pg_server_bindir run_bg finish_bg
+  pid_alive pg_majors pg_server_bindir run_bg finish_bg walship_setup archiving_cluster
+  timed_fetch dest_empty
 );
 
 our $TIMEOUT = $ENV{WALSHIP_TEST_TIMEOUT} || 180;
@@ -102,7 +101,7 @@ else
 # A hermetic environment: nothing of the caller's PostgreSQL or walship settings leaks in.
 for my $k (keys %ENV)
 {
-	next if $k =~ /^(WALSHIP_BIN|WALSHIP_KEEP|WALSHIP_UNIT_DIR|WALSHIP_TEST_TIMEOUT|PG_BINDIR)$/;
+	next if $k =~ /^(WALSHIP_BIN|WALSHIP_KEEP|WALSHIP_UNIT_DIR|WALSHIP_UNIT_TIMEOUT|WALSHIP_TEST_TIMEOUT|PG_BINDIR)$/;
 	delete $ENV{$k} if $k =~ /^(PG|WALSHIP_)/;
 	delete $ENV{$k} if $k =~ /^(AWS_|ASAN_OPTIONS|UBSAN_OPTIONS|LSAN_OPTIONS)/;
 }
@@ -335,6 +334,48 @@ sub write_config
 	return $path;
 }
 
+# walship_setup(KEY => VALUE, ...) -> ($bin, $base, $repo, $conf): the preamble most tests
+# share: the binary under test, the temp base dir, an empty repository $base/repo (0700, the
+# postgres user's) and $base/walship.conf naming it, with the settings given.
+sub walship_setup
+{
+	my @kv   = @_;
+	my $base = tmp_base();
+	my $repo = make_pg_dir("$base/repo", 0700);
+	return (walship_bin(), $base, $repo, write_config("$base/walship.conf", repo => $repo, @kv));
+}
+
+# archiving_cluster($name, $conf, %opts): new_cluster($name, %opts) whose archive_command is
+# `walship -c $conf push %p`.
+sub archiving_cluster
+{
+	my ($name, $conf, %o) = @_;
+	return new_cluster($name, archive_command => walship_bin() . " -c $conf push %p", %o);
+}
+
+# timed_fetch($conf, $name, $dest, %run) -> ($rc, $stderr, $seconds): `walship -c $conf fetch
+# $name $dest` through run() (%run: cwd, timeout, env...), and how long it took.
+sub timed_fetch
+{
+	my ($conf, $name, $dest, %o) = @_;
+	my $t0 = time;
+	my ($rc, $out, $err) = run(cmd => [ walship_bin(), '-c', $conf, 'fetch', $name, $dest ], %o);
+	return ($rc, $err, time - $t0);
+}
+
+# dest_empty($dir, $what): one test, that nothing is left in $dir (a fetch's destination
+# directory: no file, no temporary file either); then removes whatever is there.
+sub dest_empty
+{
+	my ($dir, $what) = @_;
+	opendir my $dh, $dir or croak "opendir $dir: $!";
+	my @left = grep { !/^\.\.?$/ } readdir $dh;
+	closedir $dh;
+	Test::More::is("@left", '', "$what: nothing left in the destination directory (no temporary file either)");
+	unlink map { "$dir/$_" } @left;
+	return;
+}
+
 # ---------------------------------------------------------------------------------------------
 # Running commands.
 
@@ -343,7 +384,8 @@ sub write_config
 # Runs the command (no shell) and returns ($exit_code, $stdout, $stderr). The exit code is the
 # process's status, 128 + N for death by signal N, or -1 when it timed out (then killed).
 # as_pg (default 1): as postgres when root; as the invoking user otherwise. as_pg => 0 runs as
-# the invoking user (root, in CI). cwd defaults to the temp base dir.
+# the invoking user (root, in CI). cwd defaults to the temp base dir. merge => 1 sends stderr
+# into stdout, in order (then $stderr is empty).
 sub run
 {
 	my %a = @_;
@@ -368,6 +410,7 @@ sub _spawn
 	my $id      = ++$RUN_SEQ;
 	my ($in, $out, $err) = map { "$RUNDIR/$id.$_" } qw(in out err);
 	_spurt($in, $a{stdin} // '');
+	_spurt($err, '') if $a{merge};    # stays empty: stderr goes to $out
 
 	my $pid = fork;
 	croak "fork: $!" unless defined $pid;
@@ -376,7 +419,8 @@ sub _spawn
 		eval {
 			open STDIN,  '<', $in  or die "stdin $in: $!";
 			open STDOUT, '>', $out or die "stdout $out: $!";
-			open STDERR, '>', $err or die "stderr $err: $!";
+			if ($a{merge}) { open STDERR, '>&', \*STDOUT or die "stderr to stdout: $!" }
+			else           { open STDERR, '>', $err or die "stderr $err: $!" }
 			POSIX::setpgid(0, 0);
 			if ($IS_ROOT && $as_pg)
 			{

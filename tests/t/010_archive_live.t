@@ -10,17 +10,11 @@ use WalshipTest;
 use File::Compare qw(compare);
 use File::Find qw(find);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 
 # wal_keep_size: keep every segment in pg_wal, so that each archived file can be compared with
 # the original.
-my $node = new_cluster(
-	'primary',
-	archive_command => "$bin -c $conf push %p",
-	wal_keep_size   => '1GB');
+my $node = archiving_cluster('primary', $conf, wal_keep_size => '1GB');
 $node->start;
 
 # ---- write load: pgbench's initial load, a short run, and batches of inserts across switches

@@ -12,12 +12,9 @@ use WalshipTest;
 
 use File::Compare qw(compare);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 
-my $primary = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $primary = archiving_cluster('primary', $conf);
 $primary->start;
 
 $primary->safe_psql(

@@ -16,12 +16,9 @@ use File::Find qw(find);
 use JSON::PP qw(decode_json);
 use Time::HiRes qw(sleep time);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 my $pgconn = "host=" . $node->host . " port=" . $node->port . " dbname=postgres";
 my @bb = ($bin, '-c', $conf, 'basebackup', '--pgconn', $pgconn, '--checkpoint', 'fast');

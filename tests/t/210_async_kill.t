@@ -12,14 +12,10 @@ use File::Compare qw(compare);
 use File::Find qw(find);
 use Time::HiRes qw(sleep time);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on',
+my ($bin, $base, $repo, $conf) = walship_setup(async => 'on',
 	'push-parallel' => 4, 'agent-idle-timeout' => '3s', 'archive-timeout' => '60s');
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p",
-	wal_keep_size => '1GB');
+my $node = archiving_cluster('primary', $conf, wal_keep_size => '1GB');
 $node->start;
 my $pg_wal = $node->pgdata . '/pg_wal';
 my $spool  = "$pg_wal/walship";

@@ -15,10 +15,7 @@ my ($vg) = map { "$_/valgrind" } grep { -x "$_/valgrind" } split /:/, $ENV{PATH}
 plan skip_all => 'valgrind is not installed' unless $vg;
 plan skip_all => 'the ASan build does not run under valgrind' if ($ENV{SANITIZE} // '') eq '1';
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on', 'push-parallel' => 2,
+my ($bin, $base, $repo, $conf) = walship_setup(async => 'on', 'push-parallel' => 2,
 	'agent-idle-timeout' => '2s', 'archive-timeout' => '120s');
 
 # WAL piles up as .ready while archive_command fails; then the cluster stops.

@@ -18,10 +18,7 @@ use File::Compare qw(compare);
 use File::Copy qw(copy);
 use Time::HiRes qw(sleep time);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo, 'fetch-prefetch' => 8,
+my ($bin, $base, $repo, $conf) = walship_setup('fetch-prefetch' => 8,
 	'fetch-parallel' => 3, 'agent-idle-timeout' => '3s');
 
 # the pid in a spool's agent.state if that process exists (a zombie counts: kill 0 sees it)
@@ -57,7 +54,7 @@ sub object_path
 }
 
 # ---- a primary, a base backup, then a burst of ~30 segments only in the repository
-my $primary = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $primary = archiving_cluster('primary', $conf);
 $primary->start;
 $primary->safe_psql('CREATE TABLE t (id int PRIMARY KEY, pad text)');
 my $backup = $primary->backup('base');

@@ -15,13 +15,10 @@ my ($vg) = map { "$_/valgrind" } grep { -x "$_/valgrind" } split /:/, $ENV{PATH}
 plan skip_all => 'valgrind is not installed' unless $vg;
 plan skip_all => 'the ASan build does not run under valgrind' if ($ENV{SANITIZE} // '') eq '1';
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo, 'fetch-prefetch' => 3,
+my ($bin, $base, $repo, $conf) = walship_setup('fetch-prefetch' => 3,
 	'fetch-parallel' => 2, 'agent-idle-timeout' => '8s', 'fetch-timeout' => '120s');
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 $node->safe_psql('CREATE TABLE t (id int)');
 for (1 .. 5)

@@ -18,10 +18,7 @@ use WalshipTest;
 
 use Time::HiRes qw(sleep time);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo, 'fetch-prefetch' => 6,
+my ($bin, $base, $repo, $conf) = walship_setup('fetch-prefetch' => 6,
 	'fetch-parallel' => 3, 'agent-idle-timeout' => '3s', 'log-level' => 'debug');
 my $plain = write_config("$base/plain.conf", repo => $repo, 'fetch-prefetch' => 0);
 my $push  = "$bin -c $plain push %p";

@@ -23,13 +23,10 @@ use File::Find qw(find);
 use Text::ParseWords qw(shellwords);
 use Time::HiRes qw(sleep);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 $node->safe_psql('CREATE TABLE t (n int PRIMARY KEY);
 	INSERT INTO t SELECT generate_series(1, 100)');

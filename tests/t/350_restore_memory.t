@@ -18,13 +18,10 @@ plan skip_all => "SKIPPED: $time is missing (scripts/deps.sh installs the 'time'
   unless -x $time;
 
 my $limit_kb = 32 * 1024;
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 # random-looking text: lz4 cannot shrink it much, so the object is about as large as the file
 $node->safe_psql('CREATE TABLE big AS SELECT g, md5(g::text) || md5((g + 1)::text) AS h

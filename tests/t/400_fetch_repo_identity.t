@@ -17,12 +17,9 @@ use WalshipS3;
 use File::Copy qw(copy);
 use Time::HiRes qw(sleep time);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo");
-my $conf = write_config("$base/walship.conf", repo => $repo, 'fetch-timeout' => '2');
+my ($bin, $base, $repo, $conf) = walship_setup('fetch-timeout' => '2');
 
-my $node = new_cluster('a', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('a', $conf);
 $node->start;
 $node->safe_psql('CREATE TABLE t AS SELECT g FROM generate_series(1, 20000) g');
 my @segs;
@@ -43,20 +40,7 @@ my $nodir  = "$base/does-not-exist";
 sub fetch
 {
 	my ($c, $name, $file, %o) = @_;
-	my $t0 = time;
-	my ($rc, $out, $err) =
-	  run(cmd => [ $bin, '-c', $c, 'fetch', $name, "$dest/$file" ], cwd => $o{cwd} // $cwd);
-	return ($rc, $err, time - $t0);
-}
-
-sub dest_clean
-{
-	my ($what) = @_;
-	opendir my $dh, $dest or die;
-	my @left = grep { !/^\.\.?$/ } readdir $dh;
-	closedir $dh;
-	is("@left", '', "$what: nothing written to the destination directory");
-	unlink map { "$dest/$_" } @left;
+	return timed_fetch($c, $name, "$dest/$file", cwd => $o{cwd} // $cwd);
 }
 
 my ($rc, $err, $took) = fetch($conf, $s1, 'RECOVERYXLOG');
@@ -76,7 +60,7 @@ for my $case ([ 'an empty directory', $empty ], [ 'a directory that does not exi
 		  or diag($err);
 		unlike($err, qr/is not in the archive/, "$what, $f->[0]: never reported absent");
 		cmp_ok($took, '<', 20, "$what, $f->[0]: gives up after fetch-timeout (${took}s)");
-		dest_clean("$what, $f->[0]");
+		dest_empty($dest, "$what, $f->[0]");
 	}
 }
 
@@ -85,10 +69,10 @@ rename("$repo/walship.repo", "$base/walship.repo.saved") or die;
 ($rc, $err) = fetch($conf, $s1, 'RECOVERYXLOG');
 is($rc, 126, 'walship.repo removed: a present segment is not served (126)');
 like($err, qr/has no walship\.repo/, '... says why') or diag($err);
-dest_clean('walship.repo removed, present segment');
+dest_empty($dest, 'walship.repo removed, present segment');
 ($rc, $err) = fetch($conf, '000000010000000000000077', 'RECOVERYXLOG');
 is($rc, 126, 'walship.repo removed: an absent segment is an outage too (126, not 1)');
-dest_clean('walship.repo removed, absent segment');
+dest_empty($dest, 'walship.repo removed, absent segment');
 
 # standby mode: 1, with an ERROR, so that the standby keeps asking
 spurt_file("$cwd/standby.signal", '');
@@ -97,7 +81,7 @@ chown_pg("$cwd/standby.signal");
 is($rc, 1, 'standby mode, walship.repo removed: exit 1');
 like($err, qr/ERROR: .*could not restore/, '... logged as an ERROR') or diag($err);
 unlink "$cwd/standby.signal";
-dest_clean('standby');
+dest_empty($dest, 'standby');
 
 # the prefetch agent: nothing prefetched from the unidentified repository. repo1 is identified
 # and holds only the first segment; the repository without walship.repo holds them all.
@@ -145,14 +129,14 @@ chown_pg("$repo/walship.repo");
 is($rc, 126, 'segment of another database system than the repository: 126');
 like($err, qr/belongs to database system \d+, not to the repository's 1234567890123456789/,
 	'... says so') or diag($err);
-dest_clean('foreign segment');
+dest_empty($dest, 'foreign segment');
 
 # ... and the repository another system than the cluster whose PGDATA fetch runs in
 ($rc, $err) = fetch($conf, '00000002.history', 'RECOVERYHISTORY', cwd => $node->pgdata);
 is($rc, 126, 'run in a PGDATA, the repository of another system: 126 even for a history probe');
 like($err, qr/repository \Q$repo\E belongs to database system 1234567890123456789, not to this cluster's/,
 	'... says so') or diag($err);
-dest_clean('foreign repository');
+dest_empty($dest, 'foreign repository');
 spurt_file("$repo/walship.repo", $idtext);
 chown_pg("$repo/walship.repo");
 ($rc, $err) = fetch($conf, '00000002.history', 'RECOVERYHISTORY', cwd => $node->pgdata);
@@ -176,7 +160,7 @@ SKIP:
 	like($err, qr{s3://wal/wrong has no walship\.repo}, '... says why') or diag($err);
 	($rc, $err) = fetch($wrong, '00000002.history', 'RECOVERYHISTORY');
 	is($rc, 126, 'S3, wrong prefix, history file: 126');
-	dest_clean('S3 wrong prefix');
+	dest_empty($dest, 'S3 wrong prefix');
 	($rc, $err) = fetch($sc, $seg, 'RECOVERYXLOG');
 	is($rc, 0, 'S3, the right prefix: served') or diag($err);
 }

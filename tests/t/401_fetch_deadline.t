@@ -20,20 +20,7 @@ my $seg  = '000000010000000000000003';
 sub fetch
 {
 	my ($conf, $name) = @_;
-	my $t0 = time;
-	my ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, 'fetch', $name, "$dest/RECOVERYXLOG" ],
-		timeout => 120);
-	return ($rc, $err, time - $t0);
-}
-
-sub dest_clean
-{
-	my ($what) = @_;
-	opendir my $dh, $dest or die;
-	my @left = grep { !/^\.\.?$/ } readdir $dh;
-	closedir $dh;
-	is("@left", '', "$what: nothing in the destination directory (no temporary file either)");
-	unlink map { "$dest/$_" } @left;
+	return timed_fetch($conf, $name, "$dest/RECOVERYXLOG", timeout => 120);
 }
 
 SKIP:
@@ -46,11 +33,11 @@ SKIP:
 	is($rc, 126, 'an endpoint that never answers: 126');
 	like($err, qr/could not restore \Q$seg\E before fetch-timeout/, '... says so') or diag($err);
 	cmp_ok($took, '<', 20, "... within fetch-timeout (5 s), not io-timeout (60 s): took ${took}s");
-	dest_clean('never answers');
+	dest_empty($dest, 'never answers');
 	($rc, $err, $took) = fetch($conf, '00000002.history');
 	is($rc, 126, 'history file from an endpoint that never answers: 126');
 	cmp_ok($took, '<', 20, "... within fetch-timeout: took ${took}s");
-	dest_clean('never answers, history');
+	dest_empty($dest, 'never answers, history');
 }
 
 SKIP:
@@ -64,7 +51,7 @@ SKIP:
 	is($rc, 126, 'S3 outage (every request 503): 126');
 	like($err, qr/503/, '... names the failure') or diag($err);
 	cmp_ok($took, '<', 20, "... the storage's retries end with fetch-timeout (5 s), not io-timeout (60 s): took ${took}s");
-	dest_clean('outage');
+	dest_empty($dest, 'outage');
 }
 
 done_testing();

@@ -27,20 +27,7 @@ my $identity = "format = 1\nsystem-identifier = 7000000000000000001\npg-version 
 sub fetch
 {
 	my ($conf, $name, $file) = @_;
-	my $t0 = time;
-	my ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, 'fetch', $name, "$dest/" . ($file // 'RECOVERYXLOG') ],
-		timeout => 120);
-	return ($rc, $err, time - $t0);
-}
-
-sub dest_clean
-{
-	my ($what) = @_;
-	opendir my $dh, $dest or die;
-	my @left = grep { !/^\.\.?$/ } readdir $dh;
-	closedir $dh;
-	is("@left", '', "$what: nothing at the destination, no temporary file left");
-	unlink map { "$dest/$_" } @left;
+	return timed_fetch($conf, $name, "$dest/" . ($file // 'RECOVERYXLOG'), timeout => 120);
 }
 
 # the 64-byte object header (docs/repository-format.md)
@@ -66,36 +53,36 @@ SKIP:
 	like($err, qr/claims 1099511627776 bytes, more than a WAL segment may hold \(1048576\)/, '... refused unread')
 	  or diag($err);
 	cmp_ok($took, '<', 20, "... promptly (${took}s)");
-	dest_clean('1 TiB header');
+	dest_empty($dest, '1 TiB header');
 
 	($rc, $err, $took) = fetch($conf->('huge'), '00000002.history', 'RECOVERYHISTORY');
 	is($rc, 126, 'a history file claiming 1 TiB: 126');
 	like($err, qr/more than a history file may hold \(1048576\)/, '... refused unread') or diag($err);
-	dest_clean('1 TiB history file');
+	dest_empty($dest, '1 TiB history file');
 
 	($rc, $err, $took) = fetch($conf->('seghuge'), $seg);
 	is($rc, 126, 'a segment-sized header, then zeros without end: 126');
 	like($err, qr/longer than its header says/, '... says so') or diag($err);
 	cmp_ok($took, '<', 20, "... promptly (${took}s)");
-	dest_clean('endless body');
+	dest_empty($dest, 'endless body');
 
 	($rc, $err, $took) = fetch($conf->('lz4empty'), $seg);
 	is($rc, 126, 'an lz4 frame of empty blocks without end: 126');
 	like($err, qr/lz4 frame is longer than \d+ bytes.*empty blocks/, '... says so') or diag($err);
 	cmp_ok($took, '<', 20, "... promptly (${took}s)");
-	dest_clean('lz4 empty blocks');
+	dest_empty($dest, 'lz4 empty blocks');
 
 	($rc, $err, $took) = fetch($conf->('trickle', ft => '5'), $seg);
 	is($rc, 126, 'a body trickling a byte every 0.5 s: 126');
 	cmp_ok($took, '<', 20, "... ended by fetch-timeout (5 s): ${took}s");
-	dest_clean('trickle');
+	dest_empty($dest, 'trickle');
 
 	# the low-speed limit on its own: io-timeout 6 s makes the low-speed time 2 s
 	($rc, $err, $took) = fetch($conf->('trickle', ft => '8', io => '6'), $seg);
 	is($rc, 126, 'trickle, low-speed limit: 126');
 	like($err, qr/too slow/i, '... the transfer was cut as too slow (not merely by the deadline)') or diag($err);
 	cmp_ok($took, '<', 20, "... promptly (${took}s)");
-	dest_clean('trickle, low speed');
+	dest_empty($dest, 'trickle, low speed');
 
 	# a listing that never ends: the continuation token comes back unchanged
 	my ($lrc, $lout, $lerr) = run(cmd => [ $bin, '-c', $conf->('list'), 'list' ], timeout => 60);
@@ -119,11 +106,11 @@ my ($rc, $err, $took) = fetch($pconf, $seg);
 is($rc, 126, 'a FIFO planted as an object: 126');
 like($err, qr/is not a regular file \(a FIFO\)/, '... refused') or diag($err);
 cmp_ok($took, '<', 20, "... without blocking on it (${took}s)");
-dest_clean('FIFO');
+dest_empty($dest, 'FIFO');
 
 ($rc, $err, $took) = fetch($pconf, $lz);
 is($rc, 126, 'posix: an lz4 frame of empty blocks: 126');
 like($err, qr/lz4 frame is longer than \d+ bytes.*empty blocks/, '... says so') or diag($err);
-dest_clean('posix lz4 empty blocks');
+dest_empty($dest, 'posix lz4 empty blocks');
 
 done_testing();

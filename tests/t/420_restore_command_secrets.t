@@ -13,16 +13,10 @@ use lib "$FindBin::RealBin/../lib";
 use WalshipTest;
 use WalshipRestore;
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
-$node->start;
-$node->safe_psql('CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 50)');
-my $b1 = take_basebackup($node, \@g, label => 'b1');
+my ($node, $b1) = backed_up_primary($conf, 50);
 $node->safe_psql('INSERT INTO t SELECT generate_series(51, 80)');
 my $last = $node->switch_wal;
 ok($node->wait_for_archive($last), "archived up to $last");

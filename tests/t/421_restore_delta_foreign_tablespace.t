@@ -19,13 +19,10 @@ use lib "$FindBin::RealBin/../lib";
 use WalshipTest;
 use WalshipRestore;
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 my $ts_orig = make_pg_dir("$base/ts_orig", 0700);
 $node->safe_psql("CREATE TABLESPACE ts1 LOCATION '$ts_orig'");

@@ -23,12 +23,9 @@ use WalshipRestore;
 
 use File::Find qw(find);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+my $node = archiving_cluster('primary', $conf);
 $node->start;
 my $ts_dir = make_pg_dir("$base/ts_real", 0700);
 $node->safe_psql("CREATE TABLESPACE ts1 LOCATION '$ts_dir'");

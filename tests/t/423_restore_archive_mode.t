@@ -17,10 +17,7 @@ use lib "$FindBin::RealBin/../lib";
 use WalshipTest;
 use WalshipRestore;
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 my $push = "$bin -c $conf push %p";
 

@@ -16,16 +16,10 @@ use WalshipRestore;
 
 use Time::HiRes qw(sleep);
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
-my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
-$node->start;
-$node->safe_psql('CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 10)');
-my $b1 = take_basebackup($node, \@g, label => 'b1');
+my ($node, $b1) = backed_up_primary($conf, 10);
 sleep 1.2;    # backup stop times are whole seconds: the time target below lies after it
 $node->safe_psql('INSERT INTO t SELECT generate_series(11, 20)');
 my $in_lsn  = $node->safe_psql('SELECT pg_current_wal_insert_lsn()');

@@ -16,10 +16,7 @@ my $bindir = pg_server_bindir(12);
 ok(defined $bindir, 'PostgreSQL 12 server binaries are installed (scripts/deps.sh)')
   or do { done_testing(); exit 1 };
 
-my $bin  = walship_bin();
-my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo", 0700);
-my $conf = write_config("$base/walship.conf", repo => $repo);
+my ($bin, $base, $repo, $conf) = walship_setup();
 my @g    = ('-c', $conf);
 
 my $node = new_cluster('pg12', bindir => $bindir);

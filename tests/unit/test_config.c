@@ -1,6 +1,7 @@
 /* test_config.c — flag > environment > file > default; errors name the file and line. */
 #include "tests/unit/tap.h"
 #include "walship/config.h"
+#include "walship/storage/storage.h"
 
 #include <stdarg.h>
 #include <stdio.h>
