@@ -137,6 +137,8 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 lint:
+	# no include cycle, a core that includes only the core, no call cycle between units (issue 12)
+	scripts/include-graph.sh $(if $(wildcard $(BUILD)/obj),--objects $(BUILD)/obj)
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -I. \
 	  $$(git ls-files 'walship/*.c' 'basebackup/*.c' 'restore/*.c')
