@@ -1,30 +1,29 @@
 /*
- * store.c — tar entries into packed and parted repository objects, written by a pool of
- * writer threads (see store.h).
+ * objqueue.c — a base backup's objects, written by a pool of writer threads (objqueue.h).
  *
- * Threads: the stream's thread (the caller's) runs the tar callbacks, cuts the bytes into
- * objects and hands each object's bytes over in chunks; writer threads take objects in the
- * order they were handed over, write them (hash, compress, storage) and commit them. One
- * mutex guards the queue, each job's chunk list and the counters. Condition variables wake
- * only whom a change concerns (a futex wake per 256 KiB chunk for every thread showed in
- * perf): idle writers (a job is queued), a job's writer (its bytes came), the stream's
- * thread (room in flight, a job done); each is signalled only when it waits.
+ * Threads: the stream's thread (the caller's) hands each object's bytes over in chunks; writer
+ * threads take objects in the order they were handed over, write them (hash, compress,
+ * storage) and commit them. One mutex guards the queue, each job's chunk list and the
+ * counters. Condition variables wake only whom a change concerns (a futex wake per 256 KiB
+ * chunk for every thread showed in perf): idle writers (a job is queued), a job's writer (its
+ * bytes came), the stream's thread (room in flight, a job done); each is signalled only when
+ * it waits.
  *
- * Why this cannot deadlock: only one object is ever open to the stream's thread at a time
- * (a part or the blob; a pack is handed over only once whole), and it was queued after every
- * other object still waiting. A writer blocks only on that open object, and the stream's
- * thread blocks only on max_inflight — bytes that the other, closed objects' writers drain
- * without it.
+ * Why this cannot deadlock: only one streamed object is ever open to the stream's thread at a
+ * time (store.c: a part or the blob; a pack is gathered and handed over only once whole), and
+ * it was queued after every other object still waiting. A writer blocks only on that open
+ * object, and the stream's thread blocks only on max_inflight — bytes that the other, closed
+ * objects' writers drain without it.
  *
  * Jobs: created and freed by the stream's thread. A writer puts every job it took on the done
  * list (committed) or the dead list (failed); the stream's thread reaps the done list (the
- * SHA-256 of a file that is exactly one object comes from the committed header) and frees the
- * dead list in ws_bb_store_free.
+ * tags of committed objects go to opts.committed) and frees the dead list in ws_bb_oq_free.
  */
-#include "basebackup/store.h"
+#include "basebackup/objqueue.h"
+#include "basebackup/manifest.h"
 
-#include "walship/repo/open.h"
 #include "walship/log.h"
+#include "walship/repo/open.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -41,28 +40,25 @@ typedef struct chunk {
 } chunk;
 
 /* One object on its way to the repositories. */
-typedef struct job {
-    struct job *next;   /* in the queue, then in the done or dead list (under mu) */
-    char rel[32];       /* "data/000042", relative to backup/<id>/ */
-    uint64_t size_hint; /* exact plaintext length, or 0 */
-    uint64_t written;   /* plaintext bytes so far (stream's thread) */
-    chunk *fill;        /* the chunk being filled (stream's thread) */
-    chunk *head, *tail; /* handed over, not yet taken (under mu once queued) */
-    uint64_t queued;    /* their bytes */
-    int closed;         /* no more bytes will come (under mu once queued) */
-    struct writer *w;   /* the writer that took it (under mu) */
-    int starved;        /* that writer waits for its bytes (under mu) */
-    /* a file that is exactly this object: its manifest line and check wait for the commit */
-    char *file_path; /* its path in the server's manifest; NULL if none */
-    uint64_t file_size;
-    uint32_t file_crc;
-    size_t file_slot;
-    ws_objhdr hdr; /* the committed object's header (writer, then stream's thread) */
+typedef struct ws_bb_obj {
+    struct ws_bb_obj *next; /* in the queue, then in the done or dead list (under mu) */
+    char rel[32];           /* "data/000042", relative to backup/<id>/ */
+    uint64_t size_hint;     /* exact plaintext length, or 0 */
+    int streamed;           /* queued when opened: its bytes go over as they come */
+    uint64_t written;       /* plaintext bytes so far (stream's thread) */
+    chunk *fill;            /* the chunk being filled (stream's thread) */
+    chunk *head, *tail;     /* handed over, not yet taken (under mu once queued) */
+    uint64_t queued;        /* their bytes */
+    int closed;             /* no more bytes will come (under mu once queued) */
+    struct writer *w;       /* the writer that took it (under mu) */
+    int starved;            /* that writer waits for its bytes (under mu) */
+    void *tag;              /* the caller's, completed once committed (opts.committed) */
+    ws_objhdr hdr;          /* the committed object's header (writer, then stream's thread) */
 } job;
 
 typedef struct writer {
-    ws_bb_store *s;
-    pthread_cond_t cv; /* its job has bytes, or is closed, or the store aborts */
+    ws_bb_oq *s;
+    pthread_cond_t cv; /* its job has bytes, or is closed, or the queue aborts */
     int cv_ready;
     ws_repo **repos; /* its own handles */
     int nrepos;
@@ -71,10 +67,8 @@ typedef struct writer {
     int started;
 } writer;
 
-struct ws_bb_store {
-    ws_bb_store_opts o;
-    ws_manifest_builder *mb;
-    uint32_t tablespace;
+struct ws_bb_oq {
+    ws_bb_oq_opts o;
     unsigned next_obj;
 
     pthread_mutex_t mu;
@@ -93,24 +87,10 @@ struct ws_bb_store {
     int abort; /* writers drop what they hold and leave */
     int failed;
     ws_error fail_err; /* the first failure */
-    ws_bb_store_stats stats;
+    ws_bb_oq_stats stats;
 
     writer *w;
     int nwriters;
-
-    job *pack; /* gathered whole, then handed over */
-    job *part; /* the current part of a large file, or the blob: handed over as it comes */
-
-    /* the file being stored */
-    ws_manifest_entry entry;
-    int in_file;
-    int packed;         /* its bytes go into the pack */
-    ws_stage *hasher;   /* per-file SHA-256, NULL when the file is a single object */
-    uint64_t file_left; /* bytes still to come */
-    uint64_t part_left; /* bytes still to go into the current part */
-    uint32_t crc;       /* its CRC-32C, for the server's manifest (verify) */
-    char *extents;
-    size_t ext_len, ext_cap;
 };
 
 /* ---- jobs ---- */
@@ -124,27 +104,28 @@ static void chunks_free(chunk *c)
     }
 }
 
-static void job_free(job *j)
+static void job_free(const ws_bb_oq *s, job *j)
 {
     if (!j)
         return;
     chunks_free(j->head);
     free(j->fill);
-    free(j->file_path);
+    if (j->tag && s->o.tag_free)
+        s->o.tag_free(j->tag);
     free(j);
 }
 
-static void jobs_free(job *j)
+static void jobs_free(const ws_bb_oq *s, job *j)
 {
     while (j) {
         job *n = j->next;
-        job_free(j);
+        job_free(s, j);
         j = n;
     }
 }
 
 /* A chunk from the spares, or a new one (stream's thread). */
-static chunk *chunk_get(ws_bb_store *s)
+static chunk *chunk_get(ws_bb_oq *s)
 {
     pthread_mutex_lock(&s->mu);
     chunk *c = s->spare;
@@ -161,7 +142,7 @@ static chunk *chunk_get(ws_bb_store *s)
 }
 
 /* Under mu: keeps a written chunk for reuse, up to what the bounds can ever need. */
-static void chunk_put_locked(ws_bb_store *s, chunk *c)
+static void chunk_put_locked(ws_bb_oq *s, chunk *c)
 {
     if (s->nspare >= s->max_spare) {
         free(c);
@@ -173,7 +154,7 @@ static void chunk_put_locked(ws_bb_store *s, chunk *c)
 }
 
 /* The first failure, for the stream's thread (under mu). */
-static int failed_locked(ws_bb_store *s, ws_error *err)
+static int failed_locked(ws_bb_oq *s, ws_error *err)
 {
     *err = s->fail_err;
     if (!err->msg[0])
@@ -182,7 +163,7 @@ static int failed_locked(ws_bb_store *s, ws_error *err)
 }
 
 /* Under mu: every thread that waits looks again (stop, abort). */
-static void wake_all_locked(ws_bb_store *s)
+static void wake_all_locked(ws_bb_oq *s)
 {
     pthread_cond_broadcast(&s->cv_idle);
     pthread_cond_broadcast(&s->cv_stream);
@@ -192,7 +173,7 @@ static void wake_all_locked(ws_bb_store *s)
 }
 
 /* Under mu: the stream's thread looks again, if it waits. */
-static void wake_stream_locked(ws_bb_store *s)
+static void wake_stream_locked(ws_bb_oq *s)
 {
     if (s->stream_waiting)
         pthread_cond_signal(&s->cv_stream);
@@ -206,14 +187,14 @@ static void wake_job_locked(job *j)
 }
 
 /* Under mu: the stream's thread waits for a writer. */
-static void stream_wait_locked(ws_bb_store *s)
+static void stream_wait_locked(ws_bb_oq *s)
 {
     s->stream_waiting = 1;
     pthread_cond_wait(&s->cv_stream, &s->mu);
     s->stream_waiting = 0;
 }
 
-static void fail_locked(ws_bb_store *s, const ws_error *e)
+static void fail_locked(ws_bb_oq *s, const ws_error *e)
 {
     if (!s->failed) {
         s->failed = 1;
@@ -225,7 +206,7 @@ static void fail_locked(ws_bb_store *s, const ws_error *e)
 
 /* Under mu: waits until add more bytes fit in flight (or nothing else is: a pack may be
  * larger than the bound), or fails. */
-static int wait_room_locked(ws_bb_store *s, uint64_t add, ws_error *err)
+static int wait_room_locked(ws_bb_oq *s, uint64_t add, ws_error *err)
 {
     while (s->inflight > 0 && s->inflight + add > s->o.max_inflight && !s->failed)
         stream_wait_locked(s);
@@ -233,7 +214,7 @@ static int wait_room_locked(ws_bb_store *s, uint64_t add, ws_error *err)
 }
 
 /* Moves the filled chunk into j's list; queued jobs under mu, after waiting for room. */
-static int hand_over(ws_bb_store *s, job *j, int queued, ws_error *err)
+static int hand_over(ws_bb_oq *s, job *j, int queued, ws_error *err)
 {
     chunk *c = j->fill;
     if (!c || c->len == 0)
@@ -264,7 +245,7 @@ static int hand_over(ws_bb_store *s, job *j, int queued, ws_error *err)
 }
 
 /* Copies bytes into j's chunks (stream's thread). */
-static int job_put(ws_bb_store *s, job *j, int queued, const void *buf, size_t len, ws_error *err)
+int ws_bb_oq_put(ws_bb_oq *s, job *j, const void *buf, size_t len, ws_error *err)
 {
     const char *p = buf;
     j->written += len;
@@ -278,14 +259,14 @@ static int job_put(ws_bb_store *s, job *j, int queued, const void *buf, size_t l
         j->fill->len += k;
         p += k;
         len -= k;
-        if (j->fill->len == CHUNK_SIZE && hand_over(s, j, queued, err) < 0)
+        if (j->fill->len == CHUNK_SIZE && hand_over(s, j, j->streamed, err) < 0)
             return -1;
     }
     return 0;
 }
 
 /* Puts j at the end of the writers' queue (under mu). */
-static void enqueue_locked(ws_bb_store *s, job *j)
+static void enqueue_locked(ws_bb_oq *s, job *j)
 {
     j->next = NULL;
     if (s->queue_tail)
@@ -297,9 +278,7 @@ static void enqueue_locked(ws_bb_store *s, job *j)
     pthread_cond_signal(&s->cv_idle);
 }
 
-/* Completes what waited for committed objects: the manifest lines and checks of files that
- * are one object each (stream's thread). */
-static int reap(ws_bb_store *s, ws_error *err)
+int ws_bb_oq_reap(ws_bb_oq *s, ws_error *err)
 {
     pthread_mutex_lock(&s->mu);
     job *d = s->done;
@@ -310,25 +289,19 @@ static int reap(ws_bb_store *s, ws_error *err)
     while (d) {
         job *j = d;
         d = d->next;
-        if (rc == 0 && !failed && j->file_path) {
-            char hex[65];
-            ws_sha256_hex(j->hdr.sha256, hex);
-            ws_manifest_set_sha256(s->mb, j->file_slot, hex);
-            if (s->o.verify && ws_bb_verify_add(s->o.verify, j->file_path, j->file_size,
-                                                j->hdr.sha256, j->file_crc, err) < 0)
-                rc = -1;
-        }
-        job_free(j);
+        if (rc == 0 && !failed && j->tag && s->o.committed &&
+            s->o.committed(s->o.arg, j->tag, &j->hdr, err) < 0)
+            rc = -1;
+        job_free(s, j);
     }
     return rc;
 }
 
-/* A new object; a streamed one (a part, the blob) is queued at once. */
-static int job_open(ws_bb_store *s, const char *rel, uint64_t size_hint, int streamed, job **out,
-                    ws_error *err)
+int ws_bb_oq_open(ws_bb_oq *s, const char *rel, uint64_t size_hint, int streamed, job **out,
+                  ws_error *err)
 {
     *out = NULL;
-    if (reap(s, err) < 0)
+    if (ws_bb_oq_reap(s, err) < 0)
         return -1;
     job *j = calloc(1, sizeof *j);
     if (!j)
@@ -338,12 +311,13 @@ static int job_open(ws_bb_store *s, const char *rel, uint64_t size_hint, int str
     else
         snprintf(j->rel, sizeof j->rel, "data/%06u", s->next_obj++);
     j->size_hint = size_hint;
+    j->streamed = streamed;
     if (streamed) {
         pthread_mutex_lock(&s->mu);
         if (s->failed) {
             failed_locked(s, err);
             pthread_mutex_unlock(&s->mu);
-            job_free(j);
+            job_free(s, j);
             return -1;
         }
         enqueue_locked(s, j);
@@ -353,11 +327,11 @@ static int job_open(ws_bb_store *s, const char *rel, uint64_t size_hint, int str
     return 0;
 }
 
-/* No more bytes for j: a streamed job gets its last chunk, a pack is queued whole. The
- * writers own j from here (it is freed when reaped). */
-static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
+/* A streamed job gets its last chunk, a gathered one is queued whole. The writers own j from
+ * here (it is freed when reaped). */
+int ws_bb_oq_close(ws_bb_oq *s, job *j, ws_error *err)
 {
-    if (streamed) {
+    if (j->streamed) {
         if (hand_over(s, j, 1, err) < 0)
             return -1;
         pthread_mutex_lock(&s->mu);
@@ -371,7 +345,7 @@ static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
     pthread_mutex_lock(&s->mu);
     if (wait_room_locked(s, j->queued, err) < 0) {
         pthread_mutex_unlock(&s->mu);
-        job_free(j);
+        job_free(s, j);
         return -1;
     }
     j->closed = 1;
@@ -383,10 +357,34 @@ static int job_close(ws_bb_store *s, job *j, int streamed, ws_error *err)
     return 0;
 }
 
+void ws_bb_oq_drop(ws_bb_obj *j)
+{
+    if (!j)
+        return;
+    chunks_free(j->head);
+    free(j->fill);
+    free(j); /* not closed: it has no tag (store.c tags only the objects it closes) */
+}
+
+const char *ws_bb_obj_rel(const ws_bb_obj *j)
+{
+    return j->rel;
+}
+
+uint64_t ws_bb_obj_written(const ws_bb_obj *j)
+{
+    return j->written;
+}
+
+void ws_bb_obj_set_tag(ws_bb_obj *j, void *tag)
+{
+    j->tag = tag;
+}
+
 /* ---- writers ---- */
 
 /* Writes and commits one object (writer thread). */
-static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
+static int write_job(ws_bb_oq *s, writer *w, job *j, ws_error *err)
 {
     char key[256];
     if (ws_manifest_key(s->o.id, j->rel, key, sizeof key) < 0)
@@ -454,7 +452,7 @@ static int write_job(ws_bb_store *s, writer *w, job *j, ws_error *err)
 static void *writer_main(void *arg)
 {
     writer *w = arg;
-    ws_bb_store *s = w->s;
+    ws_bb_oq *s = w->s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->queue && !s->stop && !s->abort)
@@ -495,7 +493,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static void writers_stop(ws_bb_store *s, int abort)
+static void writers_stop(ws_bb_oq *s, int abort)
 {
     if (!s->sync_ready)
         return;
@@ -512,11 +510,10 @@ static void writers_stop(ws_bb_store *s, int abort)
     }
 }
 
-int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_store **out,
-                    ws_error *err)
+int ws_bb_oq_new(const ws_bb_oq_opts *o, ws_bb_oq **out, ws_error *err)
 {
     *out = NULL;
-    ws_bb_store *s = calloc(1, sizeof *s);
+    ws_bb_oq *s = calloc(1, sizeof *s);
     if (!s)
         return ws_error_oom(err);
     s->o = *o;
@@ -524,9 +521,8 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
         s->o.parallel = 1;
     if (s->o.max_inflight == 0)
         s->o.max_inflight = CHUNK_SIZE;
-    s->mb = mb;
     s->next_obj = 1;
-    s->max_spare = (int)((s->o.max_inflight + s->o.pack_size) / CHUNK_SIZE) + s->o.parallel + 2;
+    s->max_spare = (int)((s->o.max_inflight + s->o.gather_max) / CHUNK_SIZE) + s->o.parallel + 2;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         free(s);
         return ws_error_set(err, WS_ENOMEM, "cannot create a mutex");
@@ -574,16 +570,14 @@ int ws_bb_store_new(const ws_bb_store_opts *o, ws_manifest_builder *mb, ws_bb_st
     return 0;
 }
 
-void ws_bb_store_free(ws_bb_store *s)
+void ws_bb_oq_free(ws_bb_oq *s)
 {
     if (!s)
         return;
     writers_stop(s, 1);
-    /* s->part, once queued, is in one of the lists; the pack is queued only when closed */
-    jobs_free(s->queue);
-    jobs_free(s->done);
-    jobs_free(s->dead);
-    job_free(s->pack);
+    jobs_free(s, s->queue);
+    jobs_free(s, s->done);
+    jobs_free(s, s->dead);
     chunks_free(s->spare);
     for (int i = 0; s->w && i < s->nwriters; i++) {
         if (s->w[i].own)
@@ -597,231 +591,18 @@ void ws_bb_store_free(ws_bb_store *s)
         pthread_cond_destroy(&s->cv_idle);
         pthread_cond_destroy(&s->cv_stream);
     }
-    ws_stage_free(s->hasher);
-    free(s->extents);
     free(s);
 }
 
-void ws_bb_store_set_tablespace(ws_bb_store *s, uint32_t oid)
-{
-    s->tablespace = oid;
-}
-
-void ws_bb_store_get_stats(ws_bb_store *s, ws_bb_store_stats *out)
+void ws_bb_oq_get_stats(ws_bb_oq *s, ws_bb_oq_stats *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->mu);
 }
 
-static int ext_add(ws_bb_store *s, const char *rel, uint64_t off, uint64_t len, ws_error *err)
+int ws_bb_oq_finish(ws_bb_oq *s, ws_error *err)
 {
-    char one[96];
-    int n = snprintf(one, sizeof one, "%s%s@%" PRIu64 "+%" PRIu64, s->ext_len ? "," : "", rel, off,
-                     len);
-    if (s->ext_len + (size_t)n + 1 > s->ext_cap) {
-        size_t cap = s->ext_cap ? s->ext_cap * 2 : 256;
-        while (cap < s->ext_len + (size_t)n + 1)
-            cap *= 2;
-        char *ne = realloc(s->extents, cap);
-        if (!ne)
-            return ws_error_oom(err);
-        s->extents = ne;
-        s->ext_cap = cap;
-    }
-    memcpy(s->extents + s->ext_len, one, (size_t)n + 1);
-    s->ext_len += (size_t)n;
-    return 0;
-}
-
-/* The path the server's manifest gives a file: tablespace files under pg_tblspc/<oid>/. */
-static void server_path(const ws_manifest_entry *e, char *out, size_t len)
-{
-    if (e->tablespace)
-        snprintf(out, len, "pg_tblspc/%" PRIu32 "/%s", e->tablespace, e->path);
-    else
-        snprintf(out, len, "%s", e->path);
-}
-
-/* ---- tar callbacks ---- */
-
-static int on_begin(void *arg, const ws_tar_entry *te, ws_error *err)
-{
-    ws_bb_store *s = arg;
-    ws_manifest_entry *e = &s->entry;
-    memset(e, 0, sizeof *e);
-    e->tablespace = s->tablespace;
-    e->mode = te->mode;
-    e->mtime = te->mtime;
-    snprintf(e->path, sizeof e->path, "%s", te->path);
-    if (te->type == WS_TAR_DIR) {
-        e->kind = WS_MANIFEST_DIR;
-        return ws_manifest_add(s->mb, e, err);
-    }
-    if (te->type == WS_TAR_SYMLINK) {
-        e->kind = WS_MANIFEST_SYMLINK;
-        snprintf(e->target, sizeof e->target, "%s", te->linkname);
-        return ws_manifest_add(s->mb, e, err);
-    }
-    e->kind = WS_MANIFEST_FILE;
-    e->size = te->size;
-    s->in_file = 1;
-    s->ext_len = 0;
-    if (s->extents)
-        s->extents[0] = '\0';
-    s->file_left = te->size;
-    s->crc = 0;
-    s->packed = te->size > 0 && te->size < s->o.pack_threshold;
-    if (te->size == 0)
-        return 0;
-    if (s->packed) {
-        if (s->pack && s->pack->written + te->size > s->o.pack_size) {
-            job *full = s->pack;
-            s->pack = NULL;
-            if (job_close(s, full, 0, err) < 0)
-                return -1;
-        }
-        if (!s->pack && job_open(s, NULL, 0, 0, &s->pack, err) < 0)
-            return -1;
-        if (ext_add(s, s->pack->rel, s->pack->written, te->size, err) < 0)
-            return -1;
-    } else {
-        s->part_left = te->size < s->o.part_size ? te->size : s->o.part_size;
-        if (job_open(s, NULL, s->part_left, 1, &s->part, err) < 0 ||
-            ext_add(s, s->part->rel, 0, s->part_left, err) < 0)
-            return -1;
-    }
-    if (s->packed || te->size > s->o.part_size) {
-        if (!(s->hasher = ws_stage_sha256_new(NULL)))
-            return ws_error_oom(err);
-    }
-    return 0;
-}
-
-/* Closes the current part (it is now the writers'). */
-static int part_close(ws_bb_store *s, ws_error *err)
-{
-    job *j = s->part;
-    s->part = NULL;
-    return job_close(s, j, 1, err);
-}
-
-static int on_data(void *arg, const void *buf, size_t len, ws_error *err)
-{
-    ws_bb_store *s = arg;
-    if (!s->in_file)
-        return 0;
-    s->file_left -= len;
-    s->stats.bytes += len;
-    if (s->o.verify)
-        s->crc = ws_bb_crc32c(s->crc, buf, len);
-    if (s->hasher && ws_stage_write(s->hasher, buf, len, err) < 0)
-        return -1;
-    if (s->packed)
-        return job_put(s, s->pack, 0, buf, len, err);
-    const char *p = buf;
-    while (len > 0) {
-        if (s->part_left == 0) {
-            /* the current part is full: hand it over and start the next */
-            if (part_close(s, err) < 0)
-                return -1;
-            uint64_t rest = s->file_left + len;
-            s->part_left = rest < s->o.part_size ? rest : s->o.part_size;
-            if (job_open(s, NULL, s->part_left, 1, &s->part, err) < 0 ||
-                ext_add(s, s->part->rel, 0, s->part_left, err) < 0)
-                return -1;
-        }
-        size_t n = len < s->part_left ? len : (size_t)s->part_left;
-        if (job_put(s, s->part, 1, p, n, err) < 0)
-            return -1;
-        p += n;
-        len -= n;
-        s->part_left -= n;
-    }
-    return 0;
-}
-
-static int on_end(void *arg, ws_error *err)
-{
-    ws_bb_store *s = arg;
-    if (!s->in_file)
-        return 0;
-    s->in_file = 0;
-    ws_manifest_entry *e = &s->entry;
-    e->extents = s->ext_len ? s->extents : "-";
-    s->stats.files++;
-    char path[WS_MANIFEST_PATH_MAX + 32];
-    server_path(e, path, sizeof path);
-    if (e->size > 0 && !s->hasher) {
-        /* exactly one object: its digest is the object's, known once it is committed */
-        job *j = s->part;
-        if (ws_manifest_add_pending(s->mb, e, &j->file_slot, err) < 0)
-            return -1;
-        if (!(j->file_path = strdup(path)))
-            return ws_error_oom(err);
-        j->file_size = e->size;
-        j->file_crc = s->crc;
-        return part_close(s, err);
-    }
-    unsigned char digest[32];
-    if (e->size == 0) {
-        ws_sha256("", 0, digest);
-    } else {
-        uint64_t n;
-        if (!s->packed && part_close(s, err) < 0)
-            return -1;
-        if (ws_stage_finish(s->hasher, err) < 0)
-            return -1;
-        ws_stage_sha256_result(s->hasher, digest, &n);
-        ws_stage_free(s->hasher);
-        s->hasher = NULL;
-    }
-    ws_sha256_hex(digest, e->sha256);
-    if (s->o.verify && ws_bb_verify_add(s->o.verify, path, e->size, digest, s->crc, err) < 0)
-        return -1;
-    return ws_manifest_add(s->mb, e, err);
-}
-
-static const ws_tar_callbacks store_cb = {on_begin, on_data, on_end};
-
-const ws_tar_callbacks *ws_bb_store_tar_callbacks(void)
-{
-    return &store_cb;
-}
-
-/* ---- blobs ---- */
-
-int ws_bb_store_blob_begin(ws_bb_store *s, const char *name, ws_error *err)
-{
-    if (s->part)
-        return ws_error_set(err, WS_EINTERNAL, "blob inside a file");
-    return job_open(s, name, 0, 1, &s->part, err);
-}
-
-int ws_bb_store_blob_write(ws_bb_store *s, const void *buf, size_t len, ws_error *err)
-{
-    if (!s->part)
-        return ws_error_set(err, WS_EINTERNAL, "blob data without a blob");
-    return job_put(s, s->part, 1, buf, len, err);
-}
-
-int ws_bb_store_blob_end(ws_bb_store *s, ws_error *err)
-{
-    if (!s->part)
-        return ws_error_set(err, WS_EINTERNAL, "blob end without a blob");
-    return part_close(s, err);
-}
-
-int ws_bb_store_finish(ws_bb_store *s, ws_error *err)
-{
-    if (s->in_file || s->part)
-        return ws_error_set(err, WS_EINTERNAL, "backup stream ended inside a file");
-    if (s->pack) {
-        job *j = s->pack;
-        s->pack = NULL;
-        if (job_close(s, j, 0, err) < 0)
-            return -1;
-    }
     pthread_mutex_lock(&s->mu);
     while (s->outstanding > 0 && !s->failed)
         stream_wait_locked(s);
@@ -830,56 +611,5 @@ int ws_bb_store_finish(ws_bb_store *s, ws_error *err)
     if (rc < 0)
         return -1;
     writers_stop(s, 0);
-    return reap(s, err);
-}
-
-/* ---- cleanup ---- */
-
-typedef struct key_list {
-    char **keys;
-    int n, cap;
-} key_list;
-
-static int collect_key(void *arg, const char *key, const ws_storage_info *info)
-{
-    (void)info;
-    key_list *l = arg;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        char **nk = realloc(l->keys, (size_t)cap * sizeof *nk);
-        if (!nk)
-            return 1;
-        l->keys = nk;
-        l->cap = cap;
-    }
-    if (!(l->keys[l->n] = strdup(key)))
-        return 1;
-    l->n++;
-    return 0;
-}
-
-void ws_bb_store_remove_all(ws_repo **repos, int n, const char *id)
-{
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "backup/%s/", id);
-    for (int i = 0; i < n; i++) {
-        key_list l = {0};
-        ws_error err;
-        ws_error_clear(&err);
-        ws_storage *st = ws_repo_storage(repos[i]);
-        if (ws_storage_list(st, prefix, collect_key, &l, &err) < 0)
-            ws_log_warn("cannot list %s in %s to remove the failed backup's objects: %s", prefix,
-                        ws_repo_describe(repos[i]), err.msg);
-        int left = 0;
-        for (int k = 0; k < l.n; k++) {
-            if (ws_storage_remove(st, l.keys[k], &err) < 0)
-                left++;
-            free(l.keys[k]);
-        }
-        free(l.keys);
-        if (left)
-            ws_log_warn("%d objects of the failed backup %s remain in %s (not visible: it has "
-                        "no manifest)",
-                        left, id, ws_repo_describe(repos[i]));
-    }
+    return ws_bb_oq_reap(s, err);
 }

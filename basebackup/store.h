@@ -8,7 +8,8 @@
  *     directory is mostly small files, and each object costs a file, an fsync and a rename);
  *   - larger files get objects of their own, cut into parts of part_size bytes.
  *
- * Objects are written in parallel: the caller's thread (the replication stream) hands each
+ * Objects are written in parallel (the thread queue, objqueue.h; this module is the content
+ * logic, on the caller's thread): the caller's thread (the replication stream) hands each
  * object's bytes to `parallel` writer threads, each with its own repository handles, which
  * hash, compress, write and commit (fsync) them. The bytes handed over and not yet taken by a
  * writer are bounded by max_inflight (or one pack, when a pack is larger): past it the
