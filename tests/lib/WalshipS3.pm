@@ -40,6 +40,15 @@ sub _node_ok
 
 sub have_s3rver { return _node_ok() }
 
+# require_s3rver(): the test's preamble when it needs s3rver: skips the whole test, with the
+# reason, when tests/s3/node_modules lacks it.
+sub require_s3rver
+{
+	Test::More::plan(skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh')
+	  unless have_s3rver();
+	return;
+}
+
 sub have_moto
 {
 	for my $d (split /:/, $ENV{PATH} // '')

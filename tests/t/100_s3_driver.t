@@ -14,8 +14,7 @@ my $unit = $ENV{WALSHIP_UNIT_DIR};
 plan skip_all => 'WALSHIP_UNIT_DIR is not set (make check sets it)' unless $unit;
 my $drv = "$unit/test_s3_driver";
 plan skip_all => "$drv is not built" unless -x $drv;
-plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
-  unless WalshipS3::have_s3rver();
+WalshipS3::require_s3rver();
 
 my $base = tmp_base();
 my $seq  = 0;

@@ -18,8 +18,7 @@ use WalshipRestore;
 use Text::ParseWords qw(shellwords);
 use Time::HiRes qw(sleep);
 
-plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
-  unless WalshipS3::have_s3rver();
+WalshipS3::require_s3rver();
 
 my $bin  = walship_bin();
 my $base = tmp_base();

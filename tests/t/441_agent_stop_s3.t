@@ -15,8 +15,7 @@ use WalshipS3;
 
 use Time::HiRes qw(sleep time);
 
-plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
-  unless WalshipS3::have_s3rver();
+WalshipS3::require_s3rver();
 
 my $bin   = walship_bin();
 my $base  = tmp_base();

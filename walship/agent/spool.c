@@ -164,15 +164,8 @@ static int spool_key(const char *dir, unsigned char key[SPOOL_KEY_LEN], ws_error
     if (r == 0)
         return 0;
     unsigned char fresh[SPOOL_KEY_LEN];
-    size_t got = 0;
-    while (got < sizeof fresh) {
-        ssize_t k = getrandom(fresh + got, sizeof fresh - got, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return ws_error_errno(err, WS_EINTERNAL, errno, "getrandom");
-        got += (size_t)k;
-    }
+    if (ws_spool_random(fresh, sizeof fresh, err) < 0)
+        return -1;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -611,4 +604,18 @@ int ws_spool_name_of(const char *fname, const char *suffix, char *name, size_t l
     ws_wal_name wn;
     ws_error err;
     return ws_wal_parse_name(name, &wn, &err) == 0;
+}
+
+int ws_spool_random(void *buf, size_t len, ws_error *err)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t k = getrandom((unsigned char *)buf + got, len - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return ws_error_errno(err, WS_EINTERNAL, errno, "getrandom");
+        got += (size_t)k;
+    }
+    return 0;
 }

@@ -115,6 +115,9 @@ int ws_spool_file_read(const ws_spool *sp, const char *fname, char *buf, size_t 
  * ".tmp"...); the name is then copied to name (len bytes at most, NUL-terminated). */
 int ws_spool_name_of(const char *fname, const char *suffix, char *name, size_t len);
 
+/* len random bytes from the kernel (getrandom); -1 with err if it fails. */
+int ws_spool_random(void *buf, size_t len, ws_error *err);
+
 /* path of a spool file: <spool>/<name><suffix>. */
 void ws_spool_path(const ws_spool *sp, const char *name, const char *suffix, char *out, size_t len);
 

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -436,22 +435,6 @@ static void on_idle(ws_agent *rt)
 
 /* ---- start and stop ---- */
 
-static int random_hex(char out[65])
-{
-    unsigned char r[32];
-    size_t got = 0;
-    while (got < sizeof r) {
-        ssize_t k = getrandom(r + got, sizeof r - got, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -1;
-        got += (size_t)k;
-    }
-    ws_sha256_hex(r, out);
-    return 0;
-}
-
 static int setup(ws_agent *rt, ws_error *err)
 {
     agent *a = rt->job;
@@ -467,9 +450,11 @@ static int setup(ws_agent *rt, ws_error *err)
     if (!a->slots)
         return ws_error_oom(err);
 
+    unsigned char r[32];
     char nonce[65], both[140];
-    if (random_hex(nonce) < 0)
-        return ws_error_errno(err, WS_EINTERNAL, errno, "getrandom");
+    if (ws_spool_random(r, sizeof r, err) < 0)
+        return -1;
+    ws_sha256_hex(r, nonce);
     snprintf(both, sizeof both, "%s %s", a->sp->config_id, nonce);
     unsigned char d[32];
     ws_sha256(both, strlen(both), d);
