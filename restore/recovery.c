@@ -68,7 +68,7 @@ static void put_word(cmdbuf *c, const char *w)
         put(c, "'", 1);
 }
 
-/* The options fetch reads (walship/fetch.c, the prefetch agent, the repositories' drivers):
+/* The options fetch reads (walship/fetch/, the prefetch agent, the repositories' drivers):
  * only these are repeated in restore_command. Anything else (pgconn, which may hold a
  * password; basebackup's and push's settings) has no business in postgresql.auto.conf or
  * in every fetch's argv, where ps shows it to every user. */

@@ -247,7 +247,7 @@ static void sweep(pf_agent *a)
         ws_wal_name wn;
         ws_error err;
         if (n > 4 && strcmp(de->d_name + n - 4, ".old") == 0) {
-            /* the segment a fetch moved out of its way (pfclient.c) */
+            /* the segment a fetch moved out of its way (client.c) */
             snprintf(path, sizeof path, "%s/%s", a->sp->dir, de->d_name);
             unlink(path);
             continue;
