@@ -56,7 +56,7 @@ our @EXPORT = qw(
   walship_bin pg_bin run run_as_pg new_cluster write_config make_pg_dir chown_pg
   tmp_base sanitizer_dir slurp_file spurt_file is_root pg_user done_testing timeout_default
   pid_alive pg_majors pg_server_bindir run_bg finish_bg walship_setup archiving_cluster
-  timed_fetch dest_empty
+  timed_fetch dest_empty agent_pid wait_until
 );
 
 our $TIMEOUT = $ENV{WALSHIP_TEST_TIMEOUT} || 180;
@@ -374,6 +374,25 @@ sub dest_empty
 	Test::More::is("@left", '', "$what: nothing left in the destination directory (no temporary file either)");
 	unlink map { "$dir/$_" } @left;
 	return;
+}
+
+# agent_pid($spool): the pid in $spool/agent.state (an async push or prefetch agent's spool)
+# while that process is alive, else 0.
+sub agent_pid
+{
+	my ($spool) = @_;
+	open my $fh, '<', "$spool/agent.state" or return 0;
+	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
+	return $pid && pid_alive($pid) ? $pid : 0;
+}
+
+# wait_until($secs, $cond): 1 as soon as $cond->() is true, else what it says after $secs.
+sub wait_until
+{
+	my ($secs, $cond) = @_;
+	my $deadline = time + $secs;
+	while (time < $deadline) { return 1 if $cond->(); sleep 0.05 }
+	return $cond->();
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -21,18 +21,11 @@ my $pg_wal = $node->pgdata . '/pg_wal';
 my $spool  = "$pg_wal/walship";
 
 # the agent's pid from its state file, if it is alive
-sub agent_pid
-{
-	open my $fh, '<', "$spool/agent.state" or return 0;
-	my ($pid) = <$fh> =~ /^pid = (\d+)/;
-	return $pid && pid_alive($pid) ? $pid : 0;
-}
-
 sub wait_agent_gone
 {
 	my ($secs) = @_;
 	my $deadline = time + $secs;
-	while (time < $deadline) { return 1 unless agent_pid(); sleep 0.1 }
+	while (time < $deadline) { return 1 unless agent_pid($spool); sleep 0.1 }
 	return 0;
 }
 
@@ -60,7 +53,7 @@ my $last = $node->switch_wal;
 ok($node->wait_for_archive($last, 120), "every segment up to $last archived");
 is($node->safe_psql('SELECT failed_count FROM pg_stat_archiver'), '0', 'failed_count = 0');
 like($node->log_content, qr/walship agent: archived \S+ .* to \Q$repo\E/, 'the agent logs what it archives');
-ok(agent_pid(), 'the agent is running') or diag($node->log_content);
+ok(agent_pid($spool), 'the agent is running') or diag($node->log_content);
 
 # ---- byte-identical fetch-back of everything archived
 opendir my $dh, $pg_wal or die;

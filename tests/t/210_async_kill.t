@@ -20,13 +20,6 @@ $node->start;
 my $pg_wal = $node->pgdata . '/pg_wal';
 my $spool  = "$pg_wal/walship";
 
-sub agent_pid
-{
-	open my $fh, '<', "$spool/agent.state" or return 0;
-	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
-	return $pid && pid_alive($pid) ? $pid : 0;
-}
-
 $node->safe_psql('CREATE TABLE filler (id int, pad text)');
 my ($kills, %killed) = (0);
 for my $round (1 .. 4)
@@ -39,7 +32,7 @@ for my $round (1 .. 4)
 	# the agent is busy with the batch just switched: kill it mid-work
 	my $deadline = time + 10;
 	my $pid;
-	$pid = agent_pid() or sleep 0.02 until $pid || time > $deadline;
+	$pid = agent_pid($spool) or sleep 0.02 until $pid || time > $deadline;
 	if ($pid)
 	{
 		kill 'KILL', $pid;
@@ -53,7 +46,7 @@ is($kills, 4, 'the agent was killed four times during the burst');
 $node->safe_psql("INSERT INTO filler SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 1500) g");
 my $last = $node->switch_wal;
 ok($node->wait_for_archive($last, 120), "every segment up to $last archived despite the kills");
-my $pid = agent_pid();
+my $pid = agent_pid($spool);
 ok($pid && !$killed{$pid}, 'a new agent took over') or diag("agent pid: $pid");
 
 # ---- no loss: every segment PostgreSQL marked done comes back identical
@@ -100,6 +93,6 @@ is($readable, scalar @objects, 'every object in the repository verifies (no part
 
 $node->stop;
 my $deadline = time + 20;
-sleep 0.1 while agent_pid() && time < $deadline;
-ok(!agent_pid(), 'the agent exits when idle');
+sleep 0.1 while agent_pid($spool) && time < $deadline;
+ok(!agent_pid($spool), 'the agent exits when idle');
 done_testing();

@@ -22,22 +22,6 @@ my ($bin, $base, $repo, $conf) = walship_setup('fetch-prefetch' => 8,
 	'fetch-parallel' => 3, 'agent-idle-timeout' => '3s');
 
 # the pid in a spool's agent.state if that process exists (a zombie counts: kill 0 sees it)
-sub agent_pid
-{
-	my ($spool) = @_;
-	open my $fh, '<', "$spool/agent.state" or return 0;
-	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
-	return $pid && kill(0, $pid) ? $pid : 0;
-}
-
-sub wait_until
-{
-	my ($secs, $cond) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline) { return 1 if $cond->(); sleep 0.1 }
-	return $cond->();
-}
-
 sub segments_in
 {
 	my ($dir) = @_;

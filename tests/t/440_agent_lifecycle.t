@@ -43,21 +43,6 @@ $node->start;
 my $pgdata = $node->pgdata;
 my $spool  = "$pgdata/pg_wal/walship";
 
-sub agent_pid
-{
-	open my $fh, '<', "$spool/agent.state" or return 0;
-	my ($pid) = (<$fh> // '') =~ /^pid = (\d+)/;
-	return $pid && pid_alive($pid) ? $pid : 0;
-}
-
-sub wait_until
-{
-	my ($secs, $cond) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline) { return 1 if $cond->(); sleep 0.1 }
-	return $cond->();
-}
-
 sub agent_errors
 {
 	my @l = grep { /walship agent: ERROR:/ } split /\n/, $node->log_content;
@@ -74,7 +59,7 @@ ok($node->poll_query_until('SELECT failed_count >= 2 FROM pg_stat_archiver', 't'
 	'every push fails: the repository is another cluster\'s');
 like($node->log_content, qr/walship push: ERROR: .*(another cluster|system identifier)/i,
 	'... and push says why') or diag($node->_log_tail(20));
-my $pid = agent_pid();
+my $pid = agent_pid($spool);
 ok($pid, "the agent runs (pid $pid)");
 
 # ---- (2) its title
@@ -106,8 +91,8 @@ $node->append_conf("archive_command = '$bin -c $conf push %p'");
 $node->safe_psql('SELECT pg_reload_conf()');
 $node->safe_psql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g");
 $node->switch_wal;
-ok(wait_until(60, sub { agent_pid() && agent_pid() != $pid }), 'a new agent runs');
-$pid = agent_pid();
+ok(wait_until(60, sub { agent_pid($spool) && agent_pid($spool) != $pid }), 'a new agent runs');
+$pid = agent_pid($spool);
 $node->stop('immediate');
 $t0 = time;
 ok(wait_until(10, sub { !pid_alive($pid) }),
@@ -119,8 +104,8 @@ like($node->log_content, qr/walship agent: .*postmaster \(pid \d+\) of \Q$pgdata
 $node->start;
 $node->safe_psql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g");
 $node->switch_wal;
-ok(wait_until(60, sub { agent_pid() && agent_pid() != $pid }), 'restarted: a new agent runs');
-$pid = agent_pid();
+ok(wait_until(60, sub { agent_pid($spool) && agent_pid($spool) != $pid }), 'restarted: a new agent runs');
+$pid = agent_pid($spool);
 $node->kill9;
 $t0 = time;
 ok(wait_until(10, sub { !pid_alive($pid) }), 'kill -9 of the postmaster: the agent exits within seconds');

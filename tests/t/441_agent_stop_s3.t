@@ -25,14 +25,6 @@ my %s3cfg = $s3->config();
 my $hang = WalshipS3->proxy(upstream => $s3, rate => 1, faults => 'stall', match => '/wal/hang/');
 my %hangcfg = $hang->config();
 
-sub wait_until
-{
-	my ($secs, $cond) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline) { return 1 if $cond->(); sleep 0.05 }
-	return $cond->();
-}
-
 sub state_pid
 {
 	my ($spool) = @_;
