@@ -14,6 +14,7 @@
 #define WS_CATALOG_H
 
 #include "basebackup/manifest.h"
+#include "walship/repo/keys.h"
 
 /* backup/<id>/walship.started: a small text object written create-only-if-absent before
  * the backup's first data object (docs/repository-format.md, "Backups"). */
@@ -52,5 +53,19 @@ const ws_manifest_info *ws_catalog_find(const ws_catalog *c, const char *id);
  * start LSN known) into repos[0..n), create-only-if-absent: WS_EEXIST if an earlier backup
  * holds the id. */
 int ws_catalog_mark_started(ws_repo **repos, int n, const ws_manifest_info *info, ws_error *err);
+
+/* What ws_catalog_remove removed. */
+typedef struct ws_catalog_removed {
+    uint64_t objects, bytes;
+    int had_manifest; /* it was a complete backup */
+} ws_catalog_removed;
+
+/* Removes backup id from r, in the order that is safe against a crash at any point: the
+ * manifest first, durably (from then on the backup is incomplete, never listed as complete
+ * nor restored), then its data objects (many at once: ws_storage_remove_many), and last its
+ * lock and WS_CATALOG_STARTED_NAME marker, so that a backup half removed is still seen as
+ * incomplete and a later run (expire) finishes the job. Temporary files under it are left to
+ * expire's leftover collection. out (may be NULL) says what was removed, also on failure. */
+int ws_catalog_remove(ws_repo *r, const char *id, ws_catalog_removed *out, ws_error *err);
 
 #endif

@@ -15,7 +15,8 @@
  *
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
-#include "basebackup/catalog.h"
+#include "walship/repo/catalog.h"
+#include "walship/repo/summary.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -23,210 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct name_list {
-    char **v;
-    int n, cap;
-} name_list;
-
-static int name_add(name_list *l, const char *s)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        l->v = nv;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strdup(s)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static void name_free(name_list *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* ---- collecting ---- */
-
-typedef struct scan {
-    name_list wal;
-    int oom;
-} scan;
-
-static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
-{
-    (void)info;
-    scan *s = arg;
-    const char *base = strrchr(key, '/');
-    if (base && name_add(&s->wal, base + 1) < 0)
-        s->oom = 1;
-    return 0;
-}
-
-/* ---- WAL per timeline ---- */
-
-typedef struct gap {
-    uint64_t first, last;
-    uint64_t dropped; /* how many of them push-queue-max dropped */
-} gap;
-
-/* A run of consecutive dropped segments; dropped_at is the earliest record's time. */
-typedef struct drop_range {
-    uint64_t first, last;
-    int64_t dropped_at;
-} drop_range;
-
-typedef struct timeline {
-    uint32_t tli;
-    uint64_t first, last, count; /* count 0: only dropped segments, first/last unset */
-    gap *gaps;
-    int ngaps;
-    drop_range *drops;
-    int ndrops;
-} timeline;
-
-typedef struct wal_summary {
-    timeline *tl;
-    int ntl;
-    name_list history, partial, backup_files;
-} wal_summary;
-
-static int summarise_wal(name_list *wal, uint32_t seg_size, wal_summary *w)
-{
-    memset(w, 0, sizeof *w);
-    /* names sort by timeline, then segment number: one pass */
-    for (int i = 0; i < wal->n; i++) {
-        ws_wal_name n;
-        ws_error err;
-        uint64_t segno;
-        if (ws_wal_parse_name(wal->v[i], &n, &err) < 0)
-            continue;
-        if (n.kind == WS_WAL_HISTORY) {
-            if (name_add(&w->history, n.name) < 0)
-                return -1;
-            continue;
-        }
-        if (n.kind == WS_WAL_PARTIAL || n.kind == WS_WAL_BACKUP) {
-            if (name_add(n.kind == WS_WAL_PARTIAL ? &w->partial : &w->backup_files, n.name) < 0)
-                return -1;
-            continue;
-        }
-        if (n.kind != WS_WAL_SEGMENT || ws_wal_segno(&n, seg_size, &segno) < 0)
-            continue;
-        timeline *t = w->ntl ? &w->tl[w->ntl - 1] : NULL;
-        if (!t || t->tli != n.tli) {
-            timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
-            if (!nt)
-                return -1;
-            w->tl = nt;
-            t = &w->tl[w->ntl++];
-            memset(t, 0, sizeof *t);
-            t->tli = n.tli;
-            t->first = t->last = segno;
-            t->count = 1;
-            continue;
-        }
-        if (segno == t->last)
-            continue;
-        if (segno > t->last + 1) {
-            gap *ng = realloc(t->gaps, (size_t)(t->ngaps + 1) * sizeof *ng);
-            if (!ng)
-                return -1;
-            t->gaps = ng;
-            memset(&t->gaps[t->ngaps], 0, sizeof t->gaps[t->ngaps]);
-            t->gaps[t->ngaps].first = t->last + 1;
-            t->gaps[t->ngaps].last = segno - 1;
-            t->ngaps++;
-        }
-        t->last = segno;
-        t->count++;
-    }
-    return 0;
-}
-
-static int cmp_tli(const void *a, const void *b)
-{
-    const timeline *x = a, *y = b;
-    return x->tli < y->tli ? -1 : x->tli > y->tli;
-}
-
-static timeline *timeline_of(wal_summary *w, uint32_t tli)
-{
-    for (int i = 0; i < w->ntl; i++)
-        if (w->tl[i].tli == tli)
-            return &w->tl[i];
-    timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
-    if (!nt)
-        return NULL;
-    w->tl = nt;
-    memset(&w->tl[w->ntl], 0, sizeof w->tl[w->ntl]);
-    w->tl[w->ntl].tli = tli;
-    return &w->tl[w->ntl++];
-}
-
-/* Adds the gap records (sorted by name) of segments that are not stored (wal, sorted) to
- * their timelines as runs, and counts them into the gaps they fall in. */
-static int summarise_drops(const ws_repo_gap *gaps, int ngaps, name_list *wal, uint32_t seg_size,
-                           wal_summary *w)
-{
-    for (int i = 0; i < ngaps; i++) {
-        ws_wal_name n;
-        ws_error err;
-        uint64_t segno;
-        const char *seg = gaps[i].segment;
-        if (ws_wal_parse_name(seg, &n, &err) < 0 || n.kind != WS_WAL_SEGMENT ||
-            ws_wal_segno(&n, seg_size, &segno) < 0)
-            continue;
-        if (wal->n && bsearch(&seg, wal->v, (size_t)wal->n, sizeof *wal->v, cmp_str))
-            continue; /* stored after all: the segment wins */
-        /* the array may move: timelines are looked up again by number */
-        uint32_t tli = n.tli;
-        timeline *t = timeline_of(w, tli);
-        if (!t)
-            return -1;
-        drop_range *d = t->ndrops ? &t->drops[t->ndrops - 1] : NULL;
-        if (d && segno == d->last + 1) {
-            d->last = segno;
-            if (gaps[i].dropped_at < d->dropped_at)
-                d->dropped_at = gaps[i].dropped_at;
-        } else {
-            drop_range *nd = realloc(t->drops, (size_t)(t->ndrops + 1) * sizeof *nd);
-            if (!nd)
-                return -1;
-            t->drops = nd;
-            t->drops[t->ndrops++] = (drop_range){segno, segno, gaps[i].dropped_at};
-        }
-        for (int g = 0; t->count && g < t->ngaps; g++)
-            if (segno >= t->gaps[g].first && segno <= t->gaps[g].last)
-                t->gaps[g].dropped++;
-    }
-    if (w->ntl > 1)
-        qsort(w->tl, (size_t)w->ntl, sizeof *w->tl, cmp_tli);
-    return 0;
-}
-
-static void wal_summary_free(wal_summary *w)
-{
-    for (int i = 0; i < w->ntl; i++) {
-        free(w->tl[i].gaps);
-        free(w->tl[i].drops);
-    }
-    free(w->tl);
-    name_free(&w->history);
-    name_free(&w->partial);
-    name_free(&w->backup_files);
-}
 
 /* ---- output ---- */
 
@@ -288,7 +85,7 @@ static void print_json_extra(FILE *f, const listing *L)
             L->tmp_bytes);
 }
 
-static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t seg_size)
 {
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
@@ -327,7 +124,7 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
     print_json_extra(f, L);
     fprintf(f, ",\"wal\":{\"segment_size\":%" PRIu32 ",\"timelines\":[", seg_size);
     for (int i = 0; i < w->ntl; i++) {
-        const timeline *t = &w->tl[i];
+        const ws_summary_tl *t = &w->tl[i];
         char a[32], z[32];
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
         ws_wal_format_segment(z, t->tli, t->last, seg_size);
@@ -362,7 +159,7 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
         }
         fprintf(f, "]}");
     }
-    const name_list *lists[3] = {&w->history, &w->partial, &w->backup_files};
+    const ws_summary_names *lists[3] = {&w->history, &w->partial, &w->backup_files};
     const char *names[3] = {"history_files", "partial_segments", "backup_history_files"};
     fprintf(f, "]");
     for (int k = 0; k < 3; k++) {
@@ -377,8 +174,8 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
     fprintf(f, "}}\n");
 }
 
-static void print_hole(FILE *f, const timeline *t, uint64_t first, uint64_t last,
-                       const drop_range *d, uint32_t seg_size)
+static void print_hole(FILE *f, const ws_summary_tl *t, uint64_t first, uint64_t last,
+                       const ws_summary_drop *d, uint32_t seg_size)
 {
     char a[32], z[32], when[32];
     ws_wal_format_segment(a, t->tli, first, seg_size);
@@ -395,7 +192,7 @@ static void print_hole(FILE *f, const timeline *t, uint64_t first, uint64_t last
 /* Every hole of a timeline in order: dropped runs as such, and the rest of each gap as
  * missing. A dropped run holds no stored segment, so it lies inside one gap, or before the
  * first or after the last stored segment. */
-static void print_holes(FILE *f, const timeline *t, uint32_t seg_size)
+static void print_holes(FILE *f, const ws_summary_tl *t, uint32_t seg_size)
 {
     int d = 0;
     for (int g = 0; g <= t->ngaps; g++) {
@@ -449,7 +246,7 @@ static void print_text_extra(FILE *f, const listing *L)
     }
 }
 
-static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t seg_size)
 {
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
@@ -479,7 +276,7 @@ static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t
     if (w->ntl == 0)
         fprintf(f, "no WAL segments\n");
     for (int i = 0; i < w->ntl; i++) {
-        const timeline *t = &w->tl[i];
+        const ws_summary_tl *t = &w->tl[i];
         char a[32], z[32];
         const char *state = t->ngaps || t->ndrops ? "GAPS:" : "no gaps";
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
@@ -555,15 +352,12 @@ int ws_cmd_list(const ws_config *cfg)
     }
     ws_repo *r = repos[0];
     ws_storage *st = ws_repo_storage(r);
-    scan s;
-    memset(&s, 0, sizeof s);
     ws_catalog cat;
     memset(&cat, 0, sizeof cat);
-    wal_summary w;
+    ws_summary w;
     memset(&w, 0, sizeof w);
     listing L = {ws_repo_describe(r), &cat, 0, 0};
-    int rc = WS_EXIT_FAIL, ngaps = 0;
-    ws_repo_gap *gaps = NULL;
+    int rc = WS_EXIT_FAIL;
     ws_repo_identity id;
     if (ws_repo_identity_get(r, &id, &err) < 0) {
         if (err.code == WS_ENOENT)
@@ -571,21 +365,9 @@ int ws_cmd_list(const ws_config *cfg)
         goto out;
     }
     uint32_t seg_size = id.seg_size;
-    if (ws_catalog_load(r, &cat, &err) < 0 || ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0 ||
-        ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0 ||
+    if (ws_catalog_load(r, &cat, &err) < 0 || ws_summary_load(r, seg_size, &w, &err) < 0 ||
         ws_storage_list_ex(st, "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &L, &err) < 0)
         goto out;
-    if (s.oom) {
-        ws_error_oom(&err);
-        goto out;
-    }
-    if (s.wal.n)
-        qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
-    if (summarise_wal(&s.wal, seg_size, &w) < 0 ||
-        (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
-        ws_error_oom(&err);
-        goto out;
-    }
     if (json)
         print_json(stdout, &L, &w, seg_size);
     else
@@ -605,9 +387,7 @@ out:
     if (rc != WS_EXIT_OK && err.msg[0])
         ws_log_err(WS_LOG_ERROR, &err);
     ws_catalog_free(&cat);
-    free(gaps);
-    name_free(&s.wal);
-    wal_summary_free(&w);
+    ws_summary_free(&w);
     ws_cmd_close_repos(repos, nrepos);
     return rc;
 }
