@@ -16,6 +16,8 @@
  */
 #include "walship/repo/catalog.h"
 #include "walship/repo/lock.h"
+#include "walship/repo/pin.h"
+#include "walship/ops/expire.h"
 #include "basebackup/manifest.h"
 #include "basebackup/protocol.h"
 #include "basebackup/store.h"
@@ -776,6 +778,10 @@ static int run_backup(bb *b, ws_error *err)
     b->info.original_size = st.bytes;
     b->info.stored_size = st.stored_bytes;
     b->info.file_count = st.files;
+    /* --pin: before the manifest, so that the backup never exists unpinned */
+    for (int i = 0; ws_config_flag(b->cfg, "pin") && i < b->nrepos; i++)
+        if (ws_pin_set(b->repos[i], b->id, ws_config_get(b->cfg, "note"), err) < 0)
+            return WS_EXIT_FAIL;
     if (ws_manifest_write(b->mb, &b->info, b->repos, b->nrepos, err) < 0)
         return WS_EXIT_FAIL;
     ws_log_info("backup %s complete: %.1f MiB in %.1f s; WAL %s..%s archived", b->id,
@@ -789,7 +795,11 @@ int ws_cmd_basebackup(const ws_config *cfg)
     ws_error_clear(&err);
     if (ws_config_nargs(cfg) != 0) {
         ws_log_error("usage: walship basebackup [--pgconn CONNINFO] [--label TEXT] "
-                     "[--checkpoint fast|spread]");
+                     "[--checkpoint fast|spread] [--pin [--note TEXT]]");
+        return WS_EXIT_USAGE;
+    }
+    if (ws_expire_clock_setup(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
     bb b;
@@ -832,6 +842,10 @@ int ws_cmd_basebackup(const ws_config *cfg)
         }
         ws_log_info("removed the objects of the failed backup %s; nothing was listed", b.id);
     }
+    /* expire-auto: the backup is complete whatever expire says (exit 0); a failure is an
+     * ERROR line for the operator */
+    if (rc == WS_EXIT_OK && ws_expire_auto(cfg, b.repos, b.nrepos, b.info.sysid, &err) < 0)
+        ws_log_err(WS_LOG_ERROR, &err);
     ws_manifest_builder_free(b.mb);
     free(b.archive_oids);
     ws_cmd_close_repos(b.repos, b.nrepos);

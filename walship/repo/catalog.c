@@ -1,6 +1,7 @@
 /* catalog.c — the backups of a repository (catalog.h). */
 #include "walship/repo/catalog.h"
 #include "walship/repo/lock.h"
+#include "walship/repo/pin.h"
 #include "walship/log.h"
 
 #include <inttypes.h>
@@ -12,7 +13,7 @@
 /* What one listing of backup/ says about one id. */
 typedef struct entry {
     char id[WS_MANIFEST_ID_MAX];
-    int manifest, unreadable;
+    int manifest, unreadable, pinned;
     ws_catalog_incomplete inc;
     ws_error err; /* unreadable: why */
 } entry;
@@ -61,6 +62,12 @@ static int object_cb(void *arg, const char *key, const ws_storage_info *info)
         e->manifest = 1;
     else if (strcmp(name, WS_CATALOG_STARTED_NAME) == 0)
         e->inc.started = 1;
+    else if (strcmp(name, WS_BACKUP_LOCK_NAME) == 0)
+        e->inc.locked = 1;
+    else if (strcmp(name, WS_PIN_NAME) == 0)
+        e->pinned = 1;
+    if (info->mtime > e->inc.newest_mtime)
+        e->inc.newest_mtime = info->mtime;
     e->inc.objects++;
     e->inc.bytes += info->size;
     return 0;
@@ -74,6 +81,8 @@ static int tmp_cb(void *arg, const char *key, const ws_storage_info *info)
         return s->oom;
     e->inc.tmp_files++;
     e->inc.tmp_bytes += info->size;
+    if (info->mtime > e->inc.newest_mtime)
+        e->inc.newest_mtime = info->mtime;
     return 0;
 }
 
@@ -112,7 +121,9 @@ static int classify(ws_repo *r, scan *s, ws_catalog *out)
     out->incomplete = calloc((size_t)n, sizeof *out->incomplete);
     out->incomplete_info = calloc((size_t)n, sizeof *out->incomplete_info);
     out->unreadable = calloc((size_t)n, sizeof *out->unreadable);
-    if (!out->backups || !out->incomplete || !out->incomplete_info || !out->unreadable)
+    out->pinned = calloc((size_t)n, 1);
+    if (!out->backups || !out->incomplete || !out->incomplete_info || !out->unreadable ||
+        !out->pinned)
         return -1;
     for (int i = 0; i < s->n; i++) {
         entry *e = &s->v[i];
@@ -138,6 +149,12 @@ static int classify(ws_repo *r, scan *s, ws_catalog *out)
     }
     if (out->n)
         qsort(out->backups, (size_t)out->n, sizeof *out->backups, cmp_backup);
+    for (int i = 0; i < out->n; i++) {
+        entry key;
+        snprintf(key.id, sizeof key.id, "%s", out->backups[i].id);
+        const entry *e = s->n ? bsearch(&key, s->v, (size_t)s->n, sizeof *s->v, cmp_entry) : NULL;
+        out->pinned[i] = e && e->pinned;
+    }
     return 0;
 }
 
@@ -176,6 +193,7 @@ void ws_catalog_free(ws_catalog *c)
     free(c->incomplete);
     free(c->incomplete_info);
     free(c->unreadable);
+    free(c->pinned);
     memset(c, 0, sizeof *c);
 }
 

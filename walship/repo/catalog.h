@@ -24,6 +24,8 @@ typedef struct ws_catalog_incomplete {
     uint64_t objects, bytes;       /* its stored objects and their bytes */
     uint64_t tmp_files, tmp_bytes; /* the driver's temporary files under it (posix) */
     int started;                   /* it has its WS_CATALOG_STARTED_NAME marker */
+    int locked;                    /* it has a lock object (repo/lock.h): read it for liveness */
+    int64_t newest_mtime;          /* the storage time of its newest object or temporary file */
 } ws_catalog_incomplete;
 
 typedef struct ws_catalog_unreadable {
@@ -34,6 +36,7 @@ typedef struct ws_catalog_unreadable {
 typedef struct ws_catalog {
     ws_manifest_info *backups; /* complete ones, by start time then id */
     int n;
+    unsigned char *pinned;                  /* n entries: backups[i] has a pin (repo/pin.h) */
     char **incomplete;                      /* ids, sorted */
     ws_catalog_incomplete *incomplete_info; /* the same order, nincomplete entries */
     int nincomplete;
