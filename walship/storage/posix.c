@@ -467,6 +467,27 @@ static void *rm_thread(void *arg)
     }
 }
 
+/* Removes dir and its parents while they are empty, down to the second level below the root
+ * (wal/, backup/ and gap/ themselves stay): what expire leaves of a removed backup or WAL
+ * directory. A writer that loses the race to a removed directory fails once and is retried. */
+static void prune_dirs(posix_storage *s, const char *dir)
+{
+    char d[PATH_MAX];
+    size_t rl = strlen(s->root);
+    snprintf(d, sizeof d, "%s", dir);
+    for (;;) {
+        if (strncmp(d, s->root, rl) != 0 || d[rl] != '/' || !strchr(d + rl + 1, '/'))
+            return;
+        if (rmdir(d) < 0)
+            return;
+        char parent[PATH_MAX];
+        ws_dirname(d, parent, sizeof parent);
+        ws_error e;
+        ws_fsync_dir(parent, &e);
+        snprintf(d, sizeof d, "%s", parent);
+    }
+}
+
 /* The directories of keys[0..n), each fsync'd once (keys of one directory come together). */
 static int rm_sync_dirs(posix_storage *s, const char *const *keys, size_t n, ws_error *err)
 {
@@ -485,6 +506,7 @@ static int rm_sync_dirs(posix_storage *s, const char *const *keys, size_t n, ws_
                 *err = e;
             return -1;
         }
+        prune_dirs(s, dir);
     }
     return 0;
 }
