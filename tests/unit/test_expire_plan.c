@@ -303,8 +303,8 @@ int main(void)
     ok(ws_backup_lock_read(r, "X1", &li, &err) < 0 && err.code == WS_ENOENT,
        "release removes the lock");
     ws_catalog_removed rm;
-    ok(ws_catalog_remove(r, "X1", &rm, &err) == 0 && rm.objects == 5 && rm.had_manifest,
-       "a backup removed: 5 objects");
+    ok(ws_catalog_remove(r, "X1", &rm, &err) == 0 && rm.objects == 6 && rm.had_manifest,
+       "a backup removed: its 5 objects and the expiring marker");
     ws_catalog cat;
     ok(ws_catalog_load(r, &cat, &err) == 0 && cat.n == 0 && cat.nincomplete == 0,
        "nothing left of it");

@@ -558,9 +558,11 @@ static int collect_leftovers(ws_repo *r, result *res, double grace, ws_error *er
     for (int i = 0; i < c->nincomplete; i++) {
         const ws_catalog_incomplete *x = &c->incomplete_info[i];
         const char *id = c->incomplete[i];
-        if (x->newest_mtime == 0 || (double)(real_now - x->newest_mtime) < grace)
+        /* an interrupted removal is finished at once; other incomplete backups wait for the
+         * grace and a dead lock */
+        if (!x->expiring && (x->newest_mtime == 0 || (double)(real_now - x->newest_mtime) < grace))
             continue;
-        if (x->locked) {
+        if (!x->expiring && x->locked) {
             ws_backup_lock_info li;
             ws_error e;
             ws_error_clear(&e);

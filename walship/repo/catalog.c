@@ -64,6 +64,8 @@ static int object_cb(void *arg, const char *key, const ws_storage_info *info)
         e->inc.started = 1;
     else if (strcmp(name, WS_BACKUP_LOCK_NAME) == 0)
         e->inc.locked = 1;
+    else if (strcmp(name, WS_CATALOG_EXPIRING_NAME) == 0)
+        e->inc.expiring = 1;
     else if (strcmp(name, WS_PIN_NAME) == 0)
         e->pinned = 1;
     if (info->mtime > e->inc.newest_mtime)
@@ -266,7 +268,8 @@ static int collect_key(void *arg, const char *key, const ws_storage_info *info)
     return 0;
 }
 
-/* 0: the manifest, 1: data objects, 2: the lock, 3: the started marker. */
+/* 0: the manifest, 1: data objects, 2: the lock, 3: the started marker, 4: the expiring
+ * marker. */
 static int removal_rank(const char *key)
 {
     const char *name = ws_key_backup_name(key);
@@ -278,6 +281,8 @@ static int removal_rank(const char *key)
         return 2;
     if (strcmp(name, WS_CATALOG_STARTED_NAME) == 0)
         return 3;
+    if (strcmp(name, WS_CATALOG_EXPIRING_NAME) == 0)
+        return 4;
     return 1;
 }
 
@@ -299,6 +304,25 @@ int ws_catalog_remove(ws_repo *r, const char *id, ws_catalog_removed *out, ws_er
         ws_error_oom(err);
         goto done;
     }
+    int has_manifest = 0, has_marker = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        has_manifest |= removal_rank(l.keys[i]) == 0;
+        has_marker |= removal_rank(l.keys[i]) == 4;
+    }
+    if (has_manifest && !has_marker) {
+        /* durable before the manifest goes: a crash in between leaves a backup that says it
+         * is being removed */
+        char mk[WS_MANIFEST_ID_MAX + 48];
+        static const char text[] = "# walship: this backup is being removed\n";
+        ws_storage_info mi = {.size = sizeof text - 1};
+        if (ws_key_backup_object(id, WS_CATALOG_EXPIRING_NAME, mk, sizeof mk) < 0 ||
+            ws_storage_put_small(st, mk, 0, text, sizeof text - 1, NULL, err) < 0)
+            goto done;
+        if (collect_key(&l, mk, &mi) != 0) {
+            ws_error_oom(err);
+            goto done;
+        }
+    }
     /* by rank, stable within one: one pass per rank into an ordered array */
     const char **order = malloc((l.n ? l.n : 1) * sizeof *order);
     uint64_t *osize = malloc((l.n ? l.n : 1) * sizeof *osize);
@@ -308,8 +332,8 @@ int ws_catalog_remove(ws_repo *r, const char *id, ws_catalog_removed *out, ws_er
         ws_error_oom(err);
         goto done;
     }
-    size_t k = 0, rank_end[4] = {0};
-    for (int rank = 0; rank < 4; rank++) {
+    size_t k = 0, rank_end[5] = {0};
+    for (int rank = 0; rank < 5; rank++) {
         for (size_t i = 0; i < l.n; i++)
             if (removal_rank(l.keys[i]) == rank) {
                 order[k] = l.keys[i];
@@ -319,7 +343,7 @@ int ws_catalog_remove(ws_repo *r, const char *id, ws_catalog_removed *out, ws_er
     }
     size_t pos = 0;
     rc = 0;
-    for (int rank = 0; rank < 4 && rc == 0; rank++) {
+    for (int rank = 0; rank < 5 && rc == 0; rank++) {
         size_t n = rank_end[rank] - pos, done = 0;
         if (n == 0)
             continue;
