@@ -117,6 +117,14 @@ static int setup_timezone(const ws_config *cfg, int repo, int *local, ws_error *
     return 0;
 }
 
+int ws_expire_policy(const ws_config *cfg, int repo, ws_retention *pol, int *local_time,
+                     ws_error *err)
+{
+    if (parse_policy(cfg, repo, pol, err) < 0)
+        return -1;
+    return setup_timezone(cfg, repo, local_time, err);
+}
+
 /* ---- the cluster the config names (pgconn) ---- */
 
 static int cluster_sysid(const ws_config *cfg, uint64_t *out, ws_error *err)

@@ -8,11 +8,17 @@
 #include <stdint.h>
 
 #include "walship/config.h"
+#include "walship/ops/expire_plan.h"
 #include "walship/repo/repo.h"
 
 int ws_cmd_expire(const ws_config *cfg);
 int ws_cmd_pin(const ws_config *cfg);
 int ws_cmd_unpin(const ws_config *cfg);
+
+/* The policy of repository repo (0-based) and whether its tiers use local time (TZ set from
+ * retention-timezone); WS_ECONFIG naming the key and its source for a bad value. */
+int ws_expire_policy(const ws_config *cfg, int repo, ws_retention *pol, int *local_time,
+                     ws_error *err);
 
 /* Applies the test-only test-clock-offset setting (repo/lock.h, ws_repo_wall_time);
  * WS_ECONFIG if it is not a whole number of seconds. */

@@ -17,6 +17,10 @@
  */
 #include "walship/repo/catalog.h"
 #include "walship/repo/summary.h"
+#include "walship/ops/expire.h"
+#include "walship/ops/expire_plan.h"
+#include "walship/repo/lock.h"
+#include "walship/repo/pin.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
 
@@ -58,7 +62,66 @@ typedef struct listing {
     const char *repo;
     const ws_catalog *cat;
     uint64_t tmp_files, tmp_bytes; /* the driver's temporary files, the whole repository */
+    int number, nrepos;            /* 1-based; how many repositories are listed */
+    const unsigned *keep;          /* cat->n rules keeping each backup; NULL: no policy */
+    unsigned *present;             /* cat->n masks of the repositories holding each backup */
+    char **notes;                  /* cat->n pin notes (NULL: not pinned or unread) */
 } listing;
+
+/* Pins, the rules that keep the backup, and where else it is. */
+static void print_json_backup_extra(FILE *f, const listing *L, int i)
+{
+    fprintf(f, ",\"pinned\":%s", L->cat->pinned[i] ? "true" : "false");
+    if (L->cat->pinned[i]) {
+        fprintf(f, ",\"pin_note\":");
+        json_str(f, L->notes && L->notes[i] ? L->notes[i] : "");
+    }
+    fprintf(f, ",\"kept_by\":");
+    if (!L->keep) {
+        fprintf(f, "null");
+    } else {
+        fputc('[', f);
+        for (int r = 0, n = 0; r < WS_KEEP_RULES; r++)
+            if (L->keep[i] & (1u << r))
+                fprintf(f, "%s\"%s\"", n++ ? "," : "", ws_keep_rule_name(r));
+        fputc(']', f);
+    }
+    fprintf(f, ",\"repositories\":[");
+    for (int r = 0, n = 0; r < L->nrepos; r++)
+        if (L->present[i] & (1u << r))
+            fprintf(f, "%s%d", n++ ? "," : "", r + 1);
+    fputc(']', f);
+}
+
+static void print_text_backup_extra(FILE *f, const listing *L, int i)
+{
+    if (L->cat->pinned[i])
+        fprintf(f, "  %-20s pinned%s%s\n", "",
+                L->notes && L->notes[i] && L->notes[i][0] ? ": " : "",
+                L->notes && L->notes[i] ? L->notes[i] : "");
+    if (L->keep) {
+        char rules[160] = "";
+        size_t o = 0;
+        for (int r = 0; r < WS_KEEP_RULES; r++)
+            if (L->keep[i] & (1u << r))
+                o += (size_t)snprintf(rules + o, o < sizeof rules ? sizeof rules - o : 0, "%s%s",
+                                      o ? ", " : "", ws_keep_rule_name(r));
+        fprintf(f, "  %-20s %s\n", "",
+                L->keep[i] ? rules : "EXPIRED: the next walship expire removes it");
+    }
+    unsigned all = L->nrepos >= 32 ? ~0u : (1u << L->nrepos) - 1;
+    if (L->nrepos > 1 && (L->present[i] & all) != all) {
+        fprintf(f, "  %-20s only in repository", "");
+        for (int r = 0; r < L->nrepos; r++)
+            if (L->present[i] & (1u << r))
+                fprintf(f, " %d", r + 1);
+        fprintf(f, "; missing from");
+        for (int r = 0; r < L->nrepos; r++)
+            if (!(L->present[i] & (1u << r)))
+                fprintf(f, " %d", r + 1);
+        fprintf(f, "\n");
+    }
+}
 
 static void print_json_extra(FILE *f, const listing *L)
 {
@@ -85,6 +148,17 @@ static void print_json_extra(FILE *f, const listing *L)
             L->tmp_bytes);
 }
 
+/* Every byte the repository holds: backups (complete and not), WAL, temporary files. */
+static uint64_t stored_total(const listing *L, const ws_summary *w)
+{
+    uint64_t t = w->bytes + L->tmp_bytes;
+    for (int i = 0; i < L->cat->nincomplete; i++)
+        t += L->cat->incomplete_info[i].bytes;
+    for (int i = 0; i < L->cat->n; i++)
+        t += L->cat->backups[i].stored_size;
+    return t;
+}
+
 static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t seg_size)
 {
     const ws_manifest_info *b = L->cat->backups;
@@ -93,6 +167,7 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     char t1[32], t2[32], l1[32], l2[32], seg[32];
     fprintf(f, "{\"repository\":");
     json_str(f, repo);
+    fprintf(f, ",\"number\":%d,\"stored_bytes\":%" PRIu64, L->number, stored_total(L, w));
     fprintf(f, ",\"backups\":[");
     for (int i = 0; i < nb; i++) {
         const ws_manifest_info *m = &b[i];
@@ -110,10 +185,12 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
                 "\"start_timeline\":%" PRIu32 ",\"stop_timeline\":%" PRIu32
                 ",\"start_wal\":\"%s\",\"stop_wal\":\"%s\",\"original_size\":%" PRIu64
                 ",\"stored_size\":%" PRIu64 ",\"file_count\":%" PRIu64
-                ",\"pg_version_num\":%d,\"system_identifier\":\"%" PRIu64 "\"}",
+                ",\"pg_version_num\":%d,\"system_identifier\":\"%" PRIu64 "\"",
                 t1, t2, m->stop_time - m->start_time, l1, l2, m->start_tli, m->stop_tli,
                 m->start_wal, m->stop_wal, m->original_size, m->stored_size, m->file_count,
                 m->pg_version_num, m->sysid);
+        print_json_backup_extra(f, L, i);
+        fputc('}', f);
     }
     fprintf(f, "],\"incomplete_backups\":[");
     for (int i = 0; i < L->cat->nincomplete; i++) {
@@ -250,7 +327,12 @@ static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t 
 {
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
-    fprintf(f, "repository %s\n\n", L->repo);
+    char tot[32];
+    human(stored_total(L, w), tot);
+    if (L->nrepos > 1)
+        fprintf(f, "repository %d: %s (%s stored)\n\n", L->number, L->repo, tot);
+    else
+        fprintf(f, "repository %s (%s stored)\n\n", L->repo, tot);
     if (nb == 0)
         fprintf(f, "no backups\n");
     else
@@ -270,6 +352,7 @@ static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t 
         snprintf(dur, sizeof dur, "%" PRId64 "s", m->stop_time - m->start_time);
         fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3" PRIu32 " %10s %10s %8s\n", m->id, label,
                 t1, t2, l1, l2, m->stop_tli, s1, s2, dur);
+        print_text_backup_extra(f, L, i);
     }
     print_text_extra(f, L);
     fprintf(f, "\n");
@@ -335,12 +418,81 @@ static void no_identity(ws_repo *r, ws_error *err)
                        " from the first push");
 }
 
+/* One repository's state; ok 0: err says why it cannot be listed. */
+typedef struct repo_state {
+    int ok;
+    ws_error err;
+    ws_catalog cat;
+    ws_summary wal;
+    uint32_t seg_size;
+    listing L;
+    ws_expire_plan plan;
+    int have_plan;
+} repo_state;
+
+static int load_repo(const ws_config *cfg, int idx, ws_repo *r, repo_state *s)
+{
+    ws_error *err = &s->err;
+    ws_repo_identity id;
+    s->L.repo = ws_repo_describe(r);
+    s->L.cat = &s->cat;
+    if (ws_repo_identity_get(r, &id, err) < 0) {
+        if (err->code == WS_ENOENT)
+            no_identity(r, err);
+        return -1;
+    }
+    s->seg_size = id.seg_size;
+    if (ws_catalog_load(r, &s->cat, err) < 0 || ws_summary_load(r, id.seg_size, &s->wal, err) < 0 ||
+        ws_storage_list_ex(ws_repo_storage(r), "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &s->L,
+                           err) < 0)
+        return -1;
+    ws_retention pol;
+    int local;
+    if (ws_expire_policy(cfg, idx, &pol, &local, err) < 0)
+        return -1;
+    if (ws_retention_any(&pol)) {
+        if (ws_expire_plan_make(&pol, s->cat.backups, s->cat.n, s->cat.pinned, NULL,
+                                ws_repo_wall_time(), local, &s->plan, err) < 0)
+            return -1;
+        s->have_plan = 1;
+        s->L.keep = s->plan.keep;
+    }
+    s->L.notes = calloc((size_t)(s->cat.n ? s->cat.n : 1), sizeof *s->L.notes);
+    s->L.present = calloc((size_t)(s->cat.n ? s->cat.n : 1), sizeof *s->L.present);
+    if (!s->L.notes || !s->L.present)
+        return ws_error_oom(err);
+    for (int i = 0; i < s->cat.n; i++) {
+        ws_pin pin;
+        ws_error e;
+        if (s->cat.pinned[i] && ws_pin_get(r, s->cat.backups[i].id, &pin, &e) == 0)
+            s->L.notes[i] = strdup(pin.note);
+    }
+    s->ok = 1;
+    return 0;
+}
+
+static void free_state(repo_state *s)
+{
+    for (int i = 0; s->L.notes && i < s->cat.n; i++)
+        free(s->L.notes[i]);
+    free(s->L.notes);
+    free(s->L.present);
+    if (s->have_plan)
+        ws_expire_plan_free(&s->plan);
+    ws_catalog_free(&s->cat);
+    ws_summary_free(&s->wal);
+}
+
 int ws_cmd_list(const ws_config *cfg)
 {
     ws_error err;
     ws_error_clear(&err);
     if (ws_config_nargs(cfg) != 0) {
-        ws_log_error("usage: walship list [--json]");
+        ws_log_error("usage: walship list [--json] [--repo URL|N]");
+        return WS_EXIT_USAGE;
+    }
+    if (ws_expire_clock_setup(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
     int json = ws_config_flag(cfg, "json");
@@ -350,44 +502,75 @@ int ws_cmd_list(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
-    ws_repo *r = repos[0];
-    ws_storage *st = ws_repo_storage(r);
-    ws_catalog cat;
-    memset(&cat, 0, sizeof cat);
-    ws_summary w;
-    memset(&w, 0, sizeof w);
-    listing L = {ws_repo_describe(r), &cat, 0, 0};
-    int rc = WS_EXIT_FAIL;
-    ws_repo_identity id;
-    if (ws_repo_identity_get(r, &id, &err) < 0) {
-        if (err.code == WS_ENOENT)
-            no_identity(r, &err);
-        goto out;
-    }
-    uint32_t seg_size = id.seg_size;
-    if (ws_catalog_load(r, &cat, &err) < 0 || ws_summary_load(r, seg_size, &w, &err) < 0 ||
-        ws_storage_list_ex(st, "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &L, &err) < 0)
-        goto out;
-    if (json)
-        print_json(stdout, &L, &w, seg_size);
-    else
-        print_text(stdout, &L, &w, seg_size);
-    rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
-    if (rc == WS_EXIT_OK && cat.nunreadable) {
-        /* the others are listed above; monitoring must still see the damage */
-        ws_error_set(&err, WS_ECORRUPT,
-                     "%d backup(s) in %s cannot be read (first: %s); the %d readable one(s) are "
-                     "listed",
-                     cat.nunreadable, L.repo, cat.unreadable[0].id, cat.n);
-        ws_error_hint(&err, "see the warnings above: restore cannot use such a backup; check "
-                            "the repository's files or permissions");
-        rc = WS_EXIT_FAIL;
-    }
-out:
-    if (rc != WS_EXIT_OK && err.msg[0])
+    repo_state *st = calloc((size_t)nrepos, sizeof *st);
+    if (!st) {
+        ws_cmd_close_repos(repos, nrepos);
+        ws_error_oom(&err);
         ws_log_err(WS_LOG_ERROR, &err);
-    ws_catalog_free(&cat);
-    ws_summary_free(&w);
+        return WS_EXIT_FAIL;
+    }
+    int rc = WS_EXIT_OK, config_error = 0;
+    for (int i = 0; i < nrepos; i++) {
+        ws_error_clear(&st[i].err);
+        st[i].L.number = i + 1;
+        st[i].L.nrepos = nrepos;
+        if (load_repo(cfg, i, repos[i], &st[i]) < 0) {
+            ws_log_err(WS_LOG_ERROR, &st[i].err);
+            config_error |= st[i].err.code == WS_ECONFIG;
+            rc = WS_EXIT_FAIL;
+        }
+    }
+    /* where each backup is: by id across the repositories that could be read */
+    for (int i = 0; i < nrepos; i++)
+        for (int k = 0; st[i].ok && k < st[i].cat.n; k++)
+            for (int j = 0; j < nrepos && j < 32; j++)
+                if (st[j].ok && ws_catalog_find(&st[j].cat, st[i].cat.backups[k].id))
+                    st[i].L.present[k] |= 1u << j;
+    if (json && nrepos > 1)
+        printf("{\"repositories\":[");
+    for (int i = 0; i < nrepos; i++) {
+        if (json && nrepos > 1 && i)
+            printf(",");
+        if (!st[i].ok) {
+            if (json && nrepos > 1) {
+                printf("{\"repository\":");
+                json_str(stdout, ws_repo_describe(repos[i]));
+                printf(",\"number\":%d,\"error\":", i + 1);
+                json_str(stdout, st[i].err.msg);
+                printf("}");
+            } else if (!json) {
+                printf("%srepository %d: %s CANNOT BE LISTED: %s\n", i ? "\n" : "", i + 1,
+                       ws_repo_describe(repos[i]), st[i].err.msg);
+            }
+            continue;
+        }
+        if (json)
+            print_json(stdout, &st[i].L, &st[i].wal, st[i].seg_size);
+        else {
+            if (i)
+                printf("\n");
+            print_text(stdout, &st[i].L, &st[i].wal, st[i].seg_size);
+        }
+        if (st[i].cat.nunreadable) {
+            /* the others are listed above; monitoring must still see the damage */
+            ws_error_set(&err, WS_ECORRUPT,
+                         "%d backup(s) in %s cannot be read (first: %s); the %d readable one(s) "
+                         "are listed",
+                         st[i].cat.nunreadable, st[i].L.repo, st[i].cat.unreadable[0].id,
+                         st[i].cat.n);
+            ws_error_hint(&err, "see the warnings above: restore cannot use such a backup; "
+                                "check the repository's files or permissions");
+            ws_log_err(WS_LOG_ERROR, &err);
+            rc = WS_EXIT_FAIL;
+        }
+    }
+    if (json && nrepos > 1)
+        printf("]}\n");
+    if (fflush(stdout) != 0)
+        rc = WS_EXIT_FAIL;
+    for (int i = 0; i < nrepos; i++)
+        free_state(&st[i]);
+    free(st);
     ws_cmd_close_repos(repos, nrepos);
-    return rc;
+    return config_error && nrepos == 1 ? WS_EXIT_USAGE : rc;
 }
