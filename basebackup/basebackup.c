@@ -778,6 +778,21 @@ static int run_backup(bb *b, ws_error *err)
     b->info.original_size = st.bytes;
     b->info.stored_size = st.stored_bytes;
     b->info.file_count = st.files;
+    /* expire removes a backup it judged dead (a stale lock) marker last: if the marker is
+     * gone, so are objects the manifest would name */
+    for (int i = 0; i < b->nrepos; i++) {
+        char key[128];
+        ws_storage_info si;
+        ws_manifest_key(b->id, WS_CATALOG_STARTED_NAME, key, sizeof key);
+        if (ws_storage_stat(ws_repo_storage(b->repos[i]), key, &si, err) < 0) {
+            if (err->code == WS_ENOENT)
+                ws_error_set(err, WS_EIO,
+                             "backup %s was removed from %s while it ran (walship expire took "
+                             "its lock for a dead one's): no manifest written",
+                             b->id, ws_repo_describe(b->repos[i]));
+            return WS_EXIT_FAIL;
+        }
+    }
     /* --pin: before the manifest, so that the backup never exists unpinned */
     for (int i = 0; ws_config_flag(b->cfg, "pin") && i < b->nrepos; i++)
         if (ws_pin_set(b->repos[i], b->id, ws_config_get(b->cfg, "note"), err) < 0)
