@@ -14,7 +14,10 @@
  * create-only-if-absent. Any failure before that removes what was written; a killed
  * process leaves objects without a manifest, which nothing lists or restores.
  */
-#include "basebackup/catalog.h"
+#include "walship/repo/catalog.h"
+#include "walship/repo/lock.h"
+#include "walship/repo/pin.h"
+#include "walship/ops/expire.h"
 #include "basebackup/manifest.h"
 #include "basebackup/protocol.h"
 #include "basebackup/store.h"
@@ -52,6 +55,7 @@ typedef struct bb {
     PGconn *conn;
     char id[WS_MANIFEST_ID_MAX];
     int objects_written; /* something may exist under backup/<id>/: clean up on failure */
+    ws_backup_lock *lock; /* held from the started marker until the end (repo/lock.h) */
     ws_manifest_info info;
     ws_manifest_builder *mb;
     ws_bb_store *store;
@@ -439,6 +443,16 @@ static int label_ok(const char *s)
 }
 
 /* The id is the UTC start time; a second backup in the same second gets a suffix. */
+/* The backup lock and its heartbeat, in every repository (walship/repo/lock.h). */
+static int take_lock(bb *b, ws_error *err)
+{
+    ws_storage_config sc[WS_CONFIG_MAX_REPOS];
+    for (int i = 0; i < b->nrepos && i < WS_CONFIG_MAX_REPOS; i++)
+        if (ws_config_storage(b->cfg, i, &sc[i], err) < 0)
+            return -1;
+    return ws_backup_lock_take(sc, b->nrepos, b->id, &b->lock, err);
+}
+
 static int choose_id(bb *b, ws_error *err)
 {
     char stamp[32];
@@ -452,7 +466,7 @@ static int choose_id(bb *b, ws_error *err)
         else
             snprintf(b->id, sizeof b->id, "%s-%d", stamp, n);
         char prefix[64];
-        snprintf(prefix, sizeof prefix, "backup/%s/", b->id);
+        ws_key_backup_prefix(b->id, prefix, sizeof prefix);
         int taken = 0;
         for (int i = 0; i < b->nrepos && !taken; i++) {
             ws_storage_info info;
@@ -480,7 +494,7 @@ static int choose_id(bb *b, ws_error *err)
              * manifest), even if it is killed before any data object is committed */
             b->objects_written = 1;
             if (ws_catalog_mark_started(b->repos, b->nrepos, &b->info, err) == 0)
-                return 0;
+                return take_lock(b, err);
             if (err->code != WS_EEXIST)
                 return -1;
             /* another backup took the id just now: its objects are not ours to remove */
@@ -508,7 +522,7 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
         PQclear(res);
         return -1;
     }
-    b->info.start_time = (int64_t)time(NULL);
+    b->info.start_time = ws_repo_wall_time();
     int bad = ws_wal_parse_lsn(PQgetvalue(res, 0, 0), &b->info.start_lsn) < 0;
     b->info.start_tli = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
@@ -566,7 +580,7 @@ static int finish_backup(bb *b, ws_error *err)
         PQclear(res);
         return -1;
     }
-    b->info.stop_time = (int64_t)time(NULL);
+    b->info.stop_time = ws_repo_wall_time();
     int bad = ws_wal_parse_lsn(PQgetvalue(res, 0, 0), &b->info.stop_lsn) < 0;
     b->info.stop_tli = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
@@ -766,6 +780,25 @@ static int run_backup(bb *b, ws_error *err)
     b->info.original_size = st.bytes;
     b->info.stored_size = st.stored_bytes;
     b->info.file_count = st.files;
+    /* expire removes a backup it judged dead (a stale lock) marker last: if the marker is
+     * gone, so are objects the manifest would name */
+    for (int i = 0; i < b->nrepos; i++) {
+        char key[128];
+        ws_storage_info si;
+        ws_manifest_key(b->id, WS_CATALOG_STARTED_NAME, key, sizeof key);
+        if (ws_storage_stat(ws_repo_storage(b->repos[i]), key, &si, err) < 0) {
+            if (err->code == WS_ENOENT)
+                ws_error_set(err, WS_EIO,
+                             "backup %s was removed from %s while it ran (walship expire took "
+                             "its lock for a dead one's): no manifest written",
+                             b->id, ws_repo_describe(b->repos[i]));
+            return WS_EXIT_FAIL;
+        }
+    }
+    /* --pin: before the manifest, so that the backup never exists unpinned */
+    for (int i = 0; ws_config_flag(b->cfg, "pin") && i < b->nrepos; i++)
+        if (ws_pin_set(b->repos[i], b->id, ws_config_get(b->cfg, "note"), err) < 0)
+            return WS_EXIT_FAIL;
     if (ws_manifest_write(b->mb, &b->info, b->repos, b->nrepos, err) < 0)
         return WS_EXIT_FAIL;
     ws_log_info("backup %s complete: %.1f MiB in %.1f s; WAL %s..%s archived", b->id,
@@ -779,7 +812,11 @@ int ws_cmd_basebackup(const ws_config *cfg)
     ws_error_clear(&err);
     if (ws_config_nargs(cfg) != 0) {
         ws_log_error("usage: walship basebackup [--pgconn CONNINFO] [--label TEXT] "
-                     "[--checkpoint fast|spread]");
+                     "[--checkpoint fast|spread] [--pin [--note TEXT]]");
+        return WS_EXIT_USAGE;
+    }
+    if (ws_expire_clock_setup(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
     bb b;
@@ -810,10 +847,22 @@ int ws_cmd_basebackup(const ws_config *cfg)
     ws_tar_parser_free(b.tar);
     ws_bb_store_free(b.store);
     ws_bb_verify_free(b.verify);
+    ws_backup_lock_release(b.lock);
     if (rc != WS_EXIT_OK && b.objects_written) {
-        ws_bb_store_remove_all(b.repos, b.nrepos, b.id);
+        for (int i = 0; i < b.nrepos; i++) {
+            ws_error rerr;
+            ws_error_clear(&rerr);
+            if (ws_catalog_remove(b.repos[i], b.id, NULL, &rerr) < 0)
+                ws_log_warn("objects of the failed backup %s remain in %s (not listed as "
+                            "complete: it has no manifest): %s",
+                            b.id, ws_repo_describe(b.repos[i]), rerr.msg);
+        }
         ws_log_info("removed the objects of the failed backup %s; nothing was listed", b.id);
     }
+    /* expire-auto: the backup is complete whatever expire says (exit 0); a failure is an
+     * ERROR line for the operator */
+    if (rc == WS_EXIT_OK && ws_expire_auto(cfg, b.repos, b.nrepos, b.info.sysid, &err) < 0)
+        ws_log_err(WS_LOG_ERROR, &err);
     ws_manifest_builder_free(b.mb);
     free(b.archive_oids);
     ws_cmd_close_repos(b.repos, b.nrepos);

@@ -1,5 +1,6 @@
 /* manifest.c — rendering and parsing the walship backup manifest (see manifest.h). */
 #include "basebackup/manifest.h"
+#include "walship/repo/keys.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,8 +13,7 @@
 
 int ws_manifest_key(const char *id, const char *name, char *buf, size_t len)
 {
-    int k = snprintf(buf, len, "backup/%s/%s", id, name);
-    return k < 0 || (size_t)k >= len ? -1 : 0;
+    return ws_key_backup_object(id, name, buf, len);
 }
 
 static int needs_escape(unsigned char c)

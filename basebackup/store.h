@@ -83,8 +83,4 @@ typedef struct ws_bb_store_stats {
 } ws_bb_store_stats;
 void ws_bb_store_get_stats(ws_bb_store *s, ws_bb_store_stats *out);
 
-/* Removes every object under backup/<id>/ from every repository (a failed backup's
- * leftovers); best effort, logs what it cannot remove. */
-void ws_bb_store_remove_all(ws_repo **repos, int n, const char *id);
-
 #endif

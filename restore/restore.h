@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "basebackup/catalog.h"
+#include "walship/repo/catalog.h"
 #include "basebackup/manifest.h"
 #include "walship/config.h"
 #include "walship/error.h"

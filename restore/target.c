@@ -223,7 +223,7 @@ static int target_tli(ws_repo *r, const ws_rs_target *t, uint32_t *out, ws_error
         return 0;
     }
     uint32_t max = 1;
-    if (ws_storage_list(ws_repo_storage(r), "wal/history/", max_tli_cb, &max, err) < 0)
+    if (ws_storage_list(ws_repo_storage(r), WS_KEY_HISTORY_PREFIX, max_tli_cb, &max, err) < 0)
         return -1;
     *out = max;
     return 0;
@@ -447,7 +447,7 @@ static int newest_on(ws_repo *r, uint32_t tli, uint64_t limit, uint32_t seg_size
     n->limit = limit;
     n->seg_size = seg_size;
     char prefix[32];
-    snprintf(prefix, sizeof prefix, "wal/%08" PRIX32, tli);
+    ws_key_wal_timeline_prefix(tli, prefix, sizeof prefix);
     return ws_storage_list(ws_repo_storage(r), prefix, newest_cb, n, err);
 }
 

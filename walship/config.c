@@ -121,6 +121,30 @@ static const opt_def opts[] = {
     {"json", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "machine-readable output"},
     {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
     {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},
+    /* retention: walship expire, pins (issue 13; docs/retention.md) */
+    {"retention-full", 0, OPT_REPO, "N", NULL,
+     "expire: keep the newest N complete backups (1 to 100000)"},
+    {"retention-days", 0, OPT_REPO, "D", NULL,
+     "expire: keep what recovers to any point of the last D days (1 to 36500)"},
+    {"retention-daily", 0, OPT_REPO, "N", NULL,
+     "expire: keep the newest backup of each of the last N days (1 to 100000)"},
+    {"retention-weekly", 0, OPT_REPO, "N", NULL,
+     "expire: keep the newest backup of each of the last N ISO weeks (1 to 100000)"},
+    {"retention-monthly", 0, OPT_REPO, "N", NULL,
+     "expire: keep the newest backup of each of the last N months (1 to 100000)"},
+    {"retention-yearly", 0, OPT_REPO, "N", NULL,
+     "expire: keep the newest backup of each of the last N years (1 to 100000)"},
+    {"retention-timezone", 0, OPT_REPO, "TZ", "UTC",
+     "expire: the calendar of the daily/weekly/monthly/yearly tiers (UTC or a TZ name)"},
+    {"expire-auto", 0, 0, "BOOL", "on",
+     "basebackup: run expire on the repositories written after a successful backup"},
+    {"expire-grace", 0, 0, "SECONDS", "1h",
+     "expire: age before leftovers of dead writers (incomplete backups, temporary files, "
+     "multipart uploads) are removed"},
+    {"pin", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "basebackup: pin the new backup"},
+    {"note", 0, OPT_CLI_ONLY, "TEXT", NULL, "pin: a note stored with the pin"},
+    {"test-clock-offset", 0, 0, "SECONDS", NULL,
+     "tests only: shift walship's wall clock (backup times, expire's now; docs/retention.md)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -144,6 +168,11 @@ struct ws_config {
     int repo_src; /* the source whose repos are used, -1 if none */
     int nrepos;
     char repo_keys[WS_CONFIG_MAX_REPOS][16];
+    /* repository i's URL, and the N of the repoN-<key> settings it uses: a repository named on
+     * the command line (or in the environment) that is one configured lower down (the same
+     * URL, or its number: --repo 2) keeps that repository's settings (issue 13) */
+    const char *repo_url[WS_CONFIG_MAX_REPOS];
+    int repo_settings[WS_CONFIG_MAX_REPOS];
 };
 
 static const opt_def *find_opt(const char *key)
@@ -536,6 +565,54 @@ static int parse_file(ws_config *c, const char *path, ws_error *err)
     return 0;
 }
 
+/* URLs equal but for file:// and trailing slashes. */
+static int same_url(const char *a, const char *b)
+{
+    if (strncmp(a, "file://", 7) == 0)
+        a += 7;
+    if (strncmp(b, "file://", 7) == 0)
+        b += 7;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    while (lb > 1 && b[lb - 1] == '/')
+        lb--;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* The repoK of a source below repo_src (K 1-based) whose URL matches, or that --repo K names;
+ * fills repo_url and repo_settings. */
+static int match_repos(ws_config *c, ws_error *err)
+{
+    for (int r = 0; r < c->nrepos; r++) {
+        const entry *own = NULL;
+        for (int i = 0; i < c->n; i++)
+            if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[r]) == 0)
+                own = &c->e[i];
+        c->repo_url[r] = own->value;
+        c->repo_settings[r] = r + 1;
+        const char *v = own->value;
+        int number = v[0] >= '1' && v[0] <= '9' && v[1] == '\0';
+        for (int i = 0; i < c->n; i++) {
+            const char *rest;
+            const entry *e = &c->e[i];
+            if (e->src <= c->repo_src || !split_repo_key(e->key, &rest) || strcmp(rest, "repo"))
+                continue;
+            int k = e->key[4] ? atoi(e->key + 4) : 1;
+            if (number ? k == v[0] - '0' : same_url(e->value, v)) {
+                c->repo_url[r] = e->value;
+                c->repo_settings[r] = k;
+                number = 0;
+                break;
+            }
+        }
+        if (number)
+            return ws_error_set(err, WS_ECONFIG, "%s = %s: no repo%s is configured", own->where,
+                                v, v);
+    }
+    return 0;
+}
+
 static int pick_repos(ws_config *c, ws_error *err)
 {
     c->repo_src = -1;
@@ -566,7 +643,7 @@ static int pick_repos(ws_config *c, ws_error *err)
             snprintf(c->repo_keys[c->nrepos++], sizeof c->repo_keys[0], "%s", key);
         }
     }
-    return 0;
+    return match_repos(c, err);
 }
 
 int ws_config_load(int argc, char **argv, ws_config **out, ws_error *err)
@@ -769,7 +846,8 @@ int ws_config_repo_count(const ws_config *c)
 const char *ws_config_repo_get(const ws_config *c, int repo, const char *key)
 {
     char k[96];
-    snprintf(k, sizeof k, "repo%d-%s", repo + 1, key);
+    snprintf(k, sizeof k, "repo%d-%s", repo >= 0 && repo < c->nrepos ? c->repo_settings[repo] : repo + 1,
+             key);
     const entry *e = lookup(c, k);
     return e ? e->value : ws_config_get(c, key);
 }
@@ -779,11 +857,7 @@ int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_e
     memset(out, 0, sizeof *out);
     if (repo < 0 || repo >= c->nrepos)
         return ws_error_set(err, WS_ECONFIG, "no repository %d configured", repo + 1);
-    const entry *e = NULL;
-    for (int i = 0; i < c->n; i++)
-        if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[repo]) == 0)
-            e = &c->e[i];
-    out->url = e->value;
+    out->url = c->repo_url[repo];
     out->s3_endpoint = ws_config_repo_get(c, repo, "s3-endpoint");
     out->s3_region = ws_config_repo_get(c, repo, "s3-region");
     out->s3_uri_style = ws_config_repo_get(c, repo, "s3-uri-style");

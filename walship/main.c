@@ -3,6 +3,7 @@
 #include "walship/commands.h"
 #include "walship/exit.h"
 #include "walship/log.h"
+#include "walship/ops/expire.h"
 #include "walship/version.h"
 
 #include <stdio.h>
@@ -114,13 +115,45 @@ static const command commands[] = {
      "Backups with a manifest (complete ones), oldest first: id, label, start and stop\n"
      "time, LSN range, timeline, original and stored size, duration. Then the WAL per\n"
      "timeline: first and last segment, count, gaps. --json prints one object\n"
-     "{\"backups\": [...], \"wal\": {...}} (docs/basebackup.md). Reads the first repository.\n"
+     "{\"backups\": [...], \"wal\": {...}} (docs/basebackup.md). Every configured repository\n"
+     "is listed (--repo URL|N picks one; several: {\"repositories\": [...]}), with pins, the\n"
+     "retention rules keeping each backup and the repositories missing a backup\n"
+     "(docs/retention.md).\n"
      "Every started backup without a manifest is listed as incomplete, with its size; a\n"
      "backup that cannot be read is named beside the others; temporary files of\n"
      "interrupted writes are counted as leftovers.\n"
      "\n"
      "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
      "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
+    {"expire", ws_cmd_expire, "expire [--dry-run] [--json]",
+     "Apply the retention policy: remove expired backups and WAL, collect leftovers.\n"
+     "\n"
+     "For every configured repository (--repo URL|N picks one) with a policy —\n"
+     "retention-full, retention-days, retention-daily/weekly/monthly/yearly, each also\n"
+     "repoN-retention-... — prints the backups kept (with the rules keeping each), the\n"
+     "backups and WAL ranges removed and the bytes freed. Never removes the newest complete\n"
+     "backup, a pinned one (walship pin), a running one (its lock), WAL that a kept backup\n"
+     "or the point-in-time window needs, history files, or anything from a repository whose\n"
+     "identity is missing or names another cluster (pgconn, the manifests). Each backup's\n"
+     "manifest goes first, then its objects; WAL oldest first: a killed expire is finished\n"
+     "by the next. Leftovers older than expire-grace (1h) go too: incomplete backups without\n"
+     "a live lock, temporary files of dead writers, unfinished S3 multipart uploads.\n"
+     "--dry-run prints the plan and removes nothing; --json prints it as JSON\n"
+     "(docs/retention.md). A successful basebackup runs it too (expire-auto = on).\n"
+     "\n"
+     "Exit: 0 done or nothing to do; 1 a failure (the report says what was removed before\n"
+     "it); 2 usage or config error, or no policy set.\n"},
+    {"pin", ws_cmd_pin, "pin ID [--note TEXT]",
+     "Pin a backup: walship expire never removes it, nor the WAL from its start to its stop.\n"
+     "\n"
+     "Pins the backup in every repository holding it (basebackup --pin pins a new one).\n"
+     "\n"
+     "Exit: 0 pinned; 1 no complete backup with that id, or a failure; 2 usage error.\n"},
+    {"unpin", ws_cmd_unpin, "unpin ID",
+     "Remove a backup's pin (walship pin).\n"
+     "\n"
+     "Exit: 0 unpinned (or it was not pinned); 1 no complete backup with that id, or a\n"
+     "failure; 2 usage error.\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"

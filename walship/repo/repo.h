@@ -81,7 +81,7 @@ int ws_repo_identity_require(ws_repo *r, ws_repo_identity *id, ws_error *err);
  * repository that holds no WAL segment, partial or backup history file, gap record or
  * backup object (timeline history files alone do not count): otherwise the identity was
  * lost, and ensure fails with WS_ECORRUPT naming a stored key, with `walship repo repair`
- * (walship/repair.c) in the hint, and writes nothing. */
+ * (walship/ops/repair.c) in the hint, and writes nothing. */
 int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err);
 
 /* 1 if r holds such an object (its key copied into found, which may be NULL), 0 if not:

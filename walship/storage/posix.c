@@ -11,6 +11,7 @@
 #include "walship/fsutil.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -408,12 +409,154 @@ static int posix_list_ex(ws_storage *s_, const char *prefix, unsigned flags, ws_
     return list_dir(s, "", prefix ? prefix : "", &how, err) < 0 ? -1 : 0;
 }
 
+/* The removal is made durable (the directory fsync'd): expire removes a backup's manifest
+ * first and its objects after, and a crash must never bring the manifest back without them. */
 static int posix_remove(ws_storage *s_, const char *key, ws_error *err)
 {
     posix_storage *s = (posix_storage *)s_;
-    char path[PATH_MAX];
+    char path[PATH_MAX], dir[PATH_MAX];
     if (path_of(s, key, path, sizeof path, err) < 0)
         return -1;
+    if (unlink(path) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return ws_error_errno(err, WS_EIO, errno, "cannot remove %s", path);
+    }
+    ws_dirname(path, dir, sizeof dir);
+    return ws_fsync_dir(dir, err);
+}
+
+/* ---- many removals at once: POSIX_RM_THREADS threads over the keys, in order ---- */
+
+#define POSIX_RM_THREADS 8
+
+typedef struct rm_job {
+    posix_storage *s;
+    const char *const *keys;
+    size_t n;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    size_t first_failed; /* n if none */
+    ws_error err;
+} rm_job;
+
+static void *rm_thread(void *arg)
+{
+    rm_job *j = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
+            return NULL;
+        char path[PATH_MAX];
+        ws_error e;
+        ws_error_clear(&e);
+        int bad = path_of(j->s, j->keys[i], path, sizeof path, &e) < 0;
+        if (!bad && unlink(path) < 0 && errno != ENOENT) {
+            ws_error_errno(&e, WS_EIO, errno, "cannot remove %s", path);
+            bad = 1;
+        }
+        if (bad) {
+            pthread_mutex_lock(&j->mu);
+            if (i < j->first_failed) {
+                j->first_failed = i;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->mu);
+            atomic_store(&j->next, j->n); /* stop handing out keys */
+        }
+    }
+}
+
+/* Removes dir and its parents while they are empty, down to the second level below the root
+ * (wal/, backup/ and gap/ themselves stay): what expire leaves of a removed backup or WAL
+ * directory. A writer that loses the race to a removed directory fails once and is retried. */
+static void prune_dirs(posix_storage *s, const char *dir)
+{
+    char d[PATH_MAX];
+    size_t rl = strlen(s->root);
+    snprintf(d, sizeof d, "%s", dir);
+    for (;;) {
+        if (strncmp(d, s->root, rl) != 0 || d[rl] != '/' || !strchr(d + rl + 1, '/'))
+            return;
+        if (rmdir(d) < 0)
+            return;
+        char parent[PATH_MAX];
+        ws_dirname(d, parent, sizeof parent);
+        ws_error e;
+        ws_fsync_dir(parent, &e);
+        snprintf(d, sizeof d, "%s", parent);
+    }
+}
+
+/* The directories of keys[0..n), each fsync'd once (keys of one directory come together). */
+static int rm_sync_dirs(posix_storage *s, const char *const *keys, size_t n, ws_error *err)
+{
+    char last[PATH_MAX] = "";
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX], dir[PATH_MAX];
+        if (path_of(s, keys[i], path, sizeof path, err) < 0)
+            return -1;
+        ws_dirname(path, dir, sizeof dir);
+        if (strcmp(dir, last) == 0)
+            continue;
+        snprintf(last, sizeof last, "%s", dir);
+        ws_error e;
+        if (ws_fsync_dir(dir, &e) < 0 && e.code != WS_ENOENT) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        prune_dirs(s, dir);
+    }
+    return 0;
+}
+
+static int posix_remove_many(ws_storage *s_, const char *const *keys, size_t n, size_t *done,
+                             ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    rm_job j = {.s = s, .keys = keys, .n = n, .first_failed = n};
+    atomic_init(&j.next, 0);
+    pthread_mutex_init(&j.mu, NULL);
+    ws_error_clear(&j.err);
+    pthread_t t[POSIX_RM_THREADS];
+    int nt = 0;
+    size_t want = n / 64 + 1;
+    for (; nt < POSIX_RM_THREADS && (size_t)nt < want; nt++)
+        if (pthread_create(&t[nt], NULL, rm_thread, &j) != 0)
+            break;
+    if (nt == 0)
+        rm_thread(&j);
+    for (int i = 0; i < nt; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&j.mu);
+    /* threads finish out of order: only the keys before the first failure count as done */
+    size_t ok = j.first_failed;
+    if (rm_sync_dirs(s, keys, ok, err) < 0)
+        return -1;
+    if (done)
+        *done = ok;
+    if (ok < n) {
+        if (err)
+            *err = j.err;
+        return -1;
+    }
+    return 0;
+}
+
+/* A name from a WS_STORAGE_LIST_TMP listing: "<dir>/.<name>.tmp.<pid>.<n>". */
+static int posix_remove_tmp(ws_storage *s_, const char *name, ws_error *err)
+{
+    posix_storage *s = (posix_storage *)s_;
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    char dirpart[PATH_MAX];
+    snprintf(dirpart, sizeof dirpart, "%.*s", slash ? (int)(slash - name) : 0, name);
+    if (!is_tmp_name(base) || (dirpart[0] && !ws_storage_key_valid(dirpart)))
+        return ws_error_set(err, WS_EINTERNAL, "not a temporary file name: \"%s\"", name);
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", s->root, name) >= sizeof path)
+        return ws_error_set(err, WS_EINVAL, "path too long for %s", name);
     if (unlink(path) < 0 && errno != ENOENT)
         return ws_error_errno(err, WS_EIO, errno, "cannot remove %s", path);
     return 0;
@@ -432,8 +575,9 @@ static void posix_free(ws_storage *s_)
 }
 
 static const ws_storage_ops posix_ops = {
-    "posix",      WS_STORAGE_FEAT_RANGE, posix_open_read, posix_open_write, posix_stat, posix_list,
-    posix_remove, posix_describe,        posix_free,      posix_list_ex,    NULL,
+    "posix",    WS_STORAGE_FEAT_RANGE, posix_open_read,  posix_open_write, posix_stat,
+    posix_list, posix_remove,          posix_describe,   posix_free,       posix_list_ex,
+    NULL,       posix_remove_many,     posix_remove_tmp,
 };
 
 int ws_storage_posix_open(const ws_storage_config *cfg, const char *path, ws_storage **out,

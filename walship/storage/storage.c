@@ -117,6 +117,30 @@ int ws_storage_remove(ws_storage *s, const char *key, ws_error *err)
     return s->ops->remove(s, key, err);
 }
 
+int ws_storage_remove_many(ws_storage *s, const char *const *keys, size_t n, size_t *done,
+                           ws_error *err)
+{
+    size_t d = 0;
+    if (done)
+        *done = 0;
+    if (s->ops->remove_many)
+        return s->ops->remove_many(s, keys, n, done, err);
+    for (; d < n; d++) {
+        if (s->ops->remove(s, keys[d], err) < 0)
+            break;
+        if (done)
+            *done = d + 1;
+    }
+    return d == n ? 0 : -1;
+}
+
+int ws_storage_remove_tmp(ws_storage *s, const char *name, ws_error *err)
+{
+    if (!s->ops->remove_tmp)
+        return ws_error_set(err, WS_EINTERNAL, "%s keeps no temporary files", s->ops->name);
+    return s->ops->remove_tmp(s, name, err);
+}
+
 void ws_storage_set_deadline(ws_storage *s, double deadline)
 {
     if (s->ops->set_deadline)

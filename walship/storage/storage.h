@@ -104,6 +104,12 @@ typedef struct ws_storage_ops {
     /* Optional (NULL: the driver's calls cannot be bounded, e.g. posix reads): see
      * ws_storage_set_deadline. */
     void (*set_deadline)(ws_storage *s, double deadline);
+    /* Optional (NULL: one remove per key): see ws_storage_remove_many. */
+    int (*remove_many)(ws_storage *s, const char *const *keys, size_t n, size_t *done,
+                       ws_error *err);
+    /* Optional (NULL: the driver keeps no temporary files): removes one name reported by a
+     * WS_STORAGE_LIST_TMP listing (posix: the file; S3: aborts the multipart upload). */
+    int (*remove_tmp)(ws_storage *s, const char *name, ws_error *err);
 } ws_storage_ops;
 
 struct ws_storage {
@@ -168,11 +174,23 @@ int ws_storage_stat(ws_storage *s, const char *key, ws_storage_info *info, ws_er
 int ws_storage_list(ws_storage *s, const char *prefix, ws_storage_list_cb cb, void *arg,
                     ws_error *err);
 /* list with flags, and on_err (may be NULL) told of each part that cannot be listed while
- * the rest still is. A driver that keeps no temporary files, or cannot list them (S3: an
- * unfinished multipart upload is not an object), lists none for WS_STORAGE_LIST_TMP. */
+ * the rest still is. A driver that keeps no temporary files lists none for
+ * WS_STORAGE_LIST_TMP. S3 lists its unfinished multipart uploads there (ListMultipartUploads;
+ * mtime = when the upload was initiated); a server that does not implement the listing
+ * (s3rver) lists none, with a debug message. */
 int ws_storage_list_ex(ws_storage *s, const char *prefix, unsigned flags, ws_storage_list_cb cb,
                        ws_storage_list_err_cb on_err, void *arg, ws_error *err);
 int ws_storage_remove(ws_storage *s, const char *key, ws_error *err);
+/* Removes keys[0..n) (absent ones succeed), in batches where the driver can (S3:
+ * DeleteObjects, 1000 keys a request; posix: several threads). Keys are removed in about the
+ * order given: every key before index *done (may be NULL) is removed, even on failure, so a
+ * caller that orders keys oldest first can stop and resume safely. */
+int ws_storage_remove_many(ws_storage *s, const char *const *keys, size_t n, size_t *done,
+                           ws_error *err);
+/* Removes a temporary file of an interrupted write, named as a WS_STORAGE_LIST_TMP listing
+ * reported it (posix: ".<name>.tmp.<pid>.<n>"; S3: "<key>?uploadId=<id>", a multipart upload
+ * never completed). A driver without them fails with WS_EINTERNAL. */
+int ws_storage_remove_tmp(ws_storage *s, const char *name, ws_error *err);
 /* Bounds every later operation of s — retries, backoff sleeps, and each transfer, streamed
  * reads included — by an absolute deadline on the CLOCK_MONOTONIC clock (seconds, as
  * ws_now()); 0 removes it. Each operation still stops at its own timeout (io-timeout) if that

@@ -12,9 +12,10 @@
  *
  * Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.
  */
-#include "basebackup/catalog.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
+#include "walship/repo/catalog.h"
+#include "walship/repo/keys.h"
 #include "walship/repo/open.h"
 #include "walship/log.h"
 
@@ -104,7 +105,7 @@ static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
 static int gather_wal(ws_repo *r, evidence *ev, ws_error *err)
 {
     names l = {0};
-    if (ws_storage_list(ws_repo_storage(r), "wal/", wal_cb, &l, err) < 0) {
+    if (ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, wal_cb, &l, err) < 0) {
         free(l.v);
         return -1;
     }

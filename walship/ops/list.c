@@ -15,220 +15,21 @@
  *
  * The JSON shape is a stable interface, documented in docs/basebackup.md.
  */
-#include "basebackup/catalog.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
+#include "walship/ops/expire.h"
+#include "walship/ops/expire_plan.h"
+#include "walship/repo/catalog.h"
+#include "walship/repo/lock.h"
 #include "walship/repo/open.h"
+#include "walship/repo/pin.h"
+#include "walship/repo/summary.h"
 #include "walship/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct name_list {
-    char **v;
-    int n, cap;
-} name_list;
-
-static int name_add(name_list *l, const char *s)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        l->v = nv;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strdup(s)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static void name_free(name_list *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* ---- collecting ---- */
-
-typedef struct scan {
-    name_list wal;
-    int oom;
-} scan;
-
-static int wal_cb(void *arg, const char *key, const ws_storage_info *info)
-{
-    (void)info;
-    scan *s = arg;
-    const char *base = strrchr(key, '/');
-    if (base && name_add(&s->wal, base + 1) < 0)
-        s->oom = 1;
-    return 0;
-}
-
-/* ---- WAL per timeline ---- */
-
-typedef struct gap {
-    uint64_t first, last;
-    uint64_t dropped; /* how many of them push-queue-max dropped */
-} gap;
-
-/* A run of consecutive dropped segments; dropped_at is the earliest record's time. */
-typedef struct drop_range {
-    uint64_t first, last;
-    int64_t dropped_at;
-} drop_range;
-
-typedef struct timeline {
-    uint32_t tli;
-    uint64_t first, last, count; /* count 0: only dropped segments, first/last unset */
-    gap *gaps;
-    int ngaps;
-    drop_range *drops;
-    int ndrops;
-} timeline;
-
-typedef struct wal_summary {
-    timeline *tl;
-    int ntl;
-    name_list history, partial, backup_files;
-} wal_summary;
-
-static int summarise_wal(name_list *wal, uint32_t seg_size, wal_summary *w)
-{
-    memset(w, 0, sizeof *w);
-    /* names sort by timeline, then segment number: one pass */
-    for (int i = 0; i < wal->n; i++) {
-        ws_wal_name n;
-        ws_error err;
-        uint64_t segno;
-        if (ws_wal_parse_name(wal->v[i], &n, &err) < 0)
-            continue;
-        if (n.kind == WS_WAL_HISTORY) {
-            if (name_add(&w->history, n.name) < 0)
-                return -1;
-            continue;
-        }
-        if (n.kind == WS_WAL_PARTIAL || n.kind == WS_WAL_BACKUP) {
-            if (name_add(n.kind == WS_WAL_PARTIAL ? &w->partial : &w->backup_files, n.name) < 0)
-                return -1;
-            continue;
-        }
-        if (n.kind != WS_WAL_SEGMENT || ws_wal_segno(&n, seg_size, &segno) < 0)
-            continue;
-        timeline *t = w->ntl ? &w->tl[w->ntl - 1] : NULL;
-        if (!t || t->tli != n.tli) {
-            timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
-            if (!nt)
-                return -1;
-            w->tl = nt;
-            t = &w->tl[w->ntl++];
-            memset(t, 0, sizeof *t);
-            t->tli = n.tli;
-            t->first = t->last = segno;
-            t->count = 1;
-            continue;
-        }
-        if (segno == t->last)
-            continue;
-        if (segno > t->last + 1) {
-            gap *ng = realloc(t->gaps, (size_t)(t->ngaps + 1) * sizeof *ng);
-            if (!ng)
-                return -1;
-            t->gaps = ng;
-            memset(&t->gaps[t->ngaps], 0, sizeof t->gaps[t->ngaps]);
-            t->gaps[t->ngaps].first = t->last + 1;
-            t->gaps[t->ngaps].last = segno - 1;
-            t->ngaps++;
-        }
-        t->last = segno;
-        t->count++;
-    }
-    return 0;
-}
-
-static int cmp_tli(const void *a, const void *b)
-{
-    const timeline *x = a, *y = b;
-    return x->tli < y->tli ? -1 : x->tli > y->tli;
-}
-
-static timeline *timeline_of(wal_summary *w, uint32_t tli)
-{
-    for (int i = 0; i < w->ntl; i++)
-        if (w->tl[i].tli == tli)
-            return &w->tl[i];
-    timeline *nt = realloc(w->tl, (size_t)(w->ntl + 1) * sizeof *nt);
-    if (!nt)
-        return NULL;
-    w->tl = nt;
-    memset(&w->tl[w->ntl], 0, sizeof w->tl[w->ntl]);
-    w->tl[w->ntl].tli = tli;
-    return &w->tl[w->ntl++];
-}
-
-/* Adds the gap records (sorted by name) of segments that are not stored (wal, sorted) to
- * their timelines as runs, and counts them into the gaps they fall in. */
-static int summarise_drops(const ws_repo_gap *gaps, int ngaps, name_list *wal, uint32_t seg_size,
-                           wal_summary *w)
-{
-    for (int i = 0; i < ngaps; i++) {
-        ws_wal_name n;
-        ws_error err;
-        uint64_t segno;
-        const char *seg = gaps[i].segment;
-        if (ws_wal_parse_name(seg, &n, &err) < 0 || n.kind != WS_WAL_SEGMENT ||
-            ws_wal_segno(&n, seg_size, &segno) < 0)
-            continue;
-        if (wal->n && bsearch(&seg, wal->v, (size_t)wal->n, sizeof *wal->v, cmp_str))
-            continue; /* stored after all: the segment wins */
-        /* the array may move: timelines are looked up again by number */
-        uint32_t tli = n.tli;
-        timeline *t = timeline_of(w, tli);
-        if (!t)
-            return -1;
-        drop_range *d = t->ndrops ? &t->drops[t->ndrops - 1] : NULL;
-        if (d && segno == d->last + 1) {
-            d->last = segno;
-            if (gaps[i].dropped_at < d->dropped_at)
-                d->dropped_at = gaps[i].dropped_at;
-        } else {
-            drop_range *nd = realloc(t->drops, (size_t)(t->ndrops + 1) * sizeof *nd);
-            if (!nd)
-                return -1;
-            t->drops = nd;
-            t->drops[t->ndrops++] = (drop_range){segno, segno, gaps[i].dropped_at};
-        }
-        for (int g = 0; t->count && g < t->ngaps; g++)
-            if (segno >= t->gaps[g].first && segno <= t->gaps[g].last)
-                t->gaps[g].dropped++;
-    }
-    if (w->ntl > 1)
-        qsort(w->tl, (size_t)w->ntl, sizeof *w->tl, cmp_tli);
-    return 0;
-}
-
-static void wal_summary_free(wal_summary *w)
-{
-    for (int i = 0; i < w->ntl; i++) {
-        free(w->tl[i].gaps);
-        free(w->tl[i].drops);
-    }
-    free(w->tl);
-    name_free(&w->history);
-    name_free(&w->partial);
-    name_free(&w->backup_files);
-}
 
 /* ---- output ---- */
 
@@ -263,7 +64,66 @@ typedef struct listing {
     const char *repo;
     const ws_catalog *cat;
     uint64_t tmp_files, tmp_bytes; /* the driver's temporary files, the whole repository */
+    int number, nrepos;            /* 1-based; how many repositories are listed */
+    const unsigned *keep;          /* cat->n rules keeping each backup; NULL: no policy */
+    unsigned *present;             /* cat->n masks of the repositories holding each backup */
+    char **notes;                  /* cat->n pin notes (NULL: not pinned or unread) */
 } listing;
+
+/* Pins, the rules that keep the backup, and where else it is. */
+static void print_json_backup_extra(FILE *f, const listing *L, int i)
+{
+    fprintf(f, ",\"pinned\":%s", L->cat->pinned[i] ? "true" : "false");
+    if (L->cat->pinned[i]) {
+        fprintf(f, ",\"pin_note\":");
+        json_str(f, L->notes && L->notes[i] ? L->notes[i] : "");
+    }
+    fprintf(f, ",\"kept_by\":");
+    if (!L->keep) {
+        fprintf(f, "null");
+    } else {
+        fputc('[', f);
+        for (int r = 0, n = 0; r < WS_KEEP_RULES; r++)
+            if (L->keep[i] & (1u << r))
+                fprintf(f, "%s\"%s\"", n++ ? "," : "", ws_keep_rule_name(r));
+        fputc(']', f);
+    }
+    fprintf(f, ",\"repositories\":[");
+    for (int r = 0, n = 0; r < L->nrepos; r++)
+        if (L->present[i] & (1u << r))
+            fprintf(f, "%s%d", n++ ? "," : "", r + 1);
+    fputc(']', f);
+}
+
+static void print_text_backup_extra(FILE *f, const listing *L, int i)
+{
+    if (L->cat->pinned[i])
+        fprintf(f, "  %-20s pinned%s%s\n", "",
+                L->notes && L->notes[i] && L->notes[i][0] ? ": " : "",
+                L->notes && L->notes[i] ? L->notes[i] : "");
+    if (L->keep) {
+        char rules[160] = "";
+        size_t o = 0;
+        for (int r = 0; r < WS_KEEP_RULES; r++)
+            if (L->keep[i] & (1u << r))
+                o += (size_t)snprintf(rules + o, o < sizeof rules ? sizeof rules - o : 0, "%s%s",
+                                      o ? ", " : "", ws_keep_rule_name(r));
+        fprintf(f, "  %-20s %s\n", "",
+                L->keep[i] ? rules : "EXPIRED: the next walship expire removes it");
+    }
+    unsigned all = L->nrepos >= 32 ? ~0u : (1u << L->nrepos) - 1;
+    if (L->nrepos > 1 && (L->present[i] & all) != all) {
+        fprintf(f, "  %-20s only in repository", "");
+        for (int r = 0; r < L->nrepos; r++)
+            if (L->present[i] & (1u << r))
+                fprintf(f, " %d", r + 1);
+        fprintf(f, "; missing from");
+        for (int r = 0; r < L->nrepos; r++)
+            if (!(L->present[i] & (1u << r)))
+                fprintf(f, " %d", r + 1);
+        fprintf(f, "\n");
+    }
+}
 
 static void print_json_extra(FILE *f, const listing *L)
 {
@@ -290,7 +150,18 @@ static void print_json_extra(FILE *f, const listing *L)
             L->tmp_bytes);
 }
 
-static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+/* Every byte the repository holds: backups (complete and not), WAL, temporary files. */
+static uint64_t stored_total(const listing *L, const ws_summary *w)
+{
+    uint64_t t = w->bytes + L->tmp_bytes;
+    for (int i = 0; i < L->cat->nincomplete; i++)
+        t += L->cat->incomplete_info[i].bytes;
+    for (int i = 0; i < L->cat->n; i++)
+        t += L->cat->backups[i].stored_size;
+    return t;
+}
+
+static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t seg_size)
 {
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
@@ -298,6 +169,7 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
     char t1[32], t2[32], l1[32], l2[32], seg[32];
     fprintf(f, "{\"repository\":");
     json_str(f, repo);
+    fprintf(f, ",\"number\":%d,\"stored_bytes\":%" PRIu64, L->number, stored_total(L, w));
     fprintf(f, ",\"backups\":[");
     for (int i = 0; i < nb; i++) {
         const ws_manifest_info *m = &b[i];
@@ -315,10 +187,12 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
                 "\"start_timeline\":%" PRIu32 ",\"stop_timeline\":%" PRIu32
                 ",\"start_wal\":\"%s\",\"stop_wal\":\"%s\",\"original_size\":%" PRIu64
                 ",\"stored_size\":%" PRIu64 ",\"file_count\":%" PRIu64
-                ",\"pg_version_num\":%d,\"system_identifier\":\"%" PRIu64 "\"}",
+                ",\"pg_version_num\":%d,\"system_identifier\":\"%" PRIu64 "\"",
                 t1, t2, m->stop_time - m->start_time, l1, l2, m->start_tli, m->stop_tli,
                 m->start_wal, m->stop_wal, m->original_size, m->stored_size, m->file_count,
                 m->pg_version_num, m->sysid);
+        print_json_backup_extra(f, L, i);
+        fputc('}', f);
     }
     fprintf(f, "],\"incomplete_backups\":[");
     for (int i = 0; i < L->cat->nincomplete; i++) {
@@ -329,7 +203,7 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
     print_json_extra(f, L);
     fprintf(f, ",\"wal\":{\"segment_size\":%" PRIu32 ",\"timelines\":[", seg_size);
     for (int i = 0; i < w->ntl; i++) {
-        const timeline *t = &w->tl[i];
+        const ws_summary_tl *t = &w->tl[i];
         char a[32], z[32];
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
         ws_wal_format_segment(z, t->tli, t->last, seg_size);
@@ -364,7 +238,7 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
         }
         fprintf(f, "]}");
     }
-    const name_list *lists[3] = {&w->history, &w->partial, &w->backup_files};
+    const ws_summary_names *lists[3] = {&w->history, &w->partial, &w->backup_files};
     const char *names[3] = {"history_files", "partial_segments", "backup_history_files"};
     fprintf(f, "]");
     for (int k = 0; k < 3; k++) {
@@ -379,8 +253,8 @@ static void print_json(FILE *f, const listing *L, const wal_summary *w, uint32_t
     fprintf(f, "}}\n");
 }
 
-static void print_hole(FILE *f, const timeline *t, uint64_t first, uint64_t last,
-                       const drop_range *d, uint32_t seg_size)
+static void print_hole(FILE *f, const ws_summary_tl *t, uint64_t first, uint64_t last,
+                       const ws_summary_drop *d, uint32_t seg_size)
 {
     char a[32], z[32], when[32];
     ws_wal_format_segment(a, t->tli, first, seg_size);
@@ -397,7 +271,7 @@ static void print_hole(FILE *f, const timeline *t, uint64_t first, uint64_t last
 /* Every hole of a timeline in order: dropped runs as such, and the rest of each gap as
  * missing. A dropped run holds no stored segment, so it lies inside one gap, or before the
  * first or after the last stored segment. */
-static void print_holes(FILE *f, const timeline *t, uint32_t seg_size)
+static void print_holes(FILE *f, const ws_summary_tl *t, uint32_t seg_size)
 {
     int d = 0;
     for (int g = 0; g <= t->ngaps; g++) {
@@ -451,11 +325,16 @@ static void print_text_extra(FILE *f, const listing *L)
     }
 }
 
-static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t seg_size)
+static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t seg_size)
 {
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
-    fprintf(f, "repository %s\n\n", L->repo);
+    char tot[32];
+    human(stored_total(L, w), tot);
+    if (L->nrepos > 1)
+        fprintf(f, "repository %d: %s (%s stored)\n\n", L->number, L->repo, tot);
+    else
+        fprintf(f, "repository %s (%s stored)\n\n", L->repo, tot);
     if (nb == 0)
         fprintf(f, "no backups\n");
     else
@@ -475,13 +354,14 @@ static void print_text(FILE *f, const listing *L, const wal_summary *w, uint32_t
         snprintf(dur, sizeof dur, "%" PRId64 "s", m->stop_time - m->start_time);
         fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3" PRIu32 " %10s %10s %8s\n", m->id, label,
                 t1, t2, l1, l2, m->stop_tli, s1, s2, dur);
+        print_text_backup_extra(f, L, i);
     }
     print_text_extra(f, L);
     fprintf(f, "\n");
     if (w->ntl == 0)
         fprintf(f, "no WAL segments\n");
     for (int i = 0; i < w->ntl; i++) {
-        const timeline *t = &w->tl[i];
+        const ws_summary_tl *t = &w->tl[i];
         char a[32], z[32];
         const char *state = t->ngaps || t->ndrops ? "GAPS:" : "no gaps";
         ws_wal_format_segment(a, t->tli, t->first, seg_size);
@@ -540,12 +420,81 @@ static void no_identity(ws_repo *r, ws_error *err)
                        " from the first push");
 }
 
+/* One repository's state; ok 0: err says why it cannot be listed. */
+typedef struct repo_state {
+    int ok;
+    ws_error err;
+    ws_catalog cat;
+    ws_summary wal;
+    uint32_t seg_size;
+    listing L;
+    ws_expire_plan plan;
+    int have_plan;
+} repo_state;
+
+static int load_repo(const ws_config *cfg, int idx, ws_repo *r, repo_state *s)
+{
+    ws_error *err = &s->err;
+    ws_repo_identity id;
+    s->L.repo = ws_repo_describe(r);
+    s->L.cat = &s->cat;
+    if (ws_repo_identity_get(r, &id, err) < 0) {
+        if (err->code == WS_ENOENT)
+            no_identity(r, err);
+        return -1;
+    }
+    s->seg_size = id.seg_size;
+    if (ws_catalog_load(r, &s->cat, err) < 0 || ws_summary_load(r, id.seg_size, &s->wal, err) < 0 ||
+        ws_storage_list_ex(ws_repo_storage(r), "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &s->L,
+                           err) < 0)
+        return -1;
+    ws_retention pol;
+    int local;
+    if (ws_expire_policy(cfg, idx, &pol, &local, err) < 0)
+        return -1;
+    if (ws_retention_any(&pol)) {
+        if (ws_expire_plan_make(&pol, s->cat.backups, s->cat.n, s->cat.pinned, NULL,
+                                ws_repo_wall_time(), local, &s->plan, err) < 0)
+            return -1;
+        s->have_plan = 1;
+        s->L.keep = s->plan.keep;
+    }
+    s->L.notes = calloc((size_t)(s->cat.n ? s->cat.n : 1), sizeof *s->L.notes);
+    s->L.present = calloc((size_t)(s->cat.n ? s->cat.n : 1), sizeof *s->L.present);
+    if (!s->L.notes || !s->L.present)
+        return ws_error_oom(err);
+    for (int i = 0; i < s->cat.n; i++) {
+        ws_pin pin;
+        ws_error e;
+        if (s->cat.pinned[i] && ws_pin_get(r, s->cat.backups[i].id, &pin, &e) == 0)
+            s->L.notes[i] = strdup(pin.note);
+    }
+    s->ok = 1;
+    return 0;
+}
+
+static void free_state(repo_state *s)
+{
+    for (int i = 0; s->L.notes && i < s->cat.n; i++)
+        free(s->L.notes[i]);
+    free(s->L.notes);
+    free(s->L.present);
+    if (s->have_plan)
+        ws_expire_plan_free(&s->plan);
+    ws_catalog_free(&s->cat);
+    ws_summary_free(&s->wal);
+}
+
 int ws_cmd_list(const ws_config *cfg)
 {
     ws_error err;
     ws_error_clear(&err);
     if (ws_config_nargs(cfg) != 0) {
-        ws_log_error("usage: walship list [--json]");
+        ws_log_error("usage: walship list [--json] [--repo URL|N]");
+        return WS_EXIT_USAGE;
+    }
+    if (ws_expire_clock_setup(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
     int json = ws_config_flag(cfg, "json");
@@ -555,61 +504,75 @@ int ws_cmd_list(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
-    ws_repo *r = repos[0];
-    ws_storage *st = ws_repo_storage(r);
-    scan s;
-    memset(&s, 0, sizeof s);
-    ws_catalog cat;
-    memset(&cat, 0, sizeof cat);
-    wal_summary w;
-    memset(&w, 0, sizeof w);
-    listing L = {ws_repo_describe(r), &cat, 0, 0};
-    int rc = WS_EXIT_FAIL, ngaps = 0;
-    ws_repo_gap *gaps = NULL;
-    ws_repo_identity id;
-    if (ws_repo_identity_get(r, &id, &err) < 0) {
-        if (err.code == WS_ENOENT)
-            no_identity(r, &err);
-        goto out;
-    }
-    uint32_t seg_size = id.seg_size;
-    if (ws_catalog_load(r, &cat, &err) < 0 || ws_storage_list(st, "wal/", wal_cb, &s, &err) < 0 ||
-        ws_repo_gap_list(r, &gaps, &ngaps, &err) < 0 ||
-        ws_storage_list_ex(st, "", WS_STORAGE_LIST_TMP, tmp_cb, tmp_skip_cb, &L, &err) < 0)
-        goto out;
-    if (s.oom) {
+    repo_state *st = calloc((size_t)nrepos, sizeof *st);
+    if (!st) {
+        ws_cmd_close_repos(repos, nrepos);
         ws_error_oom(&err);
-        goto out;
-    }
-    if (s.wal.n)
-        qsort(s.wal.v, (size_t)s.wal.n, sizeof *s.wal.v, cmp_str);
-    if (summarise_wal(&s.wal, seg_size, &w) < 0 ||
-        (ngaps && summarise_drops(gaps, ngaps, &s.wal, seg_size, &w) < 0)) {
-        ws_error_oom(&err);
-        goto out;
-    }
-    if (json)
-        print_json(stdout, &L, &w, seg_size);
-    else
-        print_text(stdout, &L, &w, seg_size);
-    rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
-    if (rc == WS_EXIT_OK && cat.nunreadable) {
-        /* the others are listed above; monitoring must still see the damage */
-        ws_error_set(&err, WS_ECORRUPT,
-                     "%d backup(s) in %s cannot be read (first: %s); the %d readable one(s) are "
-                     "listed",
-                     cat.nunreadable, L.repo, cat.unreadable[0].id, cat.n);
-        ws_error_hint(&err, "see the warnings above: restore cannot use such a backup; check "
-                            "the repository's files or permissions");
-        rc = WS_EXIT_FAIL;
-    }
-out:
-    if (rc != WS_EXIT_OK && err.msg[0])
         ws_log_err(WS_LOG_ERROR, &err);
-    ws_catalog_free(&cat);
-    free(gaps);
-    name_free(&s.wal);
-    wal_summary_free(&w);
+        return WS_EXIT_FAIL;
+    }
+    int rc = WS_EXIT_OK, config_error = 0;
+    for (int i = 0; i < nrepos; i++) {
+        ws_error_clear(&st[i].err);
+        st[i].L.number = i + 1;
+        st[i].L.nrepos = nrepos;
+        if (load_repo(cfg, i, repos[i], &st[i]) < 0) {
+            ws_log_err(WS_LOG_ERROR, &st[i].err);
+            config_error |= st[i].err.code == WS_ECONFIG;
+            rc = WS_EXIT_FAIL;
+        }
+    }
+    /* where each backup is: by id across the repositories that could be read */
+    for (int i = 0; i < nrepos; i++)
+        for (int k = 0; st[i].ok && k < st[i].cat.n; k++)
+            for (int j = 0; j < nrepos && j < 32; j++)
+                if (st[j].ok && ws_catalog_find(&st[j].cat, st[i].cat.backups[k].id))
+                    st[i].L.present[k] |= 1u << j;
+    if (json && nrepos > 1)
+        printf("{\"repositories\":[");
+    for (int i = 0; i < nrepos; i++) {
+        if (json && nrepos > 1 && i)
+            printf(",");
+        if (!st[i].ok) {
+            if (json && nrepos > 1) {
+                printf("{\"repository\":");
+                json_str(stdout, ws_repo_describe(repos[i]));
+                printf(",\"number\":%d,\"error\":", i + 1);
+                json_str(stdout, st[i].err.msg);
+                printf("}");
+            } else if (!json) {
+                printf("%srepository %d: %s CANNOT BE LISTED: %s\n", i ? "\n" : "", i + 1,
+                       ws_repo_describe(repos[i]), st[i].err.msg);
+            }
+            continue;
+        }
+        if (json)
+            print_json(stdout, &st[i].L, &st[i].wal, st[i].seg_size);
+        else {
+            if (i)
+                printf("\n");
+            print_text(stdout, &st[i].L, &st[i].wal, st[i].seg_size);
+        }
+        if (st[i].cat.nunreadable) {
+            /* the others are listed above; monitoring must still see the damage */
+            ws_error_set(&err, WS_ECORRUPT,
+                         "%d backup(s) in %s cannot be read (first: %s); the %d readable one(s) "
+                         "are listed",
+                         st[i].cat.nunreadable, st[i].L.repo, st[i].cat.unreadable[0].id,
+                         st[i].cat.n);
+            ws_error_hint(&err, "see the warnings above: restore cannot use such a backup; "
+                                "check the repository's files or permissions");
+            ws_log_err(WS_LOG_ERROR, &err);
+            rc = WS_EXIT_FAIL;
+        }
+    }
+    if (json && nrepos > 1)
+        printf("]}\n");
+    if (fflush(stdout) != 0)
+        rc = WS_EXIT_FAIL;
+    for (int i = 0; i < nrepos; i++)
+        free_state(&st[i]);
+    free(st);
     ws_cmd_close_repos(repos, nrepos);
-    return rc;
+    return config_error && nrepos == 1 ? WS_EXIT_USAGE : rc;
 }
