@@ -16,7 +16,10 @@
  * also when a step fails (exit 1).
  */
 #include "walship/ops/expire.h"
-#include "walship/cmd.h"
+#include "walship/clock.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/repo/open.h"
 #include "walship/log.h"
 #include "walship/ops/expire_plan.h"
 #include "walship/pq_dl.h"
