@@ -1,0 +1,106 @@
+# 710_restore_fallback.t — restore reads each object of the backup from the first repository
+# holding a valid copy (issue 19). Two repositories: repo1 posix, repo2 S3 (s3rver behind the
+# fault proxy, which answers some requests with 503). With a byte flipped in one data object and
+# in the manifest of repo1, restore succeeds, warning about both (repository and key), reading
+# them from repo2, and the restored cluster holds exactly the rows. With that object damaged in
+# both repositories, restore fails naming each repository tried, and global/pg_control is never
+# written.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use WalshipTest;
+use WalshipS3;
+use WalshipRestore;
+
+use File::Find qw(find);
+
+plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
+  unless WalshipS3::have_s3rver();
+
+my $bin   = walship_bin();
+my $base  = tmp_base();
+my $posix = make_pg_dir("$base/posix", 0700);
+my $s3    = WalshipS3->s3rver(buckets => ['fb'], dir => "$base/s3data");
+my $proxy = WalshipS3->proxy(upstream => $s3, rate => 0.05, faults => '503', seed => 7);
+my $conf  = write_config("$base/walship.conf", repo1 => $posix, repo2 => 's3://fb/r',
+	$proxy->config);
+my @g = ('-c', $conf);
+
+my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
+$node->start;
+$node->safe_psql('CREATE TABLE t (n int PRIMARY KEY, pad text)');
+$node->safe_psql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+my $id = take_basebackup($node, \@g, label => 'fb');
+$node->safe_psql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(20001, 20100) g");
+my $want = rows_summary($node);
+my $last = $node->switch_wal;
+ok($node->wait_for_archive($last), "archived up to $last");
+$node->stop;
+
+# flip($path): one byte of the payload (after the 64-byte header) inverted.
+sub flip
+{
+	my ($path) = @_;
+	my $size = -s $path or die "$path: empty";
+	open my $fh, '+<', $path or die "$path: $!";
+	binmode $fh;
+	my $at = 64 + int(($size - 64) / 2);
+	seek $fh, $at, 0;
+	read $fh, my $c, 1;
+	seek $fh, $at, 0;
+	print $fh chr(ord($c) ^ 0xff);
+	close $fh or die;
+	return;
+}
+
+# The s3rver file holding key (it stores an object as a file under its directory).
+sub s3_file
+{
+	my ($key) = @_;
+	my $found;
+	find(sub { $found = $File::Find::name if $File::Find::name =~ m{/fb/r/\Q$key\E\._S3rver_object$} },
+		"$base/s3data");
+	return $found;
+}
+
+# the largest data object of the backup: a file of t is in it
+my $dir = "$posix/backup/$id";
+my ($obj) = sort { -s "$dir/data/$b" <=> -s "$dir/data/$a" }
+  grep { /^\d+$/ } dir_entries("$dir/data");
+ok(defined $obj, "backup $id has data objects") or BAIL_OUT('no data object');
+my $okey = "backup/$id/data/$obj";
+my $mkey = "backup/$id/walship.manifest";
+ok(defined s3_file($okey) && defined s3_file($mkey), 'the S3 copies are found in s3rver\'s directory');
+flip("$posix/$okey");
+flip("$posix/$mkey");
+
+# ---- one copy damaged: read from repo2, warned, rows exact
+my $r = restored_node('r1');
+my ($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r->pgdata);
+is($rc, 0, "repo1 damaged: walship restore exits 0") or diag($err);
+
+like($err, qr/WARNING: \Q$posix\E: \Q$mkey\E: /, 'warns naming repo1 and the manifest key')
+  or diag($err);
+like($err, qr/WARNING: \Q$posix\E: \Q$okey\E: .*reading it from the next repository/,
+	'warns naming repo1 and the object key') or diag($err);
+like($err, qr/\Q$okey\E read from s3:/, 'says the object came from S3') or diag($err);
+configure_restored($r);
+ok($r->start(fail_ok => 1), 'the restored cluster starts');
+ok(wait_recovery_done($r), 'recovery ends');
+is(rows_summary($r), $want, "rows exact ($want)");
+$r->stop;
+
+# ---- both copies of the object damaged: fails before pg_control, naming each repository
+flip(s3_file($okey));
+my $r2 = restored_node('r2');
+($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r2->pgdata);
+is($rc, 1, 'both damaged: walship restore exits 1');
+like($err, qr/ERROR: .*no repository holds a valid copy of \Q$okey\E \(tried \Q$posix\E, s3:\/\/fb\/r/,
+	'the error names the object and each repository tried') or diag($err);
+like($err, qr/WARNING: s3:\/\/fb\/r[^:]*: \Q$okey\E: /, 'the S3 copy is warned about too')
+  or diag($err);
+ok(!-e $r2->pgdata . '/global/pg_control', 'global/pg_control is not written');
+
+done_testing();
