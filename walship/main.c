@@ -32,7 +32,7 @@ static const command commands[] = {
      "With async = on, a background agent (one per pg_wal, started by push, exiting after\n"
      "agent-idle-timeout) archives every .ready file, push-parallel at once; push exits 0\n"
      "once the agent acknowledges this very file, or 1 with the agent's error, at the\n"
-     "latest after archive-timeout. Acknowledgements and errors live in pg_wal/walship\n"
+     "latest after push-timeout. Acknowledgements and errors live in pg_wal/walship\n"
      "(spool-path). See docs/async.md.\n"
      "\n"
      "With push-queue-max = SIZE, when more than SIZE of WAL waits to be archived, the\n"

@@ -16,7 +16,7 @@ my $bin  = walship_bin();
 my $base = tmp_base();
 my $repo = make_pg_dir("$base/repo", 0700);
 my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on',
-	'push-parallel' => 3, 'agent-idle-timeout' => '3s', 'archive-timeout' => '60s');
+	'push-parallel' => 3, 'agent-idle-timeout' => '3s', 'push-timeout' => '60s');
 
 my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p",
 	wal_keep_size => '1GB');

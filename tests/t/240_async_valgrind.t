@@ -19,7 +19,7 @@ my $bin  = walship_bin();
 my $base = tmp_base();
 my $repo = make_pg_dir("$base/repo", 0700);
 my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on', 'push-parallel' => 2,
-	'agent-idle-timeout' => '2s', 'archive-timeout' => '120s');
+	'agent-idle-timeout' => '2s', 'push-timeout' => '120s');
 
 # WAL piles up as .ready while archive_command fails; then the cluster stops.
 my $node = new_cluster('primary', archive_command => 'false');
