@@ -2,6 +2,7 @@
 #include "walship/agent/life.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
+#include "walship/ops/copy.h"
 #include "walship/version.h"
 
 #include <stdio.h>
@@ -132,6 +133,22 @@ static const command commands[] = {
      "Every configured repository is repaired (--repo picks one).\n"
      "\n"
      "Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.\n"},
+    {"copy", ws_cmd_copy, "copy [--from N] [--to M] [--backup ID | --all] [--wal]",
+     "Copy backups and WAL from one repository into another (3-2-1: fill a repository that\n"
+     "was down during a backup, or one added later).\n"
+     "\n"
+     "--from N (default 1) is the source; --to M the target (default: every other\n"
+     "configured repository). --wal copies every WAL object and gap record the target\n"
+     "lacks; --backup ID or --all those complete backups: their objects first, the\n"
+     "manifest last, so that a half-copied backup is never listed as complete. Without\n"
+     "any of the three: --all --wal (the WAL first). Every object is verified as it is\n"
+     "read (header, length, SHA-256) and written create-only-if-absent: one already there\n"
+     "with the same SHA-256 is skipped (a rerun after a kill copies what is missing), a\n"
+     "different one is never overwritten: it is reported and copy exits 1. The target's\n"
+     "identity must be the source's; an empty target gets the source's. copy-parallel\n"
+     "objects at once; progress on a terminal. --dry-run says what would be copied;\n"
+     "--json prints a summary object. Exit 0 when everything chosen is on the target,\n"
+     "1 otherwise, 2 for a usage error (docs/copy.md)."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
