@@ -597,6 +597,47 @@ static int pick_repos(ws_config *c, ws_error *err)
         }
     if (c->repo_src < 0)
         return 0;
+    /* copy (issue 19): --repo N (a number, repeatable) picks configured repositories instead
+     * of naming new ones; a repository URL is never a bare number */
+    int sel[WS_CONFIG_MAX_REPOS], nsel = 0, urls = 0;
+    for (int i = 0; c->repo_src == SRC_FLAG && i < c->n; i++) {
+        const char *rest, *v = c->e[i].value;
+        if (c->e[i].src != SRC_FLAG || !split_repo_key(c->e[i].key, &rest) ||
+            strcmp(rest, "repo") != 0)
+            continue;
+        if (v[0] >= '1' && v[0] <= '9' && v[1] == '\0')
+            sel[nsel++] = v[0] - '0';
+        else
+            urls++;
+    }
+    if (nsel && urls)
+        return ws_error_set(err, WS_ECONFIG,
+                            "--repo takes either repository numbers (picking configured ones) "
+                            "or URLs, not both");
+    if (nsel) {
+        for (int i = 0; i < c->n; i++) /* kept for the message only: not a repository URL */
+            if (c->e[i].src == SRC_FLAG && strncmp(c->e[i].key, "repo", 4) == 0 &&
+                strchr(c->e[i].key, '-') == NULL) {
+                free(c->e[i].key);
+                c->e[i].key = xstrdup("repo-number");
+            }
+        if (pick_repos(c, err) < 0)
+            return -1;
+        char all[WS_CONFIG_MAX_REPOS][16];
+        int nall = c->nrepos;
+        memcpy(all, c->repo_keys, sizeof all);
+        c->nrepos = 0;
+        for (int k = 0; k < nsel; k++) {
+            if (sel[k] > nall)
+                return ws_error_set(err, WS_ECONFIG, "--repo %d: %d repositor%s configured", sel[k],
+                                    nall, nall == 1 ? "y is" : "ies are");
+            for (int m = 0; m < k; m++)
+                if (sel[m] == sel[k])
+                    return ws_error_set(err, WS_ECONFIG, "--repo %d is given twice", sel[k]);
+            snprintf(c->repo_keys[c->nrepos++], sizeof c->repo_keys[0], "%s", all[sel[k] - 1]);
+        }
+        return 0;
+    }
     int last = 0;
     for (int idx = 1; idx <= WS_CONFIG_MAX_REPOS; idx++) {
         char key[16];
@@ -815,7 +856,7 @@ int ws_config_repo_count(const ws_config *c)
 const char *ws_config_repo_get(const ws_config *c, int repo, const char *key)
 {
     char k[96];
-    snprintf(k, sizeof k, "repo%d-%s", repo + 1, key);
+    snprintf(k, sizeof k, "%s-%s", c->repo_keys[repo], key); /* repoN of the configured list */
     const entry *e = lookup(c, k);
     return e ? e->value : ws_config_get(c, key);
 }

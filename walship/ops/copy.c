@@ -450,6 +450,12 @@ static void print_summary(FILE *f, int json, const char *from, const char *to, c
                           const counts *c, const backup_result *b, int nb, int wal, double secs)
 {
     uint64_t bytes = atomic_load(&c->bytes);
+    if (!j->dry)
+        ws_log_info("copied %d objects (%.1f MiB stored) from %s to %s in %.1f s (%.1f MiB/s); "
+                    "%d already there, %d conflicts, %d failed",
+                    atomic_load(&c->copied), ws_mib(bytes), from, to, secs,
+                    secs > 0 ? ws_mib(bytes) / secs : 0.0, atomic_load(&c->identical),
+                    atomic_load(&c->conflict), atomic_load(&c->failed));
     if (!json) {
         if (j->dry)
             fprintf(f,
@@ -457,12 +463,6 @@ static void print_summary(FILE *f, int json, const char *from, const char *to, c
                     "copy, %d already there, %d conflicts, %d unreadable\n",
                     from, to, atomic_load(&c->would), atomic_load(&c->identical),
                     atomic_load(&c->conflict), atomic_load(&c->failed));
-        else
-            ws_log_info("copied %d objects (%.1f MiB stored) from %s to %s in %.1f s (%.1f MiB/s); "
-                        "%d already there, %d conflicts, %d failed",
-                        atomic_load(&c->copied), ws_mib(bytes), from, to, secs,
-                        secs > 0 ? ws_mib(bytes) / secs : 0.0, atomic_load(&c->identical),
-                        atomic_load(&c->conflict), atomic_load(&c->failed));
         return;
     }
     fprintf(f, "{\"from\": ");
