@@ -4,7 +4,9 @@
 # in the manifest of repo1, restore succeeds, warning about both (repository and key), reading
 # them from repo2, and the restored cluster holds exactly the rows. With that object damaged in
 # both repositories, restore fails naming each repository tried, and global/pg_control is never
-# written.
+# written. A repository holding a different backup under the same id (another manifest
+# SHA-256) never serves an object: with its manifest first to verify, the restore is that
+# backup, from that repository alone, and the others are warned about and left unread.
 use strict;
 use warnings;
 
@@ -14,7 +16,10 @@ use WalshipTest;
 use WalshipS3;
 use WalshipRestore;
 
+use File::Copy qw(copy);
 use File::Find qw(find);
+use File::Path qw(make_path);
+use WalshipBackup;
 
 plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
   unless WalshipS3::have_s3rver();
@@ -102,5 +107,39 @@ like($err, qr/ERROR: .*no repository holds a valid copy of \Q$okey\E \(tried \Q$
 like($err, qr/WARNING: s3:\/\/fb\/r[^:]*: \Q$okey\E: /, 'the S3 copy is warned about too')
   or diag($err);
 ok(!-e $r2->pgdata . '/global/pg_control', 'global/pg_control is not written');
+
+# ---- a different backup under the same id: never mixed
+flip(s3_file($okey));    # the S3 copy intact again
+my $other = make_pg_dir("$base/other", 0700);
+copy("$posix/walship.repo", "$other/walship.repo") or die;
+make_path("$other/backup/$id/data");
+for my $name (dir_entries("$dir/data"))
+{
+	copy(s3_file("backup/$id/data/$name"), "$other/backup/$id/data/$name") or die;
+}
+for my $name (grep { $_ ne 'walship.manifest' && $_ ne 'data' } dir_entries($dir))
+{
+	copy(s3_file("backup/$id/$name"), "$other/backup/$id/$name") or die "$name: $!";
+}
+my $mtext = read_object(s3_file($mkey));
+$mtext =~ s/^label = .*$/label = another/m or die 'no label line in the manifest';
+my $kind = ord(substr(WalshipTest::slurp_file(s3_file($mkey)), 7, 1));
+forge_object("$other/$mkey", $mtext, $kind);
+WalshipTest::chown_pg($_) for ("$other/backup", "$other/backup/$id", "$other/backup/$id/data");
+my $conf3 = write_config("$base/three.conf", repo1 => $posix, repo2 => $other,
+	repo3 => 's3://fb/r', $proxy->config);
+my $r3 = restored_node('r3');
+($rc, $out, $err) = walship_restore([ '-c', $conf3 ], '--pgdata', $r3->pgdata);
+is($rc, 0, 'another backup under the id, first valid: restore exits 0') or diag($err);
+like($err, qr/WARNING: \Q$posix\E holds a different backup \Q$id\E .*not read from there/,
+	'repo1 (same id, the other manifest) is not read from') or diag($err);
+like($err, qr/WARNING: s3:\/\/fb\/r\S* holds a different backup \Q$id\E .*not read from there/,
+	'nor the S3 repository') or diag($err);
+unlike($err, qr/\Q$okey\E: .*reading it from the next repository/,
+	'the damaged object of repo1 is never tried') or diag($err);
+configure_restored($r3);
+ok($r3->start(fail_ok => 1) && wait_recovery_done($r3), 'the restored cluster recovers');
+is(rows_summary($r3), $want, "rows exact ($want)");
+$r3->stop;
 
 done_testing();
