@@ -129,6 +129,18 @@ is($rc, 0, 'copy S3 -> posix exits 0') or diag($err);
 ok(-f "$back/walship.repo", 'the empty target got the source identity');
 is(restore_rows('from_back', $bk_conf), $want, "PITR from the posix copy alone: rows exact ($want)");
 
+# ---- progress on a terminal: a line redrawn in place that ends at 100%; none without one
+{
+	my $tty = make_pg_dir("$base/tty", 0700);
+	my $tconf = write_config("$base/tty.conf", repo1 => $posix, repo2 => $tty);
+	my $cmd = join(' ', map { "'$_'" } $bin, '-c', $tconf, 'copy');
+	my ($trc, $tout) = run(cmd => [ 'script', '-qec', $cmd, '/dev/null' ]);
+	is($trc, 0, 'on a terminal (script): copy exits 0') or diag($tout);
+	like($tout, qr/\r[^\n]*\(100%\)/, '... with a progress line redrawn in place, ending at 100%')
+	  or diag($tout);
+	unlike($err, qr/\r/, 'without a terminal: no carriage returns on stderr');
+}
+
 # ---- a different object under the same key on the target: refused, left alone
 my @segs;
 find(sub { push @segs, $File::Find::name if /^[0-9A-F]{24}$/ }, "$back/wal");
