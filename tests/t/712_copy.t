@@ -129,6 +129,21 @@ is($rc, 0, 'copy S3 -> posix exits 0') or diag($err);
 ok(-f "$back/walship.repo", 'the empty target got the source identity');
 is(restore_rows('from_back', $bk_conf), $want, "PITR from the posix copy alone: rows exact ($want)");
 
+# ---- --backup without its WAL on the target: the objects, never the manifest
+{
+	my $nw = make_pg_dir("$base/nowal", 0700);
+	my $nconf = write_config("$base/nowal.conf", repo1 => $posix, repo2 => $nw);
+	my ($nrc, undef, $nerr) = run(cmd => [ $bin, '-c', $nconf, 'copy', '--backup', $id ]);
+	is($nrc, 1, 'copy --backup into a target without its WAL: exit 1');
+	like($nerr, qr/backup \Q$id\E needs WAL segment [0-9A-F]{24}, which \Q$nw\E lacks/,
+		'... naming the missing segment') or diag($nerr);
+	ok(-d "$nw/backup/$id/data" && !-e "$nw/backup/$id/walship.manifest",
+		'... the objects are there, the manifest is not (incomplete, never listed)');
+	($nrc, undef, $nerr) = run(cmd => [ $bin, '-c', $nconf, 'copy', '--wal', '--backup', $id ]);
+	is($nrc, 0, 'copy --wal --backup: exit 0') or diag($nerr);
+	ok(-e "$nw/backup/$id/walship.manifest", '... the backup is complete');
+}
+
 # ---- progress on a terminal: a line redrawn in place that ends at 100%; none without one
 {
 	my $tty = make_pg_dir("$base/tty", 0700);

@@ -26,6 +26,7 @@
 #include "walship/log.h"
 #include "walship/progress.h"
 #include "walship/repo/repo.h"
+#include "walship/wal.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -303,9 +304,12 @@ static int run_items(job *j, item *v, int n, int threads, ws_error *err)
     uint64_t total = 0;
     for (int i = 0; i < n; i++)
         total += v[i].size;
-    ws_progress_start(&j->progress, total, -1);
-    int rc = ws_rs_parallel(n, threads < n ? threads : n, copy_one, j, tick, err);
-    ws_progress_show(&j->progress, atomic_load(&j->done), 1);
+    int show = n > 1; /* not for the marker and the manifest alone */
+    if (show)
+        ws_progress_start(&j->progress, total, -1);
+    int rc = ws_rs_parallel(n, threads < n ? threads : n, copy_one, j, show ? tick : NULL, err);
+    if (show)
+        ws_progress_show(&j->progress, atomic_load(&j->done), 1);
     if (rc < 0)
         return -1;
     for (int i = 0; i < n; i++)
@@ -396,10 +400,45 @@ static int check_identity(ws_repo *src, ws_repo *dst, int dry, ws_error *err)
     return ws_repo_identity_ensure(dst, &sid, err);
 }
 
-/* One backup: its objects, then its manifest if every object is there. */
-static int copy_backup(job *j, ws_repo *src, const char *id, int threads, backup_result *out,
-                       ws_error *err)
+/* Whether dst holds every WAL segment backup b needs to become consistent (start to stop
+ * segment; across a timeline switch the stop segment): a backup is visible only once its WAL
+ * is there, in a copy as in basebackup. 1 yes, 0 no (logged), -1 on error. */
+static int target_has_wal(ws_repo *dst, const ws_manifest_info *b, ws_error *err)
 {
+    uint64_t first = ws_wal_lsn_segno(b->start_lsn, b->seg_size);
+    uint64_t last = ws_wal_lsn_segno(b->stop_lsn > 0 ? b->stop_lsn - 1 : 0, b->seg_size);
+    if (last < first)
+        last = first;
+    if (b->start_tli != b->stop_tli)
+        first = last;
+    for (uint64_t seg = first; seg <= last; seg++) {
+        char name[32], key[128];
+        ws_wal_format_segment(name, b->stop_tli, seg, b->seg_size);
+        ws_wal_name wn;
+        if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
+            return -1;
+        ws_objhdr h;
+        ws_error e;
+        ws_error_clear(&e);
+        if (ws_repo_obj_header(dst, key, &h, &e) < 0) {
+            if (e.code != WS_ENOENT) {
+                *err = e;
+                return -1;
+            }
+            ws_log_error("backup %s needs WAL segment %s, which %s lacks: its walship.manifest "
+                         "is not copied (copy the WAL too: --wal)",
+                         b->id, name, ws_repo_describe(dst));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One backup: its objects, then its manifest if every object and its WAL are there. */
+static int copy_backup(job *j, ws_repo *src, const ws_manifest_info *b, int wal, int threads,
+                       backup_result *out, ws_error *err)
+{
+    const char *id = b->id;
     char prefix[128], mkey[128];
     snprintf(out->id, sizeof out->id, "%s", id);
     out->state = "incomplete";
@@ -426,6 +465,10 @@ static int copy_backup(job *j, ws_repo *src, const char *id, int threads, backup
     int rc = start ? run_items(j, s.v, 1, 1, err) : 0;
     if (rc == 0)
         rc = run_items(j, s.v + start, s.n - start, threads, err);
+    if (rc == 0 && !(j->dry && wal)) { /* a dry run has not copied the WAL it would */
+        int have = target_has_wal(j->repos[0][j->to], b, err);
+        rc = have < 0 ? -1 : !have;
+    }
     if (rc == 0) {
         item m = {mkey, 0, ST_PENDING};
         ws_storage_info info;
@@ -543,7 +586,7 @@ static int copy_to(const ws_config *cfg, ws_repo ***repos, int nrepos, int from,
     for (int i = 0; res && i < cat.n; i++) {
         if (backup && strcmp(cat.backups[i].id, backup) != 0)
             continue;
-        int r = copy_backup(&j, src, cat.backups[i].id, threads, &res[nres++], err);
+        int r = copy_backup(&j, src, &cat.backups[i], wal, threads, &res[nres++], err);
         if (r < 0)
             goto out;
         incomplete |= r;

@@ -8,7 +8,8 @@
  * backups, each one's objects first and its walship.manifest last, so that a half-copied
  * backup is never listed as complete on the target. Without any of the three: --all --wal.
  * The WAL goes first: a backup is visible only once the WAL it needs is there (the rule
- * basebackup follows).
+ * basebackup follows); a backup whose start-to-stop segments the target lacks keeps its
+ * objects there but not its manifest (an ERROR naming the segment, exit 1).
  *
  * Every object is read back verified from the source (header, length, SHA-256) and written
  * create-only-if-absent through the repository layer, which recompresses it with its codec;
