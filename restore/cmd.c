@@ -74,8 +74,8 @@ static int cmp_backup(const void *a, const void *b)
 }
 
 /* The complete backups of every loaded catalog into out (sorted as a catalog is), each id
- * once, with the facts of the first repository listing it; the incomplete and unreadable
- * lists are the first loaded catalog's (for choose_backup's messages). */
+ * once, with the facts of the first repository listing it. Incomplete backups are only
+ * counted (choose_backup's hint); the lists are not copied. Freed with ws_catalog_free. */
 static int merge_catalogs(const ws_catalog *cats, const int *loaded, int n, ws_catalog *out,
                           ws_error *err)
 {
@@ -146,10 +146,9 @@ static int choose_sources(ws_repo **repos, const int *loaded, int n, const ws_ma
             tried_add(tried, sizeof tried, ws_repo_describe(repos[i]));
             continue;
         }
-        if (*source < 0) {
-            want = h;
-            *source = i;
-        }
+        want = h;
+        *source = i;
+        break; /* the others: their headers below say whether they hold this backup */
     }
     if (*source < 0) {
         if (n == 1) {
