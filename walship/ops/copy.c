@@ -189,7 +189,14 @@ static status copy_marker(ws_repo *src, ws_repo *dst, const char *key, int dry)
     if (ws_storage_get_small(ws_repo_storage(src), key, 64 << 10, &a, &alen, &e) < 0) {
         st = failed(src, key, &e);
     } else if (ws_storage_get_small(ws_repo_storage(dst), key, 64 << 10, &b, &blen, &e) == 0) {
-        st = ST_IDENTICAL; /* the marker of the same id: its manifest decides (copied last) */
+        if (blen == alen && memcmp(a, b, alen) == 0) {
+            st = ST_IDENTICAL;
+        } else { /* another backup was started under this id there */
+            ws_log_error("%s already holds a different %s (another backup started under this "
+                         "id): left alone, the backup is not copied",
+                         ws_repo_describe(dst), key);
+            st = ST_CONFLICT;
+        }
     } else if (e.code != WS_ENOENT) {
         st = failed(dst, key, &e);
     } else if (dry) {
