@@ -36,7 +36,8 @@ static const opt_def opts[] = {
     {"config", 'c', OPT_CLI_ONLY, "FILE", NULL,
      "config file (default: $WALSHIP_CONFIG, else " WS_CONFIG_DEFAULT_FILE " if it exists)"},
     {"repo", 0, OPT_REPO, "URL", NULL,
-     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several"},
+     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several; "
+     "a number N picks configured repository N (basebackup --repo 2)"},
     {"log-level", 0, 0, "LEVEL", "info", "error | warn | info | debug (to stderr)"},
     {"compress", 0, 0, "CODEC", "lz4", "codec for new objects: lz4 | none"},
     {"compress-level", 0, 0, "N", "1", "lz4 level: 1 (fastest) to 12"},
@@ -123,7 +124,7 @@ static const opt_def opts[] = {
     {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
     {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},
     /* copy (issue 19) */
-    {"from", 0, OPT_CLI_ONLY, "N", "1", "copy: the source repository (1-based, default 1)"},
+    {"from", 0, OPT_CLI_ONLY, "N", "1", "copy: the source repository (1 is repo1)"},
     {"to", 0, OPT_CLI_ONLY, "N", NULL,
      "copy: the target repository (1-based; default: every configured one but --from)"},
     {"all", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "copy: every complete backup"},

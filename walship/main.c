@@ -133,10 +133,12 @@ static const command commands[] = {
      "Every configured repository is repaired (--repo picks one).\n"
      "\n"
      "Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.\n"},
-    {"copy", ws_cmd_copy, "copy [--from N] [--to M] [--backup ID | --all] [--wal]",
-     "Copy backups and WAL from one repository into another (3-2-1: fill a repository that\n"
-     "was down during a backup, or one added later).\n"
+    {"copy", ws_cmd_copy, "copy [options]",
+     "Copy backups and WAL from one repository into another.\n"
      "\n"
+     "  walship copy [--from N] [--to M] [--backup ID | --all] [--wal] [--dry-run] [--json]\n"
+     "\n"
+     "For 3-2-1 setups: fill a repository that was down during a backup, or one added later.\n"
      "--from N (default 1) is the source; --to M the target (default: every other\n"
      "configured repository). --wal copies every WAL object and gap record the target\n"
      "lacks; --backup ID or --all those complete backups: their objects first, the\n"
