@@ -871,6 +871,8 @@ int ws_config_storage(const ws_config *c, int repo, ws_storage_config *out, ws_e
     for (int i = 0; i < c->n; i++)
         if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[repo]) == 0)
             e = &c->e[i];
+    if (!e)
+        return ws_error_set(err, WS_EINTERNAL, "repository %d has no URL", repo + 1);
     out->url = e->value;
     out->s3_endpoint = ws_config_repo_get(c, repo, "s3-endpoint");
     out->s3_region = ws_config_repo_get(c, repo, "s3-region");
