@@ -277,7 +277,16 @@ int ws_cmd_restore(const ws_config *cfg)
     if (tlnote[0])
         ws_log_warn("%s", tlnote);
     if (dry) {
-        print_plan(stdout, &plan, why, ws_repo_describe(r), &t, command, delta, standby, tlnote);
+        char from[1024], objs[768] = "";
+        for (int k = 0; k < norder; k++) /* the repositories objects are read from, in order */
+            tried_add(objs, sizeof objs, ws_repo_describe(repos[order[k]]));
+        if (norder > 1)
+            snprintf(from, sizeof from,
+                     "%s (the manifest); each object from the first valid copy in %s",
+                     ws_repo_describe(r), objs);
+        else
+            snprintf(from, sizeof from, "%s", ws_repo_describe(r));
+        print_plan(stdout, &plan, why, from, &t, command, delta, standby, tlnote);
         rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
         goto out;
     }

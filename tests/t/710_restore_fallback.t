@@ -82,6 +82,9 @@ flip("$posix/$okey");
 flip("$posix/$mkey");
 
 # ---- one copy damaged: read from repo2, warned, rows exact
+my ($drc, $dout, $derr) = walship_restore(\@g, '--pgdata', "$base/dry", '--dry-run');
+like($dout, qr/^  repository   s3:\/\/fb\/r\S* \(the manifest\); each object from the first valid copy in \Q$posix\E, s3:\/\/fb\/r/m,
+	'dry run: the manifest from repo2, objects from repo1 then repo2') or diag("$dout$derr");
 my $r = restored_node('r1');
 my ($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r->pgdata);
 is($rc, 0, "repo1 damaged: walship restore exits 0") or diag($err);

@@ -54,6 +54,8 @@ my $last = $node->switch_wal;
 ok($node->wait_for_archive($last), "archived up to $last");
 $node->stop;
 
+my ($drc, $dout, $derr) = walship_restore(\@g, '--pgdata', "$base/dry", '--dry-run');
+like($dout, qr/^  repository   s3:\/\/sub\/r\n/m, 'dry run: the plan names repo2, the one holding the backup') or diag("$dout$derr");
 my $r = restored_node('r');
 my ($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r->pgdata);
 is($rc, 0, 'restore with both repositories finds the backup that only repo2 holds') or diag($err);
