@@ -111,8 +111,20 @@ like($err, qr/WARNING: s3:\/\/fb\/r[^:]*: \Q$okey\E: /, 'the S3 copy is warned a
   or diag($err);
 ok(!-e $r2->pgdata . '/global/pg_control', 'global/pg_control is not written');
 
-# ---- a different backup under the same id: never mixed
+# ---- an unreadable object (no permission) in repo1: a WARNING, read from S3
 flip(s3_file($okey));    # the S3 copy intact again
+my ($obj2) = grep { $_ ne $obj } sort { -s "$dir/data/$b" <=> -s "$dir/data/$a" }
+  grep { /^\d+$/ } dir_entries("$dir/data");
+chmod 0000, "$dir/data/$obj2" or die;
+my $r4 = restored_node('r4');
+($rc, $out, $err) = walship_restore(\@g, '--pgdata', $r4->pgdata);
+is($rc, 0, 'an unreadable object in repo1: restore exits 0') or diag($err);
+like($err, qr/WARNING: \Q$posix\E: backup\/\Q$id\E\/data\/\Q$obj2\E: .*Permission denied.*reading it from the next repository/,
+	'... warning naming repo1, the key and why') or diag($err);
+ok(-e $r4->pgdata . '/global/pg_control', '... and the restore completed');
+chmod 0600, "$dir/data/$obj2";
+
+# ---- a different backup under the same id: never mixed
 my $other = make_pg_dir("$base/other", 0700);
 copy("$posix/walship.repo", "$other/walship.repo") or die;
 make_path("$other/backup/$id/data");
