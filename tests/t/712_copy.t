@@ -4,7 +4,8 @@
 # restore from the target alone holds exactly the rows. Then back from S3 into an empty posix
 # repository, restored from there alone. A different object under the same key on the target
 # is never overwritten (exit 1, named, left byte for byte); a target of another cluster is
-# refused; bad options exit 2 with nothing written; --dry-run and --json.
+# refused; a corrupt source object is never copied (named, exit 1, the rest copied); bad
+# options exit 2 with nothing written; --dry-run, --json, progress on a terminal, peak RSS.
 use strict;
 use warnings;
 
@@ -189,5 +190,31 @@ my $oconf = write_config("$base/other.conf", repo1 => $posix, repo2 => $other);
 is($rc, 1, 'a target of another cluster: exit 1');
 like($err, qr/\Q$other\E belongs to another cluster/, '... refused, naming it') or diag($err);
 ok(!-e "$other/wal" && !-e "$other/backup", '... nothing written');
+
+# ---- a corrupt source object is never copied: verified on the way, named, exit 1
+{
+	my @src;
+	find(sub { push @src, $File::Find::name if /^[0-9A-F]{24}$/ }, "$posix/wal");
+	my $victim = (sort @src)[2];
+	(my $vkey = $victim) =~ s{^\Q$posix\E/}{};
+	my $size = -s $victim;
+	open my $fh, '+<', $victim or die;
+	binmode $fh;
+	seek $fh, $size - 100, 0;
+	read $fh, my $c, 1;
+	seek $fh, $size - 100, 0;
+	print $fh chr(ord($c) ^ 0xff);
+	close $fh or die;
+	my $bad = make_pg_dir("$base/bad", 0700);
+	my $bconf = write_config("$base/bad.conf", repo1 => $posix, repo2 => $bad);
+	my ($brc, undef, $berr) = run(cmd => [ $bin, '-c', $bconf, 'copy', '--wal' ]);
+	is($brc, 1, 'a corrupt source object: copy exits 1');
+	like($berr, qr/ERROR: \Q$posix\E: \Q$vkey\E: .*not copied/, '... naming the repository and key')
+	  or diag($berr);
+	ok(!-e "$bad/$vkey", '... and the target does not get it');
+	my @got;
+	find(sub { push @got, $_ if /^[0-9A-F]{24}$/ }, "$bad/wal");
+	is(scalar @got, scalar @src - 1, '... while every other segment is copied');
+}
 
 done_testing();
