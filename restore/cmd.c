@@ -5,6 +5,9 @@
  *      backup) and the backup that can reach the target; a time or LSN target beyond the
  *      newest archived segment refused (unless --force); a warning when recovery follows a
  *      timeline that branched off the newest backup's;
+ *      every repository's catalog is read, and the backup's manifest taken from the first
+ *      repository whose copy verifies (a damaged copy is a WARNING); its objects are read
+ *      from every repository whose manifest states the same SHA-256 (extract.c), in order;
  *   2. the plan from its manifest, the whole of it checked (nothing written yet); --dry-run
  *      prints it here and stops;
  *   3. PGDATA refused if a postmaster runs there, or if it is not empty without --delta; a
@@ -65,6 +68,127 @@ static void print_plan(FILE *f, const ws_rs_plan *p, const char *why, const char
     ws_rs_recovery_print(f, p, t, restore_command);
 }
 
+static int cmp_backup(const void *a, const void *b)
+{
+    const ws_manifest_info *x = a, *y = b;
+    if (x->start_time != y->start_time)
+        return x->start_time < y->start_time ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The complete backups of every loaded catalog into out (sorted as a catalog is), each id
+ * once, with the facts of the first repository listing it. Incomplete backups are only
+ * counted (choose_backup's hint); the lists are not copied. Freed with ws_catalog_free. */
+static int merge_catalogs(const ws_catalog *cats, const int *loaded, int n, ws_catalog *out,
+                          ws_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        if (loaded[i])
+            total += cats[i].n;
+    if (!(out->backups = calloc((size_t)total + 1, sizeof *out->backups)))
+        return ws_error_oom(err);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; loaded[i] && k < cats[i].n; k++)
+            if (!ws_catalog_find(out, cats[i].backups[k].id))
+                out->backups[out->n++] = cats[i].backups[k];
+    if (out->n > 1)
+        qsort(out->backups, (size_t)out->n, sizeof *out->backups, cmp_backup);
+    /* only counted, for choose_backup's hint: the lists themselves are not copied */
+    for (int i = 0; i < n; i++)
+        if (loaded[i])
+            out->nincomplete += cats[i].nincomplete;
+    return 0;
+}
+
+/* Appends ", what" to a list of repositories tried. */
+static void tried_add(char *buf, size_t len, const char *what)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", what);
+}
+
+/* The repositories objects of backup b are read from, in priority order (order, *norder),
+ * and the one whose manifest is used (*source): the first whose copy of the manifest reads
+ * back whole and verified (header, length, SHA-256); a corrupt or unreadable copy is a
+ * WARNING naming repository and key. A repository is used for objects only when its
+ * manifest object states the same SHA-256 and length as that copy, even if its own copy is
+ * damaged: the same backup, never a mix of two under one id. Fails when no repository has
+ * a valid copy, naming each one tried. */
+static int choose_sources(ws_repo **repos, const int *loaded, int n, const ws_manifest_info *b,
+                          int *order, int *norder, int *source, ws_error *err)
+{
+    char key[128], tried[1024] = "";
+    if (ws_manifest_key(b->id, WS_MANIFEST_NAME, key, sizeof key) < 0)
+        return ws_error_set(err, WS_EINVAL, "backup id too long: %s", b->id);
+    ws_objhdr want;
+    memset(&want, 0, sizeof want);
+    ws_error first;
+    ws_error_clear(&first);
+    *source = -1;
+    *norder = 0;
+    for (int i = 0; i < n; i++) {
+        ws_error e;
+        ws_error_clear(&e);
+        ws_objhdr h;
+        if (!loaded[i]) {
+            tried_add(tried, sizeof tried, ws_repo_describe(repos[i]));
+            continue; /* its catalog's failure is already logged */
+        }
+        ws_stage *sink = ws_stage_sha256_new(NULL);
+        if (!sink)
+            return ws_error_oom(err);
+        int rc = ws_repo_obj_read_limit(repos[i], key, sink, &h, 0, 0, &e);
+        ws_stage_free(sink);
+        if (rc < 0) {
+            if (n > 1 && e.code != WS_ENOENT)
+                ws_log_warn("%s: %s: %s", ws_repo_describe(repos[i]), key, e.msg);
+            if (!first.msg[0])
+                first = e;
+            tried_add(tried, sizeof tried, ws_repo_describe(repos[i]));
+            continue;
+        }
+        want = h;
+        *source = i;
+        break; /* the others: their headers below say whether they hold this backup */
+    }
+    if (*source < 0) {
+        if (n == 1) {
+            *err = first;
+            return -1;
+        }
+        return ws_error_set(err, WS_ECORRUPT,
+                            "backup %s: no repository holds a valid copy of %s (tried %s; "
+                            "first: %s)",
+                            b->id, key, tried, first.msg);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!loaded[i])
+            continue;
+        ws_objhdr h;
+        ws_error e;
+        ws_error_clear(&e);
+        if (i != *source && ws_repo_obj_header(repos[i], key, &h, &e) < 0) {
+            if (e.code != WS_ENOENT)
+                ws_log_warn("%s: %s: %s; backup %s is not read from there",
+                            ws_repo_describe(repos[i]), key, e.msg, b->id);
+            continue;
+        }
+        if (i != *source && (h.length != want.length || memcmp(h.sha256, want.sha256, 32) != 0)) {
+            char a[65], c[65];
+            ws_sha256_hex(h.sha256, a);
+            ws_sha256_hex(want.sha256, c);
+            ws_log_warn("%s holds a different backup %s (manifest SHA-256 %.16s..., "
+                        "not %.16s... as in %s): not read from there",
+                        ws_repo_describe(repos[i]), b->id, a, c, ws_repo_describe(repos[*source]));
+            continue;
+        }
+        order[(*norder)++] = i;
+    }
+    return 0;
+}
+
 int ws_cmd_restore(const ws_config *cfg)
 {
     ws_error err;
@@ -86,7 +210,9 @@ int ws_cmd_restore(const ws_config *cfg)
         return WS_EXIT_USAGE;
     }
     ws_repo **repos = NULL;
-    int nrepos = 0, rc = WS_EXIT_FAIL, started = 0, repo_index = -1;
+    int nrepos = 0, rc = WS_EXIT_FAIL, started = 0, repo_index = -1, norder = 0;
+    ws_catalog *cats = NULL;
+    int *loaded = NULL, *order = NULL;
     ws_catalog cat;
     memset(&cat, 0, sizeof cat);
     ws_rs_plan plan;
@@ -97,37 +223,53 @@ int ws_cmd_restore(const ws_config *cfg)
         rc = err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
         goto out;
     }
-    /* the first repository that can be read and holds a complete backup */
+    cats = calloc((size_t)nrepos, sizeof *cats);
+    loaded = calloc((size_t)nrepos, sizeof *loaded);
+    order = calloc((size_t)nrepos, sizeof *order);
+    if (!cats || !loaded || !order) {
+        ws_error_oom(&err);
+        goto out;
+    }
+    /* every repository's catalog; r: the first that can be read and holds a complete backup */
     for (int i = 0; i < nrepos; i++) {
-        ws_catalog c;
         ws_error e;
         ws_error_clear(&e);
-        if (ws_catalog_load(repos[i], &c, &e) < 0) {
+        if (ws_catalog_load(repos[i], &cats[i], &e) < 0) {
             ws_error_prefix(&e, "%s", ws_repo_describe(repos[i]));
             ws_log_err(WS_LOG_WARN, &e);
             err = e;
             continue;
         }
-        if (repo_index < 0 || (cat.n == 0 && c.n > 0)) {
-            ws_catalog_free(&cat);
-            cat = c;
+        loaded[i] = 1;
+        if (repo_index < 0 || (cats[repo_index].n == 0 && cats[i].n > 0))
             repo_index = i;
-        } else {
-            ws_catalog_free(&c);
-        }
-        if (cat.n > 0)
-            break;
     }
     if (repo_index < 0)
+        goto out;
+    /* the backups of every repository, the first (in priority order) to list an id giving its
+     * facts: a backup whose manifest is corrupt in one is still restored from another */
+    if (merge_catalogs(cats, loaded, nrepos, &cat, &err) < 0)
         goto out;
     ws_repo *r = repos[repo_index];
     const ws_manifest_info *b =
         ws_rs_choose_backup(r, &cat, ws_config_get(cfg, "backup"), &t, why, sizeof why, &err);
+    if (b) {
+        /* WAL, gaps and timelines from the first repository listing the chosen backup */
+        for (int i = 0; i < nrepos; i++)
+            if (loaded[i] && ws_catalog_find(&cats[i], b->id)) {
+                r = repos[i];
+                break;
+            }
+    }
     char tlnote[512] = "";
+    int source = -1;
     if (!b || ws_rs_check_gaps(r, b, &t, &err) < 0 || ws_rs_check_archive_end(r, b, &t, &err) < 0 ||
         ws_rs_timeline_note(r, &cat, &t, tlnote, sizeof tlnote, &err) < 0 ||
-        ws_rs_plan_load(r, b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan, &err) < 0)
+        choose_sources(repos, loaded, nrepos, b, order, &norder, &source, &err) < 0 ||
+        ws_rs_plan_load(repos[source], b, pgdata, ws_config_get(cfg, "tablespace-map"), &plan,
+                        &err) < 0)
         goto out;
+    r = repos[source];
     struct stat st;
     plan.pgdata_exists = stat(plan.pgdata, &st) == 0;
     if (ws_rs_check_targets(&plan, delta, &err) < 0 ||
@@ -138,7 +280,16 @@ int ws_cmd_restore(const ws_config *cfg)
     if (tlnote[0])
         ws_log_warn("%s", tlnote);
     if (dry) {
-        print_plan(stdout, &plan, why, ws_repo_describe(r), &t, command, delta, standby, tlnote);
+        char from[1024], objs[768] = "";
+        for (int k = 0; k < norder; k++) /* the repositories objects are read from, in order */
+            tried_add(objs, sizeof objs, ws_repo_describe(repos[order[k]]));
+        if (norder > 1)
+            snprintf(from, sizeof from,
+                     "%s (the manifest); each object from the first valid copy in %s",
+                     ws_repo_describe(r), objs);
+        else
+            snprintf(from, sizeof from, "%s", ws_repo_describe(r));
+        print_plan(stdout, &plan, why, from, &t, command, delta, standby, tlnote);
         rc = fflush(stdout) == 0 ? WS_EXIT_OK : WS_EXIT_FAIL;
         goto out;
     }
@@ -147,7 +298,7 @@ int ws_cmd_restore(const ws_config *cfg)
                 delta ? " (delta)" : "");
     started = 1;
     if (ws_rs_prepare(&plan, delta, &err) < 0 ||
-        ws_rs_extract(&plan, cfg, repo_index, (int)threads, &err) < 0 ||
+        ws_rs_extract(&plan, cfg, order, norder, (int)threads, &err) < 0 ||
         ws_rs_recovery_write(&plan, &t, command, standby, &err) < 0 ||
         ws_rs_finish(&plan, &err) < 0)
         goto out;
@@ -176,6 +327,11 @@ out:
     }
     ws_rs_plan_free(&plan);
     ws_catalog_free(&cat);
+    for (int i = 0; cats && i < nrepos; i++)
+        ws_catalog_free(&cats[i]);
+    free(cats);
+    free(loaded);
+    free(order);
     ws_cmd_close_repos(repos, nrepos);
     return rc;
 }

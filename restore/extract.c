@@ -12,7 +12,14 @@
  * as it streams (the object's own SHA-256 would hash the same bytes again, so for objects
  * made of such files only its length is checked); parts of files in several extents are
  * checked by the object's SHA-256, and the whole file is read back and checked once every
- * part has landed. Any mismatch fails the restore.
+ * part has landed. Hashing goes through the SHA-256 stage (walship/stage/stage.h).
+ *
+ * Fallback (issue 19): each object is read from the first of the repositories holding this
+ * backup (same id, same manifest SHA-256: cmd.c chooses them) whose copy verifies; a corrupt,
+ * missing or unreadable copy is a WARNING naming repository and key, and the object is read
+ * again, whole, from the next. A retry rewrites the same pieces at the same offsets, so
+ * nothing of the failed attempt survives. Only when no repository has a valid copy does the
+ * restore fail, naming every repository tried, before pg_control is named (cmd.c).
  */
 #include "restore/restore.h"
 #include "walship/repo/open.h"
@@ -22,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -176,7 +182,8 @@ typedef struct job {
     int nobjects;
     ws_repo ***repos; /* per worker */
     int *nrepos;
-    int repo_index;
+    const int *order; /* the repositories that hold this backup, in priority order */
+    int norder;
     atomic_uint_fast64_t done;
     ws_progress progress;
 } job;
@@ -333,8 +340,17 @@ typedef struct demux {
     int cur;      /* the piece being written or waited for */
     uint64_t pos; /* plaintext offset in the object */
     int fd;
-    EVP_MD_CTX *md; /* single-extent files: their SHA-256 as they stream */
+    ws_stage *md;  /* single-extent files: their SHA-256 as they stream (walship/stage) */
+    int local;     /* the failure is this machine's (a file not written), not the object's */
+    uint64_t kept; /* bytes handed to files by this attempt (undone if it fails) */
 } demux;
+
+/* A failure of the restore's own files: no other repository can help with it. */
+static int local_fail(demux *d, int rc)
+{
+    d->local = 1;
+    return rc;
+}
 
 static int piece_end(demux *d, const piece *pc, ws_error *err)
 {
@@ -342,20 +358,22 @@ static int piece_end(demux *d, const piece *pc, ws_error *err)
     int rc = 0;
     if (e->nextents == 1) {
         unsigned char got[32];
-        unsigned int n = 0;
-        if (EVP_DigestFinal_ex(d->md, got, &n) != 1)
-            rc = ws_error_set(err, WS_EINTERNAL, "SHA-256 failed");
-        else if (memcmp(got, e->sha256, 32) != 0)
+        if (ws_stage_finish(d->md, err) < 0)
+            rc = -1;
+        else if (ws_stage_sha256_result(d->md, got, NULL), memcmp(got, e->sha256, 32) != 0)
             rc = ws_error_set(err, WS_ECORRUPT,
                               "%s restored from backup/%s/%s does not match its SHA-256 in the "
                               "manifest (checksum mismatch): the backup is corrupt",
                               e->path, d->j->plan->info.id, d->o->name);
         struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
         if (rc == 0 && futimens(d->fd, ts) < 0)
-            rc = ws_error_errno(err, WS_EIO, errno, "cannot set the mtime of %s", e->dest);
+            rc = local_fail(
+                d, ws_error_errno(err, WS_EIO, errno, "cannot set the mtime of %s", e->dest));
+        ws_stage_free(d->md);
+        d->md = NULL;
     }
     if (close(d->fd) < 0 && rc == 0)
-        rc = ws_error_errno(err, WS_EIO, errno, "cannot write %s", e->dest);
+        rc = local_fail(d, ws_error_errno(err, WS_EIO, errno, "cannot write %s", e->dest));
     d->fd = -1;
     d->cur++;
     return rc;
@@ -383,9 +401,9 @@ static int demux_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
         if (d->fd < 0) {
             d->fd = open(e->dest, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
             if (d->fd < 0)
-                return ws_error_errno(err, WS_EIO, errno, "cannot open %s", e->dest);
-            if (e->nextents == 1 && EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1)
-                return ws_error_set(err, WS_EINTERNAL, "SHA-256 failed");
+                return local_fail(d, ws_error_errno(err, WS_EIO, errno, "cannot open %s", e->dest));
+            if (e->nextents == 1 && !(d->md = ws_stage_sha256_new(NULL)))
+                return local_fail(d, ws_error_oom(err));
         }
         uint64_t left = pc->obj_off + pc->len - d->pos;
         size_t k = left < len ? (size_t)left : len;
@@ -395,13 +413,15 @@ static int demux_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
             if (r < 0) {
                 if (errno == EINTR)
                     continue;
-                return ws_error_errno(err, WS_EIO, errno, "cannot write %s", e->dest);
+                return local_fail(d,
+                                  ws_error_errno(err, WS_EIO, errno, "cannot write %s", e->dest));
             }
             w += (size_t)r;
         }
         atomic_fetch_add(&d->j->done, k);
-        if (e->nextents == 1 && EVP_DigestUpdate(d->md, b, k) != 1)
-            return ws_error_set(err, WS_EINTERNAL, "SHA-256 failed");
+        d->kept += k;
+        if (e->nextents == 1 && ws_stage_write(d->md, b, k, err) < 0)
+            return local_fail(d, -1);
         b += k;
         len -= k;
         d->pos += k;
@@ -427,22 +447,22 @@ static void demux_free(ws_stage *st)
     demux *d = (demux *)st;
     if (d->fd >= 0)
         close(d->fd);
-    EVP_MD_CTX_free(d->md);
+    if (d->md)
+        ws_stage_free(d->md);
     free(d);
 }
 
 static const ws_stage_ops demux_ops = {"restore", demux_write, demux_flush, demux_free};
 
-static int extract_object(void *arg, int worker, int i, ws_error *err)
+/* One attempt at object o from repository r: a fresh demux, so that a failed attempt leaves
+ * nothing behind that the next one would trust (its pieces are rewritten at the same
+ * offsets, every single-extent file hashed again). *local says the failure was ours. */
+static int extract_from(job *j, const object *o, const char *key, ws_repo *r, int *local,
+                        ws_error *err)
 {
-    job *j = arg;
-    const object *o = &j->objects[i];
-    char key[128];
-    if (ws_manifest_key(j->plan->info.id, o->name, key, sizeof key) < 0)
-        return ws_error_set(err, WS_EINVAL, "object name too long: %s", o->name);
     demux *d = calloc(1, sizeof *d);
-    if (!d || !(d->md = EVP_MD_CTX_new())) {
-        free(d);
+    if (!d) {
+        *local = 1;
         return ws_error_oom(err);
     }
     d->base.ops = &demux_ops;
@@ -450,7 +470,6 @@ static int extract_object(void *arg, int worker, int i, ws_error *err)
     d->o = o;
     d->key = key;
     d->fd = -1;
-    ws_repo *r = j->repos[worker][j->repo_index];
     /* every byte kept from an object whose pieces are whole files is checked against the
      * file's own SHA-256 as it streams: hashing the object as well would be a second pass
      * over the same bytes. Parts of larger files keep the object's check. */
@@ -459,15 +478,62 @@ static int extract_object(void *arg, int worker, int i, ws_error *err)
         if (j->plan->e[j->pieces[o->first + k].entry].nextents != 1)
             flags = 0;
     int rc = ws_repo_obj_read_limit(r, key, &d->base, NULL, flags, o->end, err);
+    *local = d->local;
+    if (rc < 0)
+        atomic_fetch_sub(&j->done, d->kept);
     ws_stage_free(&d->base);
-    if (rc < 0) {
-        if (err->code == WS_ENOENT) {
-            ws_error_prefix(err, "backup %s is missing an object", j->plan->info.id);
-            err->code = WS_ECORRUPT;
+    return rc;
+}
+
+/* Object i from the first repository (in priority order) holding a valid copy: a corrupt,
+ * missing or unreadable copy is a WARNING naming repository and key, and the next one is
+ * read. Fails (WS_ECORRUPT) only when none has it, naming every repository tried. */
+static int extract_object(void *arg, int worker, int i, ws_error *err)
+{
+    job *j = arg;
+    const object *o = &j->objects[i];
+    char key[128];
+    if (ws_manifest_key(j->plan->info.id, o->name, key, sizeof key) < 0)
+        return ws_error_set(err, WS_EINVAL, "object name too long: %s", o->name);
+    char tried[1024] = "";
+    size_t used = 0;
+    ws_error first;
+    ws_error_clear(&first);
+    for (int k = 0; k < j->norder; k++) {
+        ws_repo *r = j->repos[worker][j->order[k]];
+        ws_error e;
+        ws_error_clear(&e);
+        int local = 0;
+        if (extract_from(j, o, key, r, &local, &e) == 0) {
+            if (k > 0)
+                ws_log_info("%s read from %s", key, ws_repo_describe(r));
+            return 0;
         }
-        return -1;
+        if (local) {
+            *err = e;
+            return -1;
+        }
+        if (j->norder == 1) { /* one repository: its own error, as before */
+            *err = e;
+            if (err->code == WS_ENOENT) {
+                ws_error_prefix(err, "backup %s is missing an object", j->plan->info.id);
+                err->code = WS_ECORRUPT;
+            }
+            return -1;
+        }
+        ws_log_warn("%s: %s: %s%s", ws_repo_describe(r), key, e.msg,
+                    k + 1 < j->norder ? "; reading it from the next repository" : "");
+        if (!first.msg[0])
+            first = e;
+        int w = snprintf(tried + used, sizeof tried - used, "%s%s", used ? ", " : "",
+                         ws_repo_describe(r));
+        if (w > 0 && (size_t)w < sizeof tried - used)
+            used += (size_t)w;
     }
-    return 0;
+    ws_error_set(err, WS_ECORRUPT,
+                 "backup %s: no repository holds a valid copy of %s (tried %s; first: %s)",
+                 j->plan->info.id, key, tried, first.msg);
+    return -1;
 }
 
 /* Files in several extents, read back whole once every part has landed. */
@@ -481,9 +547,9 @@ static int check_multi(void *arg, int worker, int i, ws_error *err)
     int fd = open(e->dest, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ws_error_errno(err, WS_EIO, errno, "cannot open %s", e->dest);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ws_stage *md = ws_stage_sha256_new(NULL);
     char *buf = malloc(1 << 20);
-    int rc = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : ws_error_oom(err);
+    int rc = md && buf ? 0 : ws_error_oom(err);
     uint64_t total = 0;
     while (rc == 0) {
         ssize_t k = read(fd, buf, 1 << 20);
@@ -494,12 +560,14 @@ static int check_multi(void *arg, int worker, int i, ws_error *err)
         if (k == 0)
             break;
         total += (uint64_t)k;
-        EVP_DigestUpdate(md, buf, (size_t)k);
+        rc = ws_stage_write(md, buf, (size_t)k, err);
     }
     unsigned char got[32];
-    unsigned int n;
-    if (rc == 0 && (EVP_DigestFinal_ex(md, got, &n) != 1 || total != e->size ||
-                    memcmp(got, e->sha256, 32) != 0))
+    if (rc == 0)
+        rc = ws_stage_finish(md, err);
+    if (rc == 0)
+        ws_stage_sha256_result(md, got, NULL);
+    if (rc == 0 && (total != e->size || memcmp(got, e->sha256, 32) != 0))
         rc = ws_error_set(err, WS_ECORRUPT,
                           "%s does not match its size and SHA-256 in the manifest (checksum "
                           "mismatch): the backup is corrupt",
@@ -507,7 +575,8 @@ static int check_multi(void *arg, int worker, int i, ws_error *err)
     struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
     if (rc == 0 && futimens(fd, ts) < 0)
         rc = ws_error_errno(err, WS_EIO, errno, "cannot set the mtime of %s", e->dest);
-    EVP_MD_CTX_free(md);
+    if (md)
+        ws_stage_free(md);
     free(buf);
     close(fd);
     return rc;
@@ -530,12 +599,14 @@ static void tick(void *arg)
     ws_progress_show(&j->progress, atomic_load(&j->done), 0);
 }
 
-int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, int repo_index, int threads, ws_error *err)
+int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, const int *order, int norder, int threads,
+                  ws_error *err)
 {
     job j;
     memset(&j, 0, sizeof j);
     j.plan = p;
-    j.repo_index = repo_index;
+    j.order = order;
+    j.norder = norder;
     atomic_init(&j.done, 0);
     int rc = build(&j, 0, err);
     if (rc == 0 && threads > j.nobjects)

@@ -164,9 +164,14 @@ int ws_rs_parallel(int n, int threads, ws_rs_job_fn fn, void *arg, void (*tick)(
                    ws_error *err);
 
 /* Downloads every object a file to write needs, threads at once (each with its own
- * repositories from cfg, reading repository index repo_index), writes the files and verifies
- * each against its SHA-256. Shows progress (walship/progress.h). */
-int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, int repo_index, int threads, ws_error *err);
+ * repositories from cfg), writes the files and verifies each against its SHA-256. Each object
+ * is read from the repositories order[0..norder) (indices into cfg's, in priority order, each
+ * holding this very backup: the same manifest SHA-256) until one copy verifies: a corrupt,
+ * missing or unreadable copy is a WARNING naming repository and key; none valid fails with
+ * WS_ECORRUPT naming every repository tried (with one repository, its own error). A failure
+ * of the restore's own files is never retried elsewhere. Shows progress (walship/progress.h). */
+int ws_rs_extract(ws_rs_plan *p, const ws_config *cfg, const int *order, int norder, int threads,
+                  ws_error *err);
 
 /* ---- recovery configuration (recovery.c) ---- */
 

@@ -1,6 +1,7 @@
 /* config.c — options from flags, WALSHIP_* environment variables and the config file. */
 #include "walship/config.h"
 #include "walship/storage/storage.h"
+#include "walship/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,7 +37,8 @@ static const opt_def opts[] = {
     {"config", 'c', OPT_CLI_ONLY, "FILE", NULL,
      "config file (default: $WALSHIP_CONFIG, else " WS_CONFIG_DEFAULT_FILE " if it exists)"},
     {"repo", 0, OPT_REPO, "URL", NULL,
-     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several"},
+     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several; "
+     "a configured repoN named by its URL or its number N keeps its repoN-* settings (--repo 2)"},
     {"log-level", 0, 0, "LEVEL", "info", "error | warn | info | debug (to stderr)"},
     {"compress", 0, 0, "CODEC", "lz4", "codec for new objects: lz4 | none"},
     {"compress-level", 0, 0, "N", "1", "lz4 level: 1 (fastest) to 12"},
@@ -74,8 +76,9 @@ static const opt_def opts[] = {
      "basebackup: objects compressed, written and committed at once (1 to 32)"},
     {"async", 0, 0, "BOOL", "on",
      "push: hand files to a background agent that archives up to push-parallel at once"},
-    {"archive-timeout", 0, 0, "SECONDS", "60",
-     "async push: how long push waits for the agent's acknowledgement before exiting 1"},
+    {"push-timeout", 0, 0, "SECONDS", "60",
+     "async push: how long push waits for the agent's acknowledgement before exiting 1 "
+     "(formerly archive-timeout)"},
     {"push-parallel", 0, 0, "N", "4", "async push: files the agent archives at once (1 to 32)"},
     {"agent-idle-timeout", 0, 0, "SECONDS", "60",
      "async push and prefetching fetch: an agent exits after this long without work"},
@@ -145,7 +148,24 @@ static const opt_def opts[] = {
     {"note", 0, OPT_CLI_ONLY, "TEXT", NULL, "pin: a note stored with the pin"},
     {"test-clock-offset", 0, 0, "SECONDS", NULL,
      "tests only: shift walship's wall clock (backup times, expire's now; docs/retention.md)"},
+    /* copy (issue 19) */
+    {"from", 0, OPT_CLI_ONLY, "N", "1", "copy: the source repository (1 is repo1)"},
+    {"to", 0, OPT_CLI_ONLY, "N", NULL,
+     "copy: the target repository (1-based; default: every configured one but --from)"},
+    {"all", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "copy: every complete backup"},
+    {"wal", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
+     "copy: the WAL (segments, history, backup history, gaps) the target lacks"},
+    {"copy-parallel", 0, 0, "N", "4", "copy: objects copied at once (1 to 32)"},
 };
+
+/* copy (issue 19): deprecated names, read as their new one with one WARNING (when the value
+ * is first used) naming where the old name was set. */
+static const struct {
+    const char *old, *now;
+} aliases[] = {
+    {"archive-timeout", "push-timeout"},
+};
+
 #define NOPTS (sizeof opts / sizeof opts[0])
 
 enum { SRC_FLAG = 0, SRC_ENV, SRC_FILE, SRC_N };
@@ -155,7 +175,9 @@ typedef struct entry {
     char *value;
     char *where;
     int src;
-    int line; /* the config file's line, for SRC_FILE */
+    int line;          /* the config file's line, for SRC_FILE */
+    const char *alias; /* set under this deprecated name (aliases[]), else NULL */
+    int warned;        /* the alias's WARNING was printed */
 } entry;
 
 struct ws_config {
@@ -241,15 +263,35 @@ static void add_entry(ws_config *c, const char *key, const char *value, const ch
     e->where = xstrdup(where);
     e->src = src;
     e->line = 0;
+    e->alias = NULL;
+    e->warned = 0;
 }
 
-/* The highest-precedence entry for key; later entries of one source win. */
+/* key (a buffer of len bytes) renamed to its current name if it is a deprecated alias; the
+ * old name is returned (static) to be recorded on the entry, else NULL. */
+static const char *rename_alias(char *key, size_t len)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(key, aliases[i].old) == 0) {
+            snprintf(key, len, "%s", aliases[i].now);
+            return aliases[i].old;
+        }
+    return NULL;
+}
+
+/* The highest-precedence entry for key; later entries of one source win. A value set under a
+ * deprecated name warns once. */
 static const entry *lookup(const ws_config *c, const char *key)
 {
-    const entry *best = NULL;
+    entry *best = NULL;
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->e[i].key, key) == 0 && (!best || c->e[i].src <= best->src))
             best = &c->e[i];
+    if (best && best->alias && !best->warned) {
+        best->warned = 1;
+        ws_log_warn("%s (%s) is deprecated: it is now called %s; rename it", best->alias,
+                    best->where, best->key);
+    }
     return best;
 }
 
@@ -274,7 +316,7 @@ static int parse_args(ws_config *c, int argc, char **argv, ws_error *err)
         }
         const opt_def *o = NULL;
         char name[64];
-        const char *value = NULL;
+        const char *value = NULL, *alias = NULL;
         if (a[1] == '-') {
             const char *eq = strchr(a + 2, '=');
             size_t n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
@@ -282,6 +324,7 @@ static int parse_args(ws_config *c, int argc, char **argv, ws_error *err)
                 n = sizeof name - 1;
             memcpy(name, a + 2, n);
             name[n] = '\0';
+            alias = rename_alias(name, sizeof name);
             int idx;
             o = resolve_key(name, &idx);
             if (eq)
@@ -327,7 +370,8 @@ static int parse_args(ws_config *c, int argc, char **argv, ws_error *err)
                                     WS_CONFIG_MAX_REPOS);
             snprintf(name, sizeof name, "repo%d", ++repo_flags);
         }
-        add_entry(c, name, value, flag, SRC_FLAG);
+        add_entry(c, name, value, alias ? a : flag, SRC_FLAG);
+        c->e[c->n - 1].alias = alias;
     }
     return 0;
 }
@@ -351,12 +395,14 @@ static void parse_env(ws_config *c)
         snprintf(var, sizeof var, "%.*s", (int)(eq - kv), kv);
         if (strcmp(key, "repo") == 0)
             strcpy(key, "repo1");
+        const char *alias = rename_alias(key, sizeof key);
         int idx;
         const opt_def *o = resolve_key(key, &idx);
         /* Other WALSHIP_* variables (test harness settings) are not ours to judge. */
         if (!o || (o->flags & OPT_CLI_ONLY))
             continue;
         add_entry(c, key, eq + 1, var, SRC_ENV);
+        c->e[c->n - 1].alias = alias;
     }
     static const struct {
         const char *var, *key;
@@ -500,6 +546,7 @@ static int parse_line(ws_config *c, const char *path, int lineno, char *s, const
         return malformed_line(path, lineno, key, "malformed key before \"=\"", err);
     char keybuf[80];
     snprintf(keybuf, sizeof keybuf, "%s", strcmp(key, "repo") == 0 ? "repo1" : key);
+    const char *alias = rename_alias(keybuf, sizeof keybuf);
     int idx;
     const opt_def *o = resolve_key(keybuf, &idx);
     if (!o || (o->flags & OPT_CLI_ONLY)) {
@@ -522,6 +569,7 @@ static int parse_line(ws_config *c, const char *path, int lineno, char *s, const
     snprintf(where, sizeof where, "%s:%d", path, lineno);
     add_entry(c, keybuf, value, where, SRC_FILE);
     c->e[c->n - 1].line = lineno;
+    c->e[c->n - 1].alias = alias;
     return 0;
 }
 
@@ -628,6 +676,53 @@ static int pick_repos(ws_config *c, ws_error *err)
         }
     if (c->repo_src < 0)
         return 0;
+    /* copy (issue 19): --repo N (a number, repeatable) picks configured repositories instead
+     * of naming new ones; a repository URL is never a bare number */
+    int sel[WS_CONFIG_MAX_REPOS], nsel = 0, urls = 0;
+    for (int i = 0; c->repo_src == SRC_FLAG && i < c->n; i++) {
+        const char *rest, *v = c->e[i].value;
+        if (c->e[i].src != SRC_FLAG || !split_repo_key(c->e[i].key, &rest) ||
+            strcmp(rest, "repo") != 0)
+            continue;
+        if (v[0] >= '1' && v[0] <= '9' && v[1] == '\0')
+            sel[nsel++] = v[0] - '0';
+        else
+            urls++;
+    }
+    if (nsel && urls)
+        return ws_error_set(err, WS_ECONFIG,
+                            "--repo takes either repository numbers (picking configured ones) "
+                            "or URLs, not both");
+    if (nsel) {
+        for (int i = 0; i < c->n; i++) /* kept for the message only: not a repository URL */
+            if (c->e[i].src == SRC_FLAG && strncmp(c->e[i].key, "repo", 4) == 0 &&
+                strchr(c->e[i].key, '-') == NULL) {
+                free(c->e[i].key);
+                c->e[i].key = xstrdup("repo-number");
+            }
+        if (pick_repos(c, err) < 0)
+            return -1;
+        char all[WS_CONFIG_MAX_REPOS][16];
+        const char *all_url[WS_CONFIG_MAX_REPOS];
+        int all_settings[WS_CONFIG_MAX_REPOS];
+        int nall = c->nrepos;
+        memcpy(all, c->repo_keys, sizeof all);
+        memcpy(all_url, c->repo_url, sizeof all_url);
+        memcpy(all_settings, c->repo_settings, sizeof all_settings);
+        c->nrepos = 0;
+        for (int k = 0; k < nsel; k++) {
+            if (sel[k] > nall)
+                return ws_error_set(err, WS_ECONFIG, "--repo %d: %d repositor%s configured", sel[k],
+                                    nall, nall == 1 ? "y is" : "ies are");
+            for (int m = 0; m < k; m++)
+                if (sel[m] == sel[k])
+                    return ws_error_set(err, WS_ECONFIG, "--repo %d is given twice", sel[k]);
+            c->repo_url[c->nrepos] = all_url[sel[k] - 1];
+            c->repo_settings[c->nrepos] = all_settings[sel[k] - 1];
+            snprintf(c->repo_keys[c->nrepos++], sizeof c->repo_keys[0], "%s", all[sel[k] - 1]);
+        }
+        return 0;
+    }
     int last = 0;
     for (int idx = 1; idx <= WS_CONFIG_MAX_REPOS; idx++) {
         char key[16];

@@ -4,6 +4,7 @@
 #include "walship/exit.h"
 #include "walship/log.h"
 #include "walship/ops/expire.h"
+#include "walship/ops/copy.h"
 #include "walship/version.h"
 
 #include <stdio.h>
@@ -34,7 +35,7 @@ static const command commands[] = {
      "With async = on, a background agent (one per pg_wal, started by push, exiting after\n"
      "agent-idle-timeout) archives every .ready file, push-parallel at once; push exits 0\n"
      "once the agent acknowledges this very file, or 1 with the agent's error, at the\n"
-     "latest after archive-timeout. Acknowledgements and errors live in pg_wal/walship\n"
+     "latest after push-timeout. Acknowledgements and errors live in pg_wal/walship\n"
      "(spool-path). See docs/async.md.\n"
      "\n"
      "With push-queue-max = SIZE, when more than SIZE of WAL waits to be archived, the\n"
@@ -166,6 +167,24 @@ static const command commands[] = {
      "Every configured repository is repaired (--repo picks one).\n"
      "\n"
      "Exit: 0 repaired, or nothing to repair; 1 refused or failed; 2 usage or config error.\n"},
+    {"copy", ws_cmd_copy, "copy [options]",
+     "Copy backups and WAL from one repository into another.\n"
+     "\n"
+     "  walship copy [--from N] [--to M] [--backup ID | --all] [--wal] [--dry-run] [--json]\n"
+     "\n"
+     "For 3-2-1 setups: fill a repository that was down during a backup, or one added later.\n"
+     "--from N (default 1) is the source; --to M the target (default: every other\n"
+     "configured repository). --wal copies every WAL object and gap record the target\n"
+     "lacks; --backup ID or --all those complete backups: their objects first, the\n"
+     "manifest last, so that a half-copied backup is never listed as complete. Without\n"
+     "any of the three: --all --wal (the WAL first). Every object is verified as it is\n"
+     "read (header, length, SHA-256) and written create-only-if-absent: one already there\n"
+     "with the same SHA-256 is skipped (a rerun after a kill copies what is missing), a\n"
+     "different one is never overwritten: it is reported and copy exits 1. The target's\n"
+     "identity must be the source's; an empty target gets the source's. copy-parallel\n"
+     "objects at once; progress on a terminal. --dry-run says what would be copied;\n"
+     "--json prints a summary object. Exit 0 when everything chosen is on the target,\n"
+     "1 otherwise, 2 for a usage error (docs/copy.md)."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -13,7 +13,7 @@ use File::Find qw(find);
 use Time::HiRes qw(sleep time);
 
 my ($bin, $base, $repo, $conf) = walship_setup(async => 'on',
-	'push-parallel' => 4, 'agent-idle-timeout' => '3s', 'archive-timeout' => '60s');
+	'push-parallel' => 4, 'agent-idle-timeout' => '3s', 'push-timeout' => '60s');
 
 my $node = archiving_cluster('primary', $conf, wal_keep_size => '1GB');
 $node->start;

@@ -17,7 +17,7 @@ my $bin   = walship_bin();
 my $base  = tmp_base();
 my $repo1 = make_pg_dir("$base/repo1", 0700);
 my $repo2 = make_pg_dir("$base/repo2", 0700);
-my %async = (async => 'on', 'agent-idle-timeout' => '2s', 'archive-timeout' => '30s');
+my %async = (async => 'on', 'agent-idle-timeout' => '2s', 'push-timeout' => '30s');
 my $conf1 = write_config("$base/one.conf", repo => $repo1, %async);
 my $conf2 = write_config("$base/two.conf", repo => $repo2, %async);
 

@@ -1,5 +1,5 @@
 # 230_async_s3_outage.t — async push into S3 (s3rver) with the endpoint going away: push exits 1
-# once archive-timeout has passed (never "archived"), the agent's error reaches the server log,
+# once push-timeout has passed (never "archived"), the agent's error reaches the server log,
 # nothing is acknowledged; with the endpoint back, the same files are archived and come back
 # byte-identical.
 use strict;
@@ -25,7 +25,7 @@ sub conf
 {
 	my (%o) = @_;
 	my %c = (%s3cfg, repo => 's3://wal/async', async => 'on', 'io-timeout' => '6s',
-		'archive-timeout' => '3s', 'agent-idle-timeout' => '3s', 'fetch-timeout' => '2s');
+		'push-timeout' => '3s', 'agent-idle-timeout' => '3s', 'fetch-timeout' => '2s');
 	$c{'s3-endpoint'} = "http://127.0.0.1:$dead" if $o{down};
 	return write_config("$base/walship.conf", %c);
 }
@@ -67,7 +67,7 @@ my $t0 = time;
 my ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, 'push', "pg_wal/$held" ], cwd => $node->pgdata);
 my $took = time - $t0;
 is($rc, 1, 'S3 down: push exits 1') or diag($err);
-cmp_ok($took, '<', 3 + 4, '... within archive-timeout (3 s) and a little');
+cmp_ok($took, '<', 3 + 4, '... within push-timeout (3 s) and a little');
 like($err, qr/walship push: ERROR: .*$held/, '... naming the file') or diag($err);
 ok(-e "$pg_wal/archive_status/$held.ready" && !-e "$pg_wal/archive_status/$held.done",
 	"S3 down: $held is not marked archived");

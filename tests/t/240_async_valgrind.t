@@ -16,7 +16,7 @@ plan skip_all => 'valgrind is not installed' unless $vg;
 plan skip_all => 'the ASan build does not run under valgrind' if ($ENV{SANITIZE} // '') eq '1';
 
 my ($bin, $base, $repo, $conf) = walship_setup(async => 'on', 'push-parallel' => 2,
-	'agent-idle-timeout' => '2s', 'archive-timeout' => '120s');
+	'agent-idle-timeout' => '2s', 'push-timeout' => '120s');
 
 # WAL piles up as .ready while archive_command fails; then the cluster stops.
 my $node = new_cluster('primary', archive_command => 'false');

@@ -270,7 +270,7 @@ is(scalar(grep { fetch_same($_) } @c[ 2 .. 4 ]), 3, 'C: the 3 newest are stored 
 
 # ---- D: async = on
 write_config($conf, repo => $repo, 'push-queue-max' => '3MB', async => 'on', 'agent-idle-timeout' => '3s',
-	'archive-timeout' => '60s');
+	'push-timeout' => '60s');
 my @d = build_backlog(6);
 $count0 = archived_count();
 $off    = length $node->log_content;

@@ -33,7 +33,7 @@ sub conf
 {
 	my ($idle) = @_;
 	return write_config($conf, repo => $repo, async => 'on', 'push-parallel' => 2,
-		'agent-idle-timeout' => $idle, 'archive-timeout' => '2s');
+		'agent-idle-timeout' => $idle, 'push-timeout' => '2s');
 }
 conf('3s');
 

@@ -46,7 +46,7 @@ sub stalled { return $_[0]->fault_counts->{stall} // 0 }
 
 # ---- (1) the push agent, its upload hanging
 my $pconf = write_config("$base/push.conf", %hangcfg, repo => 's3://wal/hang', async => 'on',
-	'io-timeout' => '120s', 'archive-timeout' => '2s', 'agent-idle-timeout' => '600s');
+	'io-timeout' => '120s', 'push-timeout' => '2s', 'agent-idle-timeout' => '600s');
 my $pusher = new_cluster('pusher', archive_command => "$bin -c $pconf push %p");
 $pusher->start;
 my $pspool = $pusher->pgdata . '/pg_wal/walship';

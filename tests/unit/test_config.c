@@ -269,6 +269,36 @@ int main(void)
     unlink(fifo);
     ok(time(NULL) - t0 < 5, "refused at once");
     alarm(0);
+
+    /* copy (issue 19): archive-timeout is push-timeout's deprecated alias; --repo N picks */
+    write_conf("repo1 = /a\nrepo2 = s3://b/p\nrepo2-s3-region = us-west-2\n"
+               "archive-timeout = 7s\n");
+    ws_error_clear(&err);
+    ok(load(&c, &err, 6, "-c", conf, "--repo", "2", "push", "x") == 0, "--repo 2 loads: %s",
+       err.msg);
+    secs = 0;
+    ok(ws_config_get_seconds(c, "push-timeout", &secs, &err) == 0 && secs == 7,
+       "archive-timeout = 7s is read as push-timeout");
+    ok(strstr(ws_config_source(c, "push-timeout"), conf) != NULL,
+       "... its source is the file's line");
+    is_int(ws_config_repo_count(c), 1, "--repo 2: one repository");
+    ok(ws_config_storage(c, 0, &sc, &err) == 0 && strcmp(sc.url, "s3://b/p") == 0 &&
+           strcmp(sc.s3_region, "us-west-2") == 0,
+       "--repo 2 is repo2, with repo2-s3-region");
+    ws_config_free(c);
+    ok(load(&c, &err, 5, "-c", conf, "--repo", "3", "list") < 0 && err.code == WS_ECONFIG &&
+           strstr(err.msg, "--repo 3"),
+       "--repo 3 of 2: %s", err.msg);
+    ws_config_free(c);
+    ok(load(&c, &err, 7, "-c", conf, "--repo", "1", "--repo", "/x", "list") < 0 &&
+           strstr(err.msg, "not both"),
+       "numbers and URLs mixed: %s", err.msg);
+    ws_config_free(c);
+    ok(load(&c, &err, 7, "-c", conf, "--repo", "2", "--repo", "1", "list") == 0 &&
+           ws_config_repo_count(c) == 2 && ws_config_storage(c, 0, &sc, &err) == 0 &&
+           strcmp(sc.url, "s3://b/p") == 0,
+       "--repo 2 --repo 1: in the order given");
+    ws_config_free(c);
     unlink(conf);
     return done_testing();
 }

@@ -58,8 +58,7 @@ static void id_option(void *arg, const char *key, const char *value_name, const 
     (void)help;
     id_ctx *c = arg;
     /* Settings of the push process alone: changing them must not restart the agent. */
-    static const char *skip[] = {"config",  "json",      "help",
-                                 "version", "log-level", "archive-timeout"};
+    static const char *skip[] = {"config", "json", "help", "version", "log-level", "push-timeout"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (strcmp(key, skip[i]) == 0)
             return;

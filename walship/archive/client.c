@@ -33,7 +33,7 @@ static int check_settings(const ws_config *cfg, double *timeout, ws_error *err)
 {
     long n;
     double idle;
-    if (ws_config_get_seconds(cfg, "archive-timeout", timeout, err) < 0 ||
+    if (ws_config_get_seconds(cfg, "push-timeout", timeout, err) < 0 ||
         ws_config_get_long(cfg, "push-parallel", 1, 32, &n, err) < 0 ||
         ws_config_get_seconds(cfg, "agent-idle-timeout", &idle, err) < 0)
         return -1;
@@ -146,7 +146,7 @@ int ws_agent_push(const ws_config *cfg, ws_push_file *f)
             }
         }
         if (ws_now() >= deadline) {
-            ws_log_error("%s was not acknowledged by the agent within archive-timeout (%g s)%s%s",
+            ws_log_error("%s was not acknowledged by the agent within push-timeout (%g s)%s%s",
                          name, timeout, last_text[0] ? "; its last error: " : "", last_text);
             return WS_EXIT_FAIL;
         }
