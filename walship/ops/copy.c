@@ -17,12 +17,16 @@
  */
 #include "walship/ops/copy.h"
 
-#include "basebackup/catalog.h"
+#include "walship/repo/catalog.h"
 #include "basebackup/manifest.h"
 #include "restore/restore.h" /* ws_rs_parallel: the bounded worker pool restore uses */
 #include "walship/bytes.h"
 #include "walship/clock.h"
-#include "walship/cmd.h"
+#include "walship/clock.h"
+#include "walship/commands.h"
+#include "walship/exit.h"
+#include "walship/repo/open.h"
+#include "walship/storage/storage.h"
 #include "walship/log.h"
 #include "walship/progress.h"
 #include "walship/repo/repo.h"
