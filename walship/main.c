@@ -2,6 +2,7 @@
 #include "walship/agent/life.h"
 #include "walship/cmd.h"
 #include "walship/log.h"
+#include "walship/ops/ops.h"
 #include "walship/version.h"
 
 #include <stdio.h>
@@ -120,6 +121,36 @@ static const command commands[] = {
      "\n"
      "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
      "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
+    {"verify", ws_cmd_verify, "verify [--backup ID] [--wal-only] [--json]",
+     "Read every object of every repository and check it as restore and fetch would.\n"
+     "\n"
+     "  walship verify                      # everything: WAL archive and every backup\n"
+     "  walship verify --backup latest      # one backup and the WAL from its start on\n"
+     "  walship verify --wal-only --json\n"
+     "\n"
+     "Each object's header, decompression, length and SHA-256; a WAL segment's page header,\n"
+     "system identifier and size against the repository's; a backup's objects against its\n"
+     "manifest (every extent there, each file held whole in one object against its SHA-256).\n"
+     "Then WAL continuity per timeline, following the history files, from the oldest\n"
+     "backup's start to the end of the archive: missing segments are named as ranges,\n"
+     "segments push-queue-max dropped are shown as recorded gaps. For each backup: is its\n"
+     "WAL from start to stop there (consistent), and can it be replayed to the end.\n"
+     "verify-parallel objects are read at once. --json: docs/verify.md.\n"
+     "\n"
+     "Exit: 0 no problem; 1 problems (each listed: repository, key, what is wrong);\n"
+     "2 usage or config error.\n"},
+    {"metrics", ws_cmd_metrics, "metrics",
+     "Print Prometheus metrics of every repository and the last run of each job.\n"
+     "\n"
+     "  walship metrics > /var/lib/node_exporter/walship.prom\n"
+     "  metrics-file = /var/lib/node_exporter/walship.prom     # in walship.conf\n"
+     "\n"
+     "Text exposition format, prefix walship_, label repo (docs/metrics.md). With\n"
+     "metrics-file set, basebackup, verify and check rewrite that file atomically when they\n"
+     "end, with their result (walship_job_*), for node_exporter's textfile collector.\n"
+     "\n"
+     "Exit: 0 printed (an unreachable repository is walship_repo_up 0); 1 output failed;\n"
+     "2 usage or config error.\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"
