@@ -26,6 +26,11 @@ pkgs+=(
 pkgs+=(
     dpkg-dev lintian debootstrap
 )
+# ops (issue 15): the Prometheus text parser test 671 checks walship metrics with
+# (prometheus_client.parser.text_string_to_metric_families, run by /usr/bin/python3).
+pkgs+=(
+    python3-prometheus-client
+)
 
 # One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
 declare -A installed=()
