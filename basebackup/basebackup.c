@@ -826,6 +826,10 @@ int ws_cmd_basebackup(const ws_config *cfg)
                      "[--checkpoint fast|spread]");
         return WS_EXIT_USAGE;
     }
+    if (ws_ops_config_check(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
     bb b;
     memset(&b, 0, sizeof b);
     b.cfg = cfg;

@@ -83,22 +83,37 @@ static void done_cb(ws_http_req *rq, void *arg)
     *(int *)arg = 1;
 }
 
+int ws_ops_config_check(const ws_config *cfg, ws_error *err)
+{
+    const char *on = ws_config_get(cfg, "notify-on");
+    if (on && strcmp(on, "always") != 0 && strcmp(on, "failure") != 0)
+        return ws_error_set(err, WS_ECONFIG, "notify-on = \"%s\" (from %s) is not failure or always",
+                            on, ws_config_source(cfg, "notify-on"));
+    double timeout;
+    if (ws_config_get_seconds(cfg, "notify-timeout", &timeout, err) < 0)
+        return -1;
+    const char *url = ws_config_get(cfg, "notify-url");
+    if (url && *url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        char host[256];
+        url_host(url, host, sizeof host);
+        return ws_error_set(err, WS_ECONFIG,
+                            "notify-url (host %s) is not an http:// or https:// URL", host);
+    }
+    return 0;
+}
+
 int ws_notify_send(const ws_config *cfg, const ws_ops_result *res, ws_error *err)
 {
     const char *url = ws_config_get(cfg, "notify-url");
     if (!url || !*url)
         return 0;
+    if (ws_ops_config_check(cfg, err) < 0)
+        return -1;
     const char *on = ws_config_get(cfg, "notify-on");
-    if (on && strcmp(on, "always") != 0 && strcmp(on, "failure") != 0)
-        return ws_error_set(err, WS_ECONFIG, "notify-on = \"%s\" (from %s) is not failure or always",
-                            on, ws_config_source(cfg, "notify-on"));
     if (res->ok && !(on && strcmp(on, "always") == 0))
         return 0;
     char host[256];
     url_host(url, host, sizeof host);
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        return ws_error_set(err, WS_ECONFIG, "notify-url (host %s) is not an http:// or https:// URL",
-                            host);
     double timeout;
     if (ws_config_get_seconds(cfg, "notify-timeout", &timeout, err) < 0)
         return -1;

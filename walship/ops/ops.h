@@ -55,6 +55,9 @@ void ws_ops_field_add(ws_ops_result *r, const char *key, const char *value, int 
  * every job), and posts to notify-url when set and notify-on asks for this result. Failures
  * are logged as warnings; the job's exit code never depends on them. */
 void ws_ops_report(const ws_config *cfg, const ws_ops_result *res);
+/* The settings ws_ops_report will use (notify-url's scheme, notify-on, notify-timeout), checked
+ * before a job starts: WS_ECONFIG naming the bad one (and of notify-url, its host only). */
+int ws_ops_config_check(const ws_config *cfg, ws_error *err);
 
 /* ---- metrics (metrics.c) ---- */
 

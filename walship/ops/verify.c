@@ -1097,6 +1097,10 @@ int ws_cmd_verify(const ws_config *cfg)
         return WS_EXIT_USAGE;
     }
     o.threads = (int)threads;
+    if (ws_ops_config_check(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
     if (o.backup && o.wal_only) {
         ws_log_error("--backup and --wal-only exclude each other");
         return WS_EXIT_USAGE;
