@@ -133,8 +133,9 @@ static const opt_def opts[] = {
      "check: wait this long for the switched segment to reach every repository"},
     {"check-backup-max-age", 0, 0, "SECONDS", "26h",
      "check: CRITICAL when the newest complete backup is older (0 = off)"},
-    {"check-archive-max-lag", 0, 0, "SECONDS", "1h",
-     "check: CRITICAL when the newest archived segment is older than this (0 = off)"},
+    {"check-archive-max-lag", 0, 0, "SIZE", "1GB",
+     "check: CRITICAL when the newest archived segment is this far behind the server's WAL "
+     "(off = no limit)"},
     {"log-timestamps", 0, 0, "BOOL", NULL,
      "prefix log lines with an ISO-8601 UTC time (default: on for basebackup, verify, check "
      "and metrics, off for push and fetch, whose lines PostgreSQL's log stamps)"},

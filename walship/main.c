@@ -151,6 +151,24 @@ static const command commands[] = {
      "\n"
      "Exit: 0 printed (an unreachable repository is walship_repo_up 0); 1 output failed;\n"
      "2 usage or config error.\n"},
+    {"check", ws_cmd_check, "check [--pgconn CONNINFO] [--nagios] [--json]",
+     "Check that the running cluster archives into every repository, now.\n"
+     "\n"
+     "  walship check --pgconn 'host=/var/run/postgresql'\n"
+     "  walship check --nagios          # for Nagios / Icinga / Sensu\n"
+     "\n"
+     "One line per check, OK / WARNING / CRITICAL with its figure: the connection;\n"
+     "archive_mode; archive_library = walship or an archive_command running walship push\n"
+     "(with this configuration file); every repository's identity against the server's\n"
+     "system identifier; pg_stat_archiver has no failure newer than its last success;\n"
+     "pg_switch_wal(), then the segment is stored in every repository within check-timeout\n"
+     "(skipped on a standby); the newest archived segment within check-archive-max-lag of\n"
+     "the server's WAL; the newest complete backup younger than check-backup-max-age.\n"
+     "Needs a role that may run pg_switch_wal() (superuser, or GRANT EXECUTE).\n"
+     "--json: docs/check.md.\n"
+     "\n"
+     "Exit: 0 all OK; 1 a check failed; 2 usage or config error. With --nagios:\n"
+     "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage or config error).\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"
