@@ -121,7 +121,7 @@ static const opt_def opts[] = {
     {"wal-only", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "verify: only the WAL archive, no backup"},
     {"verify-parallel", 0, 0, "N", "4", "verify: objects read and checked at once (1 to 32)"},
     {"metrics-file", 0, 0, "PATH", NULL,
-     "basebackup, verify, check: rewrite this Prometheus textfile (node_exporter) at the end"},
+     "basebackup, verify, check, drill: rewrite this Prometheus textfile (node_exporter) at the end"},
     {"notify-url", 0, OPT_SECRET, "URL", NULL,
      "POST each job's result as JSON here (Slack/Mattermost webhook; a secret: config or "
      "WALSHIP_NOTIFY_URL only)"},
@@ -136,6 +136,15 @@ static const opt_def opts[] = {
     {"check-archive-max-lag", 0, 0, "SIZE", "1GB",
      "check: CRITICAL when the newest archived segment is this far behind the server's WAL "
      "(off = no limit)"},
+    {"query", 0, OPT_CLI_ONLY, "SQL", NULL, "drill: run this query once recovery is done"},
+    {"expect", 0, OPT_CLI_ONLY, "TEXT", NULL, "drill: the query's first value must be this"},
+    {"keep", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
+     "drill: keep the scratch directory (the server is stopped all the same)"},
+    {"drill-path", 0, 0, "DIR", "/var/tmp", "drill: where its scratch directory is made"},
+    {"drill-timeout", 0, 0, "SECONDS", "1h", "drill: how long recovery may take"},
+    {"drill-bindir", 0, 0, "DIR", NULL,
+     "drill: the server binaries (default /usr/lib/postgresql/<the backup's major>/bin)"},
+    {"drill-user", 0, 0, "USER", "postgres", "drill: the user its server runs as under root"},
     {"log-timestamps", 0, 0, "BOOL", NULL,
      "prefix log lines with an ISO-8601 UTC time (default: on for basebackup, verify, check "
      "and metrics, off for push and fetch, whose lines PostgreSQL's log stamps)"},

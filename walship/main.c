@@ -169,6 +169,22 @@ static const command commands[] = {
      "\n"
      "Exit: 0 all OK; 1 a check failed; 2 usage or config error. With --nagios:\n"
      "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage or config error).\n"},
+    {"drill", ws_cmd_drill, "drill [--backup ID|latest] [--target-...] [options]",
+     "Prove a backup restores: restore it into a scratch directory, start it, query it.\n"
+     "\n"
+     "  walship drill --query 'SELECT count(*) FROM orders' --expect 1234567\n"
+     "  walship drill --backup latest --target-time '2026-11-22 14:30:00+00' --json\n"
+     "\n"
+     "The backup (as restore chooses it; tablespaces mapped into the scratch directory) is\n"
+     "restored under drill-path with archiving off, started with the server binaries of its\n"
+     "major (drill-bindir) on a free port with a private socket directory (as drill-user\n"
+     "under root); drill waits (drill-timeout) until recovery reaches the target (paused\n"
+     "there) or the end of the archive (checked against the newest archived segment), runs\n"
+     "--query and compares its first value with --expect, then stops the server and removes\n"
+     "everything (unless --keep; also on SIGINT/SIGTERM). Reports the RTO: restore, replay\n"
+     "and total seconds, WAL replayed. --json: docs/drill.md.\n"
+     "\n"
+     "Exit: 0 passed; 1 failed (the step and why); 2 usage or config error.\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"

@@ -6,6 +6,7 @@
  *   metrics.c  `walship metrics` and metrics-file (Prometheus text, docs/metrics.md)
  *   notify.c   notify-url: a JSON POST with the result of a job (docs/notify.md)
  *   check.c    `walship check`: the running cluster archives into every repository now
+ *   drill.c    `walship drill`: a backup restored, started, queried and removed; its RTO
  *   report.c   the end of a job: metrics-file rewritten, notification sent
  *   json.c     small output helpers shared by the commands
  *
@@ -26,6 +27,7 @@
 int ws_cmd_verify(const ws_config *cfg);
 int ws_cmd_metrics(const ws_config *cfg);
 int ws_cmd_check(const ws_config *cfg);
+int ws_cmd_drill(const ws_config *cfg);
 
 /* ---- a job's result, for metrics-file and notifications ---- */
 
