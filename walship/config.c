@@ -146,8 +146,8 @@ static const opt_def opts[] = {
      "drill: the server binaries (default /usr/lib/postgresql/<the backup's major>/bin)"},
     {"drill-user", 0, 0, "USER", "postgres", "drill: the user its server runs as under root"},
     {"log-timestamps", 0, 0, "BOOL", NULL,
-     "prefix log lines with an ISO-8601 UTC time (default: on for basebackup, verify, check "
-     "and metrics, off for push and fetch, whose lines PostgreSQL's log stamps)"},
+     "prefix log lines with an ISO-8601 UTC time (default: on for verify, check, drill and "
+     "metrics; off for the others: push and fetch write into PostgreSQL's log, which stamps)"},
     {"json", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "machine-readable output"},
     {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
     {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},

@@ -323,8 +323,10 @@ int main(int argc, char **argv)
                     "or debug\n",
                     prefix, ws_config_get(cfg, "log-level"), ws_config_source(cfg, "log-level"));
             rc = WS_EXIT_USAGE;
+        } else if (ws_log_setup(prefix, level), ws_ops_log_setup(cfg, cmd, &err) < 0) {
+            ws_log_err(WS_LOG_ERROR, &err); /* log-timestamps (ops, issue 15) */
+            rc = WS_EXIT_USAGE;
         } else {
-            ws_log_setup(prefix, level);
             rc = c->run(cfg);
         }
     }

@@ -151,8 +151,8 @@ static void check_archiving_settings(checks *c, PGconn *conn, const ws_config *c
     }
     const char *file = ws_config_file(cfg);
     if (!strstr(v, "walship") || !strstr(v, "push"))
-        add(c, "archive_command", ST_CRITICAL,
-            "archive_command = '%s' does not run walship push", v);
+        add(c, "archive_command", ST_CRITICAL, "archive_command = '%s' does not run walship push",
+            v);
     else if (!strstr(v, "%p"))
         add(c, "archive_command", ST_CRITICAL, "archive_command = '%s' does not pass %%p", v);
     else if (file && strcmp(file, WS_CONFIG_DEFAULT_FILE) != 0 && !strstr(v, file))
@@ -263,9 +263,8 @@ int ws_cmd_check(const ws_config *cfg)
             sysid = strtoull(v, NULL, 10);
         if (query1(conn, "SELECT pg_is_in_recovery()", v, sizeof v, why, sizeof why) == 0)
             standby = strcmp(v, "t") == 0;
-        if (!standby &&
-            query1(conn, "SELECT timeline_id FROM pg_control_checkpoint()", v, sizeof v, why,
-                   sizeof why) == 0)
+        if (!standby && query1(conn, "SELECT timeline_id FROM pg_control_checkpoint()", v, sizeof v,
+                               why, sizeof why) == 0)
             tli = (uint32_t)strtoul(v, NULL, 10);
     }
     /* identity of every repository */
@@ -295,8 +294,9 @@ int ws_cmd_check(const ws_config *cfg)
     }
     /* end to end: switch, then wait until every repository holds the segment */
     if (conn && standby)
-        add(&C, "switch", ST_OK, "skipped: the server is a standby (pg_switch_wal() is not "
-                                 "possible in recovery)");
+        add(&C, "switch", ST_OK,
+            "skipped: the server is a standby (pg_switch_wal() is not "
+            "possible in recovery)");
     else if (conn) {
         char seg[64];
         /* a switch with no WAL since the last one names a segment archived long ago: one
@@ -363,8 +363,7 @@ int ws_cmd_check(const ws_config *cfg)
             add(&C, "archive_lag", ST_CRITICAL, "cannot list %s: %s",
                 ws_repo_describe(repos[first]), e.msg);
         else if (!a.newest[0])
-            add(&C, "archive_lag", ST_CRITICAL, "no segment of timeline %" PRIu32 " archived",
-                tli);
+            add(&C, "archive_lag", ST_CRITICAL, "no segment of timeline %" PRIu32 " archived", tli);
         else {
             ws_wal_name n;
             uint64_t segno = 0;
@@ -417,8 +416,8 @@ int ws_cmd_check(const ws_config *cfg)
         printf("]}\n");
     } else {
         if (nagios)
-            printf("WALSHIP %s - %d check(s), %d critical, %d warning\n", status_name(C.worst),
-                   C.n, ncrit, nwarn);
+            printf("WALSHIP %s - %d check(s), %d critical, %d warning\n", status_name(C.worst), C.n,
+                   ncrit, nwarn);
         for (int i = 0; i < C.n; i++)
             printf("%-8s %s: %s\n", status_name(C.v[i].st), C.v[i].name, C.v[i].text);
     }

@@ -324,10 +324,9 @@ static int restore_step(drill *d, ws_rs_target *t, ws_repo **repos, int nrepos, 
                     e.msg[0] ? ": " : "", e.msg);
     ws_repo *r = repos[*repo_index];
     char why[256], command[4096];
-    const ws_manifest_info *b = ws_rs_choose_backup(r, cat, ws_config_get(d->cfg, "backup")
-                                                                ? ws_config_get(d->cfg, "backup")
-                                                                : "latest",
-                                                    t, why, sizeof why, &e);
+    const ws_manifest_info *b = ws_rs_choose_backup(
+        r, cat, ws_config_get(d->cfg, "backup") ? ws_config_get(d->cfg, "backup") : "latest", t,
+        why, sizeof why, &e);
     if (!b)
         return fail(d, "restore", e.code, "%s", e.msg);
     *out = b;
@@ -338,8 +337,9 @@ static int restore_step(drill *d, ws_rs_target *t, ws_repo **repos, int nrepos, 
     if (ws_rs_plan_load(r, b, d->pgdata, NULL, plan, &e) < 0)
         return fail(d, "restore", e.code, "%s", e.msg);
     for (int i = 0; i < plan->nts; i++)
-        used += (size_t)snprintf(map + used, sizeof map - used, "%s%" PRIu32 "=%s/tablespace/%" PRIu32,
-                                 i ? "," : "", plan->ts[i].oid, d->scratch, plan->ts[i].oid);
+        used +=
+            (size_t)snprintf(map + used, sizeof map - used, "%s%" PRIu32 "=%s/tablespace/%" PRIu32,
+                             i ? "," : "", plan->ts[i].oid, d->scratch, plan->ts[i].oid);
     if (plan->nts) {
         ws_rs_plan_free(plan);
         memset(plan, 0, sizeof *plan);
@@ -349,7 +349,8 @@ static int restore_step(drill *d, ws_rs_target *t, ws_repo **repos, int nrepos, 
     double t0 = ws_now();
     if (ws_rs_check_gaps(r, b, t, &e) < 0 || ws_rs_check_targets(plan, 0, &e) < 0 ||
         ws_rs_restore_command(d->cfg, command, sizeof command, &e) < 0 ||
-        ws_rs_prepare(plan, 0, &e) < 0 || ws_rs_extract(plan, d->cfg, *repo_index, threads, &e) < 0 ||
+        ws_rs_prepare(plan, 0, &e) < 0 ||
+        ws_rs_extract(plan, d->cfg, *repo_index, threads, &e) < 0 ||
         ws_rs_recovery_write(plan, t, command, 0, &e) < 0 || ws_rs_finish(plan, &e) < 0)
         return fail(d, "restore", e.code, "%s", e.msg);
     d->restore_s = ws_now() - t0;
@@ -404,8 +405,8 @@ static int wait_step(drill *d, const ws_manifest_info *b, const ws_rs_target *t,
     const char *keys[] = {"dbname", "fallback_application_name", NULL};
     const char *vals[] = {conninfo, "walship drill", NULL};
     char end_name[64];
-    uint64_t end = t->kind == WS_RS_TARGET_NONE ? archive_end(r, b->stop_tli, b->seg_size, end_name)
-                                                : 0;
+    uint64_t end =
+        t->kind == WS_RS_TARGET_NONE ? archive_end(r, b->stop_tli, b->seg_size, end_name) : 0;
     for (;;) {
         if (interrupted)
             return fail(d, "recovery", WS_EINTERNAL, "interrupted by signal %d", (int)interrupted);
@@ -458,8 +459,8 @@ static int wait_step(drill *d, const ws_manifest_info *b, const ws_rs_target *t,
                                     "recovery ended at %s, before the end of the archive (%s, "
                                     "%s): %s%s%s",
                                     ws_wal_lsn_text(lsn, l1), end_name, ws_wal_lsn_text(end, l2),
-                                    seg[0] ? "segment " : "the server could not read on",
-                                    seg, seg[0] ? " is missing from the repository" : "");
+                                    seg[0] ? "segment " : "the server could not read on", seg,
+                                    seg[0] ? " is missing from the repository" : "");
                     }
                     d->reached = 1;
                 }

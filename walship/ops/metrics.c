@@ -87,11 +87,11 @@ static const family repo_families[] = {
     {"walship_backup_newest_size_bytes", "gauge", "file bytes of the newest complete backup"},
     {"walship_backup_newest_stored_bytes", "gauge",
      "bytes the newest complete backup occupies in the repository"},
-    {"walship_backup_newest_duration_seconds", "gauge",
-     "how long the newest complete backup took"},
+    {"walship_backup_newest_duration_seconds", "gauge", "how long the newest complete backup took"},
     {"walship_wal_segments", "gauge", "WAL segments stored"},
-    {"walship_wal_stored_bytes", "gauge", "bytes of every WAL object stored (segments, history, "
-                                          "partial and backup history files)"},
+    {"walship_wal_stored_bytes", "gauge",
+     "bytes of every WAL object stored (segments, history, "
+     "partial and backup history files)"},
     {"walship_wal_newest_segment_timestamp_seconds", "gauge",
      "when the newest WAL segment (highest timeline and position) was stored"},
     {"walship_wal_newest_timeline", "gauge", "timeline of the newest WAL segment stored"},
@@ -106,20 +106,48 @@ static int figures_value(const repo_figures *r, size_t i, double *v)
 {
     const ws_manifest_info *b = r->newest;
     switch (i) {
-    case 0: *v = r->up; return 1;
-    case 1: *v = r->backups; return r->up;
-    case 2: *v = r->incomplete; return r->up;
-    case 3: *v = r->unreadable; return r->up;
-    case 4: *v = b ? (double)b->stop_time : 0; return b != NULL;
-    case 5: *v = b ? (double)b->original_size : 0; return b != NULL;
-    case 6: *v = b ? (double)b->stored_size : 0; return b != NULL;
-    case 7: *v = b ? (double)(b->stop_time - b->start_time) : 0; return b != NULL;
-    case 8: *v = (double)r->wal_segments; return r->up;
-    case 9: *v = (double)r->wal_bytes; return r->up;
-    case 10: *v = (double)r->newest_wal_mtime; return r->up && r->newest_wal[0];
-    case 11: *v = r->newest_tli; return r->up && r->newest_wal[0];
-    case 12: *v = (double)r->newest_segno; return r->up && r->newest_wal[0];
-    case 13: *v = r->gaps; return r->up;
+    case 0:
+        *v = r->up;
+        return 1;
+    case 1:
+        *v = r->backups;
+        return r->up;
+    case 2:
+        *v = r->incomplete;
+        return r->up;
+    case 3:
+        *v = r->unreadable;
+        return r->up;
+    case 4:
+        *v = b ? (double)b->stop_time : 0;
+        return b != NULL;
+    case 5:
+        *v = b ? (double)b->original_size : 0;
+        return b != NULL;
+    case 6:
+        *v = b ? (double)b->stored_size : 0;
+        return b != NULL;
+    case 7:
+        *v = b ? (double)(b->stop_time - b->start_time) : 0;
+        return b != NULL;
+    case 8:
+        *v = (double)r->wal_segments;
+        return r->up;
+    case 9:
+        *v = (double)r->wal_bytes;
+        return r->up;
+    case 10:
+        *v = (double)r->newest_wal_mtime;
+        return r->up && r->newest_wal[0];
+    case 11:
+        *v = r->newest_tli;
+        return r->up && r->newest_wal[0];
+    case 12:
+        *v = (double)r->newest_segno;
+        return r->up && r->newest_wal[0];
+    case 13:
+        *v = r->gaps;
+        return r->up;
     }
     return 0;
 }
@@ -192,8 +220,8 @@ static void jobs_read(const char *path, job_line *jobs, int *n)
     fclose(f);
 }
 
-static void repo_collect(const ws_config *cfg, int i, repo_figures *f, ws_catalog *cat,
-                         char *desc, size_t dlen)
+static void repo_collect(const ws_config *cfg, int i, repo_figures *f, ws_catalog *cat, char *desc,
+                         size_t dlen)
 {
     ws_storage_config sc;
     ws_repo *r = NULL;
@@ -290,7 +318,7 @@ int ws_metrics_write(const ws_config *cfg, const ws_ops_result *res, FILE *out, 
         fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", job_families[k].name, job_families[k].help,
                 job_families[k].name, job_families[k].type);
         for (int i = 0; i < njobs; i++) {
-            double v = k == 0 ? jobs[i].last_run
+            double v = k == 0   ? jobs[i].last_run
                        : k == 1 ? jobs[i].success
                        : k == 2 ? jobs[i].duration
                                 : jobs[i].last_success;

@@ -87,8 +87,9 @@ int ws_ops_config_check(const ws_config *cfg, ws_error *err)
 {
     const char *on = ws_config_get(cfg, "notify-on");
     if (on && strcmp(on, "always") != 0 && strcmp(on, "failure") != 0)
-        return ws_error_set(err, WS_ECONFIG, "notify-on = \"%s\" (from %s) is not failure or always",
-                            on, ws_config_source(cfg, "notify-on"));
+        return ws_error_set(err, WS_ECONFIG,
+                            "notify-on = \"%s\" (from %s) is not failure or always", on,
+                            ws_config_source(cfg, "notify-on"));
     double timeout;
     if (ws_config_get_seconds(cfg, "notify-timeout", &timeout, err) < 0)
         return -1;
@@ -152,7 +153,8 @@ int ws_notify_send(const ws_config *cfg, const ws_ops_result *res, ws_error *err
         ws_error_set(err, WS_ETRANSIENT, "notification to %s refused: HTTP %ld", host, status);
     else
         /* curl's message may quote the URL: only the host is named */
-        ws_error_set(err, WS_ETRANSIENT, "notification to %s failed: no response within %.0f s "
+        ws_error_set(err, WS_ETRANSIENT,
+                     "notification to %s failed: no response within %.0f s "
                      "or connection refused (curl error %d)",
                      host, timeout, ws_http_req_curl_code(rq));
 out:

@@ -29,6 +29,11 @@ int ws_cmd_metrics(const ws_config *cfg);
 int ws_cmd_check(const ws_config *cfg);
 int ws_cmd_drill(const ws_config *cfg);
 
+/* log-timestamps (on | off): when unset, on for verify, check, drill and metrics (run by cron
+ * and timers), off for the others (push and fetch write into PostgreSQL's log, which stamps
+ * its lines; basebackup's timer sets it in contrib/). -1 with WS_ECONFIG for a bad value. */
+int ws_ops_log_setup(const ws_config *cfg, const char *command, ws_error *err);
+
 /* ---- a job's result, for metrics-file and notifications ---- */
 
 #define WS_OPS_FIELDS_MAX 12

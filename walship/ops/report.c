@@ -2,6 +2,21 @@
 #include "walship/log.h"
 #include "walship/ops/ops.h"
 
+#include <string.h>
+
+int ws_ops_log_setup(const ws_config *cfg, const char *command, ws_error *err)
+{
+    static const char *stamped[] = {"verify", "check", "drill", "metrics"};
+    int on = 0;
+    for (size_t i = 0; i < sizeof stamped / sizeof stamped[0]; i++)
+        on |= strcmp(command, stamped[i]) == 0;
+    if (ws_config_get(cfg, "log-timestamps") &&
+        ws_config_get_bool(cfg, "log-timestamps", &on, err) < 0)
+        return -1;
+    ws_log_set_timestamps(on);
+    return 0;
+}
+
 void ws_ops_report(const ws_config *cfg, const ws_ops_result *res)
 {
     ws_error err;

@@ -122,8 +122,8 @@ typedef enum { ITEM_WAL, ITEM_BACKUP } item_kind;
 
 typedef struct item {
     item_kind kind;
-    int idx;  /* walobj, or backup */
-    int obj;  /* object of the backup */
+    int idx; /* walobj, or backup */
+    int obj; /* object of the backup */
 } item;
 
 typedef struct tlrun {
@@ -653,8 +653,7 @@ static int run_known(const vrepo *v, uint32_t tli, uint64_t segno)
  * and recorded runs into v (record != 0), and returns the first segment recovery cannot read
  * (*stop_tli, *stop, with *recorded) or 0 when it reaches the end (*end: the last one). */
 static int walk(vrepo *v, const walmap *m, uint32_t tli, uint64_t from, int record,
-                uint32_t *stop_tli, uint64_t *stop, int *recorded, uint32_t *end_tli,
-                uint64_t *end)
+                uint32_t *stop_tli, uint64_t *stop, int *recorded, uint32_t *end_tli, uint64_t *end)
 {
     const ws_tl_history *h = newest_from(m, tli);
     uint32_t last_tli = h ? h->tli : tli;
@@ -831,9 +830,9 @@ static int continuity(verify *V, vrepo *v)
                         "backup %s cannot reach consistency: segment %s of its WAL (%s .. %s) "
                         "is %s",
                         b->id, br->first_missing, b->start_wal, b->stop_wal,
-                        stored                        ? "unreadable"
+                        stored                     ? "unreadable"
                         : has(m.gap, m.ngap, t, s) ? "a recorded gap (dropped by push-queue-max)"
-                                                      : "missing");
+                                                   : "missing");
             break;
         }
         uint32_t st = 0, et = 0;
@@ -845,9 +844,10 @@ static int continuity(verify *V, vrepo *v)
             ws_wal_format_segment(br->stops_at, st, ss, seg);
             br->stop_recorded = rec;
             if (ss > s0)
-                ws_wal_format_segment(br->replay_end, ws_tl_segment_tli(newest_from(&m, b->start_tli),
-                                                                       b->start_tli, ss - 1, seg),
-                                      ss - 1, seg);
+                ws_wal_format_segment(
+                    br->replay_end,
+                    ws_tl_segment_tli(newest_from(&m, b->start_tli), b->start_tli, ss - 1, seg),
+                    ss - 1, seg);
         } else {
             ws_wal_format_segment(br->replay_end, et, es, seg);
         }
@@ -911,17 +911,15 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
     for (int i = 0; i < v->cat.nunreadable; i++) {
         char key[256];
         ws_manifest_key(v->cat.unreadable[i].id, WS_MANIFEST_NAME, key, sizeof key);
-        problem_add(&V->probs, v->desc, key, "backup %s cannot be read: %s", v->cat.unreadable[i].id,
-                    v->cat.unreadable[i].err.msg);
+        problem_add(&V->probs, v->desc, key, "backup %s cannot be read: %s",
+                    v->cat.unreadable[i].id, v->cat.unreadable[i].err.msg);
     }
     const ws_manifest_info *only = NULL;
     if (o->backup) {
-        only = strcmp(o->backup, "latest") == 0
-                   ? (v->cat.n ? &v->cat.backups[v->cat.n - 1] : NULL)
-                   : ws_catalog_find(&v->cat, o->backup);
+        only = strcmp(o->backup, "latest") == 0 ? (v->cat.n ? &v->cat.backups[v->cat.n - 1] : NULL)
+                                                : ws_catalog_find(&v->cat, o->backup);
         if (!only) {
-            problem_add(&V->probs, v->desc, "backup/", "no complete backup \"%s\" here",
-                        o->backup);
+            problem_add(&V->probs, v->desc, "backup/", "no complete backup \"%s\" here", o->backup);
             return 0;
         }
     }
@@ -1036,8 +1034,8 @@ static void print_json(FILE *f, verify *V, vrepo *vs, int n, double secs)
                 ws_wal_format_segment(a, t->tli, t->first, seg);
                 ws_wal_format_segment(z, t->tli, t->last, seg);
                 fprintf(f,
-                        "%s{\"timeline\":%" PRIu32 ",\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64
-                        "}",
+                        "%s{\"timeline\":%" PRIu32
+                        ",\"first\":\"%s\",\"last\":\"%s\",\"count\":%" PRIu64 "}",
                         k++ ? "," : "", t->tli, a, z, t->last - t->first + 1);
             }
         }
