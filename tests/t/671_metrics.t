@@ -107,6 +107,23 @@ is($m->{"walship_repo_up{repo=$gone}"}, 0, '... the missing one is walship_repo_
 is($m->{"walship_job_last_success{job=basebackup}"}, 1, '... with the jobs of metrics-file');
 like($out, qr/^# TYPE walship_backups gauge$/m, '... and TYPE lines');
 
+# contrib/walship.rules.yml: valid YAML whose expressions name only metrics walship exports
+{
+	my $rules = "$FindBin::RealBin/../../contrib/walship.rules.yml";
+	my ($yrc, $yout, $yerr) = run(
+		cmd => [ $py, '-c', 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); '
+			  . 'print("\n".join(r["expr"] for g in d["groups"] for r in g["rules"]))', $rules ],
+		as_pg => 0);
+	SKIP:
+	{
+		if ($yerr =~ /No module named .yaml/) { diag('SKIPPING the rules check: python3-yaml is not installed'); skip('python3-yaml is not installed', 2) }
+		is($yrc, 0, 'contrib/walship.rules.yml is valid YAML') or diag($yerr);
+		my %known = map { /^(walship_\w+)\{/ ? ($1 => 1) : () } keys %$m;
+		my @unknown = grep { !$known{$_} } ($yout =~ /\b(walship_\w+)/g);
+		is_deeply(\@unknown, [], '... and its rules use only exported metrics');
+	}
+}
+
 # bad input
 ($rc, $out, $err) = run(cmd => [ $bin, @g, 'metrics', 'extra' ]);
 is($rc, 2, 'metrics with an argument exits 2');

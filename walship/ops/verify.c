@@ -98,8 +98,9 @@ typedef struct piece {
 } piece;
 
 typedef struct bobject {
-    char name[32]; /* "data/000001", or "backup_manifest" */
-    piece *pieces; /* by offset */
+    char name[32];   /* "data/000001", or "backup_manifest" */
+    uint64_t stored; /* its bytes in the repository (listing) */
+    piece *pieces;   /* by offset */
     int npieces, cap;
     uint64_t end; /* where its last extent ends */
 } bobject;
@@ -402,6 +403,7 @@ static int run_item(void *arg, int worker, int i, ws_error *err)
         stored = v->wal[it->idx].stored;
     } else {
         verify_backup_object(V, r, &v->backups[it->idx], it->obj);
+        stored = v->backups[it->idx].objs[it->obj].stored;
     }
     atomic_fetch_add(&V->stored_done, stored);
     atomic_fetch_add(&V->objects_done, 1);
@@ -521,6 +523,19 @@ static void backup_free(backup *b)
     free(b->files);
 }
 
+static int size_cb(void *arg, const char *key, const ws_storage_info *info)
+{
+    backup *b = arg;
+    const char *name = strchr(key + strlen("backup/"), '/');
+    if (!name)
+        return 0;
+    name++;
+    for (int i = 0; i < b->nobjs; i++)
+        if (strcmp(b->objs[i].name, name) == 0)
+            b->objs[i].stored = info->size;
+    return 0;
+}
+
 /* Loads the entries of b's manifest; a failure is a problem of the backup. */
 static int backup_load(verify *V, vrepo *v, backup *b)
 {
@@ -552,6 +567,10 @@ static int backup_load(verify *V, vrepo *v, backup *b)
     bobject *sm = bobject_get(b, WS_MANIFEST_SERVER);
     if (!sm)
         return -1;
+    /* stored sizes, for progress and the figures */
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "backup/%s/", b->info->id);
+    ws_storage_list(ws_repo_storage(v->r), prefix, size_cb, b, &err);
     return 0;
 }
 
@@ -955,8 +974,10 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
         v->stored_total += w->stored;
     }
     for (int i = 0; i < v->nbackups; i++)
-        for (int k = 0; k < v->backups[i].nobjs; k++)
+        for (int k = 0; k < v->backups[i].nobjs; k++) {
             v->items[v->nitems++] = (item){ITEM_BACKUP, i, k};
+            v->stored_total += v->backups[i].objs[k].stored;
+        }
     V->cur = v;
     ws_progress_start(&V->progress, v->stored_total, -1);
     ws_error pe;
