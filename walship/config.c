@@ -120,6 +120,8 @@ static const opt_def opts[] = {
     /* ops (issue 15): verify, metrics, notifications, check, log timestamps */
     {"wal-only", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "verify: only the WAL archive, no backup"},
     {"verify-parallel", 0, 0, "N", "4", "verify: objects read and checked at once (1 to 32)"},
+    {"repair", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
+     "verify: copy a segment missing from one repository from another that holds it valid"},
     {"metrics-file", 0, 0, "PATH", NULL,
      "basebackup, verify, check, drill: rewrite this Prometheus textfile (node_exporter) at the end"},
     {"notify-url", 0, OPT_SECRET, "URL", NULL,

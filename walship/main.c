@@ -121,7 +121,7 @@ static const command commands[] = {
      "\n"
      "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
      "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
-    {"verify", ws_cmd_verify, "verify [--backup ID] [--wal-only] [--json]",
+    {"verify", ws_cmd_verify, "verify [--backup ID] [--wal-only] [--repair] [--json]",
      "Read every object of every repository and check it as restore and fetch would.\n"
      "\n"
      "  walship verify                      # everything: WAL archive and every backup\n"
@@ -136,6 +136,8 @@ static const command commands[] = {
      "segments push-queue-max dropped are shown as recorded gaps. For each backup: is its\n"
      "WAL from start to stop there (consistent), and can it be replayed to the end.\n"
      "verify-parallel objects are read at once. --json: docs/verify.md.\n"
+     "--repair copies a segment missing from one repository from another repository of\n"
+     "the same cluster that holds it valid (checked as it is copied) and reports it.\n"
      "\n"
      "Exit: 0 no problem; 1 problems (each listed: repository, key, what is wrong);\n"
      "2 usage or config error.\n"},

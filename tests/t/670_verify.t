@@ -169,6 +169,47 @@ ok($mid, "a segment between the backups: $mid");
 		qr/belongs to database system \d+, not to the repository's \d+/);
 }
 
+{
+	# a segment push-queue-max dropped: its gap record, no object. verify lists the listing of
+	# gap/ only, so the record's presence is what counts here (its format: test 270)
+	my $c = damaged(sub {
+		unlink "$_[0]/" . segkey($mid) or die "unlink: $!";
+		my $gdir = "$_[0]/gap/" . substr($mid, 0, 16);
+		system('mkdir', '-p', $gdir) == 0 or die;
+		spurt_file("$gdir/$mid", 'gap');
+	});
+	my ($rc, $out, $err) = verify($c, '--json');
+	is($rc, 0, 'a recorded gap alone: verify exits 0 (dropped on purpose, not damage)') or diag("$out\n$err");
+	my $j = eval { decode_json($out) } // {};
+	is_deeply($j->{repositories}[0]{recorded_gaps}, [ { timeline => 1, first => $mid, last => $mid, count => 1 } ],
+		'... listed as a recorded gap');
+	is_deeply($j->{repositories}[0]{missing}, [], '... not as missing');
+	my ($bk) = grep { $_->{id} eq $b1 } @{ $j->{repositories}[0]{backups} };
+	ok($bk->{consistent} && !$bk->{replayable_to_end} && $bk->{stop_is_recorded_gap},
+		'... backup one is consistent, and its replay stops at the recorded gap');
+	($rc, $out, $err) = verify($c);
+	like($out, qr/^  recorded gap \(push-queue-max\) \Q$mid\E \.\. \Q$mid\E \(1\)/m, '... the text says so');
+}
+
+{
+	# --repair: the segment missing from one repository is copied from the other
+	my $dir;
+	damaged(sub { $dir = $_[0]; unlink "$_[0]/" . segkey($mid) or die "unlink: $!" });
+	my $c0 = damaged(sub { unlink "$_[0]/" . segkey($mid) or die "unlink: $!" });
+	my $c = write_config("$base/repair.conf", repo1 => $dir, repo2 => $repo);
+	my ($rc, $out, $err) = verify($c, '--repair', '--json');
+	is($rc, 1, 'verify --repair: the problem found still exits 1') or diag($err);
+	my $j = eval { decode_json($out) } // {};
+	is_deeply($j->{repaired}, [ { repository => $dir, key => segkey($mid), from => $repo } ],
+		'... and reports the segment copied from the other repository') or diag($out);
+	ok(-f "$dir/" . segkey($mid), '... which is there now');
+	($rc, $out, $err) = verify($c);
+	is($rc, 0, '... and the next verify exits 0') or diag($out);
+	($rc, $out, $err) = verify($c0, '--repair');
+	is($rc, 1, 'verify --repair with nowhere to copy from exits 1');
+	unlike($out, qr/REPAIRED/, '... and repairs nothing');
+}
+
 # ---- one backup, WAL only, bad usage
 {
 	my ($rc, $out, $err) = verify($conf, '--backup', $b2, '--json');

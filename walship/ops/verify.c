@@ -161,9 +161,15 @@ typedef struct vrepo {
     uint64_t stored_total;
 } vrepo;
 
+typedef struct repaired {
+    char repo[256], key[128], from[256];
+} repaired;
+
 typedef struct verify {
     const ws_config *cfg;
     problems probs;
+    repaired *rep; /* --repair: what was copied */
+    int nrep;
     vrepo *cur;
     int repo_index;
     ws_repo ***wrepos; /* per worker */
@@ -989,6 +995,105 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
     return 0;
 }
 
+/* ---- --repair: a segment missing here, present and valid in another repository ---- */
+
+typedef struct copy_sink {
+    ws_stage base;
+    ws_repo_obj_writer *w;
+} copy_sink;
+
+static int copy_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    return ws_repo_obj_write(((copy_sink *)st)->w, buf, len, err);
+}
+
+static int copy_flush(ws_stage *st, ws_error *err)
+{
+    (void)st, (void)err;
+    return 0;
+}
+
+static void copy_free(ws_stage *st)
+{
+    (void)st;
+}
+
+static const ws_stage_ops copy_ops = {"verify-repair", copy_write, copy_flush, copy_free};
+
+static const walobj *find_good(const vrepo *v, const char *name)
+{
+    walobj k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.name.name, sizeof k.name.name, "%s", name);
+    const walobj *w =
+        v->nwal ? bsearch(&k, v->wal, (size_t)v->nwal, sizeof *v->wal, cmp_walobj) : NULL;
+    return w && !w->bad ? w : NULL;
+}
+
+/* Copies name from src into dst (verified on the way: the source's SHA-256 is checked before
+ * the copy is committed, create-only-if-absent). */
+static int copy_segment(const ws_config *cfg, vrepo *dst, vrepo *src, const walobj *w,
+                        ws_error *err)
+{
+    ws_push_opts po; /* compress and compress-level, as push writes */
+    if (ws_push_opts_get(cfg, &po, err) < 0)
+        return -1;
+    ws_repo_obj_writer *wr = NULL;
+    if (ws_repo_obj_create(&dst->r, 1, w->key, ws_objkind_of(w->name.kind), po.codec, po.level,
+                           dst->id.seg_size, &wr, err) < 0)
+        return -1;
+    copy_sink cs = {{&copy_ops, NULL}, wr};
+    ws_objhdr h;
+    if (ws_repo_obj_read(src->r, w->key, &cs.base, &h, err) < 0) {
+        ws_repo_obj_abort(wr);
+        return -1;
+    }
+    return ws_repo_obj_commit(wr, NULL, NULL, err);
+}
+
+static void repair(verify *V, vrepo *vs, int n)
+{
+    for (int r = 0; r < n; r++) {
+        vrepo *v = &vs[r];
+        if (!v->id.seg_size)
+            continue;
+        for (int i = 0; i < v->nruns; i++) {
+            tlrun *t = &v->runs[i];
+            if (t->recorded)
+                continue;
+            for (uint64_t sn = t->first; sn <= t->last; sn++) {
+                char name[32];
+                ws_wal_format_segment(name, t->tli, sn, v->id.seg_size);
+                for (int o = 0; o < n; o++) {
+                    const walobj *w = o != r && vs[o].id.sysid == v->id.sysid &&
+                                              vs[o].id.seg_size == v->id.seg_size
+                                          ? find_good(&vs[o], name)
+                                          : NULL;
+                    if (!w)
+                        continue;
+                    ws_error e;
+                    ws_error_clear(&e);
+                    if (copy_segment(V->cfg, v, &vs[o], w, &e) < 0) {
+                        problem_add(&V->probs, v->desc, w->key, "--repair from %s failed: %s",
+                                    vs[o].desc, e.msg);
+                        continue;
+                    }
+                    repaired *nr = realloc(V->rep, (size_t)(V->nrep + 1) * sizeof *nr);
+                    if (!nr)
+                        break;
+                    V->rep = nr;
+                    repaired *x = &V->rep[V->nrep++];
+                    snprintf(x->repo, sizeof x->repo, "%s", v->desc);
+                    snprintf(x->key, sizeof x->key, "%s", w->key);
+                    snprintf(x->from, sizeof x->from, "%s", vs[o].desc);
+                    ws_log_info("repaired %s in %s: copied from %s", w->key, v->desc, vs[o].desc);
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /* ---- output ---- */
 
 static void print_text(FILE *f, verify *V, vrepo *vs, int n, double secs)
@@ -1024,6 +1129,9 @@ static void print_text(FILE *f, verify *V, vrepo *vs, int n, double secs)
     for (int i = 0; i < V->probs.n; i++)
         fprintf(f, "PROBLEM %s %s: %s\n", V->probs.v[i].repo, V->probs.v[i].key,
                 V->probs.v[i].what);
+    for (int i = 0; i < V->nrep; i++)
+        fprintf(f, "REPAIRED %s %s: copied from %s (run verify again to confirm)\n", V->rep[i].repo,
+                V->rep[i].key, V->rep[i].from);
     char h1[32], h2[32];
     ws_ops_human_bytes(atomic_load(&V->stored_done), h1);
     ws_ops_human_bytes(atomic_load(&V->plain_done), h2);
@@ -1094,6 +1202,16 @@ static void print_json(FILE *f, verify *V, vrepo *vs, int n, double secs)
         ws_ops_json_str(f, V->probs.v[i].what);
         fprintf(f, "}");
     }
+    fprintf(f, "],\"repaired\":[");
+    for (int i = 0; i < V->nrep; i++) {
+        fprintf(f, "%s{\"repository\":", i ? "," : "");
+        ws_ops_json_str(f, V->rep[i].repo);
+        fprintf(f, ",\"key\":");
+        ws_ops_json_str(f, V->rep[i].key);
+        fprintf(f, ",\"from\":");
+        ws_ops_json_str(f, V->rep[i].from);
+        fprintf(f, "}");
+    }
     fprintf(f,
             "],\"objects\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 ",\"verified_bytes\":%" PRIu64
             ",\"seconds\":%.3f}\n",
@@ -1106,7 +1224,7 @@ int ws_cmd_verify(const ws_config *cfg)
     ws_error err;
     ws_error_clear(&err);
     if (ws_config_nargs(cfg) != 0) {
-        ws_log_error("usage: walship verify [--backup ID|latest] [--wal-only] [--json]");
+        ws_log_error("usage: walship verify [--backup ID|latest] [--wal-only] [--repair] [--json]");
         return WS_EXIT_USAGE;
     }
     vopts o = {ws_config_get(cfg, "backup"), ws_config_flag(cfg, "wal-only"), 4};
@@ -1157,6 +1275,8 @@ int ws_cmd_verify(const ws_config *cfg)
         if (verify_repo(&V, &vs[i], &o, &err) < 0)
             goto out;
     }
+    if (ws_config_flag(cfg, "repair"))
+        repair(&V, vs, nrepos);
     double secs = ws_now() - t0;
     if (json)
         print_json(stdout, &V, vs, nrepos, secs);
@@ -1194,6 +1314,7 @@ out:
     free(V.wrepos);
     free(V.wnrepos);
     free(V.probs.v);
+    free(V.rep);
     pthread_mutex_destroy(&V.probs.mu);
     ws_cmd_close_repos(repos, nrepos);
     return rc;
