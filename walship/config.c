@@ -147,6 +147,9 @@ static const opt_def opts[] = {
     {"drill-bindir", 0, 0, "DIR", NULL,
      "drill: the server binaries (default /usr/lib/postgresql/<the backup's major>/bin)"},
     {"drill-user", 0, 0, "USER", "postgres", "drill: the user its server runs as under root"},
+    {"check-backup-size-change", 0, 0, "PERCENT", "off",
+     "check: WARNING when the newest backup's size differs from the median of the others by "
+     "more (e.g. 50%)"},
     {"log-timestamps", 0, 0, "BOOL", NULL,
      "prefix log lines with an ISO-8601 UTC time (default: on for verify, check, drill and "
      "metrics; off for the others: push and fetch write into PostgreSQL's log, which stamps)"},

@@ -50,6 +50,25 @@ is($rc, 0, 'check --nagios exits 0');
 like($out, qr/^WALSHIP OK - \d+ check\(s\), 0 critical, 0 warning$/m, '... with the plugin summary line');
 like(slurp_file($mfile), qr/^walship_job_last_success\{job="check"\} 1$/m, 'check wrote its result into metrics-file');
 
+# ---- a backup much larger than the ones before it: WARNING (check-backup-size-change)
+{
+	$node->safe_psql('CREATE TABLE big AS SELECT g, repeat(md5(g::text), 4) AS pad FROM generate_series(1, 100000) g');
+	my $id2 = take_basebackup($node, ['-c', $conf], label => 'bigger');
+	my $c = write_config("$base/size.conf", repo => $repo, 'check-backup-size-change' => '10%');
+	($rc, $out, $err) = check($c);
+	is($rc, 1, 'a backup size anomaly: check exits 1') or diag($out);
+	like($out, qr/^WARNING\s+backup_size: newest backup \Q$id2\E is [\d.]+ MiB, \+\d+% against the median of the 1 before it .*limit 10%\)/m,
+		'... backup_size WARNING with the figures');
+	($rc, $out, $err) = check($c, '--nagios');
+	is($rc, 1, '... --nagios exits 1 (WARNING)');
+	($rc, $out, $err) = check($conf);
+	unlike($out, qr/backup_size/, '... not checked by default (off)');
+	($rc, $out, $err) = check(write_config("$base/sizebad.conf", repo => $repo, 'check-backup-size-change' => 'lots'));
+	is($rc, 2, 'check-backup-size-change = lots exits 2');
+	like($err, qr/check-backup-size-change = "lots" .* is not a percentage/, '... naming it');
+	$id = $id2;
+}
+
 # ---- a stale backup
 {
 	my $c = write_config("$base/stale.conf", repo => $repo, 'check-backup-max-age' => '1s');

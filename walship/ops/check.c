@@ -16,6 +16,8 @@
  *   archive_lag     the newest archived segment of the server's timeline is within
  *                   check-archive-max-lag bytes of the server's current WAL
  *   backup_age      the newest complete backup is younger than check-backup-max-age
+ *   backup_size     (WARNING) the newest backup's size is within check-backup-size-change of
+ *                   the median of the others (off by default)
  *
  * Exit 0 all OK, 1 any WARNING or CRITICAL, 2 usage; with --nagios the monitoring plugin
  * convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage).
@@ -209,6 +211,54 @@ static int newest_cb(void *arg, const char *key, const ws_storage_info *info)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* check-backup-size-change: the newest backup's size against the median of the others. */
+static void check_size_change(checks *c, const ws_catalog *cat, double pct)
+{
+    const ws_manifest_info *newest = &cat->backups[0];
+    for (int i = 1; i < cat->n; i++)
+        if (cat->backups[i].stop_time >= newest->stop_time)
+            newest = &cat->backups[i];
+    uint64_t *v = calloc((size_t)cat->n, sizeof *v);
+    int n = 0;
+    if (!v)
+        return;
+    for (int i = 0; i < cat->n; i++)
+        if (&cat->backups[i] != newest)
+            v[n++] = cat->backups[i].original_size;
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    double median = n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
+    free(v);
+    if (median <= 0)
+        return;
+    double change = ((double)newest->original_size - median) / median * 100.0;
+    double mag = change < 0 ? -change : change;
+    add(c, "backup_size", mag > pct ? ST_WARNING : ST_OK,
+        "newest backup %s is %.1f MiB, %+.0f%% against the median of the %d before it "
+        "(%.1f MiB; limit %.0f%%)",
+        newest->id, (double)newest->original_size / 1048576.0, change, n, median / 1048576.0, pct);
+}
+
+/* "50%" or "50" → 50; "off" / "0" → 0; -1 if malformed. */
+static int parse_pct(const char *s, double *out)
+{
+    if (!s || strcmp(s, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || (*end && strcmp(end, "%") != 0) || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int ws_cmd_check(const ws_config *cfg)
 {
     int nagios = ws_config_flag(cfg, "nagios");
@@ -226,6 +276,14 @@ int ws_cmd_check(const ws_config *cfg)
         ws_config_get_size(cfg, "check-archive-max-lag", 0, &max_lag, &err) < 0 ||
         ws_ops_config_check(cfg, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
+        return usage_rc;
+    }
+    double size_change;
+    if (parse_pct(ws_config_get(cfg, "check-backup-size-change"), &size_change) < 0) {
+        ws_log_error(
+            "check-backup-size-change = \"%s\" (from %s) is not a percentage (50%%) or off",
+            ws_config_get(cfg, "check-backup-size-change"),
+            ws_config_source(cfg, "check-backup-size-change"));
         return usage_rc;
     }
     ws_repo **repos = NULL;
@@ -394,6 +452,8 @@ int ws_cmd_check(const ws_config *cfg)
             add(&C, "backup_age", age > max_age ? ST_CRITICAL : ST_OK,
                 "newest backup %s is %.0f s old (limit %.0f s)", b->id, age, max_age);
         }
+        if (size_change > 0 && cat.n >= 2)
+            check_size_change(&C, &cat, size_change);
         ws_catalog_free(&cat);
     }
     if (conn)
