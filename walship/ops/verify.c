@@ -666,14 +666,6 @@ static void run_add(vrepo *v, uint32_t tli, uint64_t segno, int recorded)
     v->runs[v->nruns++] = (tlrun){tli, segno, segno, recorded};
 }
 
-static int run_known(const vrepo *v, uint32_t tli, uint64_t segno)
-{
-    for (int i = 0; i < v->nruns; i++)
-        if (v->runs[i].tli == tli && segno >= v->runs[i].first && segno <= v->runs[i].last)
-            return 1;
-    return 0;
-}
-
 /* Walks from (tli, from) to the end of the archive along the newest lineage; records missing
  * and recorded runs into v (record != 0), and returns the first segment recovery cannot read
  * (*stop_tli, *stop, with *recorded) or 0 when it reaches the end (*end: the last one). */
@@ -826,7 +818,6 @@ static int continuity(verify *V, vrepo *v)
                     ": recovery cannot pass them",
                     a, z, t->last - t->first + 1, t->tli);
     }
-    (void)run_known;
     /* each backup */
     v->bres = calloc((size_t)v->nbackups + 1, sizeof *v->bres);
     if (!v->bres)
