@@ -2,8 +2,8 @@
 # PostgreSQL on a private socket, waits for the end of the archive, runs the query: it passes on
 # a healthy repository and reports the RTO; it fails with the step and the reason on a wrong
 # answer and when a segment it needs is missing (recovery ended early); it leaves no directory
-# and no process behind, also when killed with SIGTERM; --keep keeps the directory only. Bad
-# usage exits 2.
+# and no process behind, also when killed with SIGTERM; what one killed with SIGKILL left is
+# removed by the next drill; --keep keeps the directory only. Bad usage exits 2.
 use strict;
 use warnings;
 
@@ -98,6 +98,22 @@ rename "$path.away", $path or die "rename back: $!";
 	my ($krc) = finish_bg($h, 90);
 	isnt($krc, 0, 'a drill killed with SIGTERM does not pass');
 	nothing_left('after SIGTERM');
+}
+
+# ---- killed with SIGKILL: nothing can clean up then; the next drill does
+{
+	my $h = run_bg(cmd => [ $bin, '-c', $conf, 'drill', '--query', 'SELECT pg_sleep(30)' ]);
+	my $deadline = time + 60;
+	sleep 0.2 until glob("$drills/*/pgdata/postmaster.pid") || time > $deadline;
+	sleep 0.5;
+	kill 'KILL', $h->{pid};
+	finish_bg($h, 30);
+	my @left = glob("$drills/*");
+	is(scalar @left, 1, 'a drill killed with SIGKILL leaves its directory');
+	($rc, $out, $err) = drill();
+	is($rc, 0, '... the next drill passes') or diag($err);
+	like($err, qr/removing \Q$left[0]\E, left by a drill \(pid \d+\) that was killed/, '... and says it removes what the killed one left');
+	nothing_left('after SIGKILL and the next drill');
 }
 
 # ---- --keep

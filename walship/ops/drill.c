@@ -225,6 +225,56 @@ static void log_reason(const drill *d, char *out, size_t len)
     fclose(f);
 }
 
+/* ---- what a drill killed with SIGKILL left: cleaned by the next one ---- */
+
+#define DRILL_PID_FILE "walship-drill.pid"
+
+/* Every drill-path/walship-drill-* whose walship-drill.pid names a dead process: its server
+ * stopped, its processes ended, the directory removed. A directory without the file (a drill
+ * killed before it wrote it, or someone else's) is left alone. */
+static void clean_stale(const char *base, const char *bindir_cfg, int drop, uid_t uid, gid_t gid)
+{
+    DIR *dir = opendir(base);
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (strncmp(e->d_name, "walship-drill-", 14) != 0)
+            continue;
+        drill old;
+        memset(&old, 0, sizeof old);
+        snprintf(old.scratch, sizeof old.scratch, "%s/%s", base, e->d_name);
+        char pidf[PATH_MAX + 32], line[64];
+        snprintf(pidf, sizeof pidf, "%s/" DRILL_PID_FILE, old.scratch);
+        FILE *f = fopen(pidf, "r");
+        if (!f)
+            continue;
+        long pid = 0;
+        char bindir[PATH_MAX] = "";
+        if (fgets(line, sizeof line, f))
+            pid = strtol(line, NULL, 10);
+        if (fgets(bindir, sizeof bindir, f))
+            bindir[strcspn(bindir, "\n")] = '\0';
+        fclose(f);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to judge) */
+        snprintf(old.pgdata, sizeof old.pgdata, "%s/pgdata", old.scratch);
+        snprintf(old.log, sizeof old.log, "%s/server.log", old.scratch);
+        snprintf(old.bindir, sizeof old.bindir, "%s",
+                 bindir[0] ? bindir : (bindir_cfg ? bindir_cfg : ""));
+        old.drop = drop;
+        old.uid = uid;
+        old.gid = gid;
+        old.started = old.bindir[0] != '\0';
+        ws_log_warn("drill: removing %s, left by a drill (pid %ld) that was killed", old.scratch,
+                    pid);
+        stop_server(&old);
+        leftovers(&old, SIGKILL);
+        nftw(old.scratch, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(dir);
+}
+
 /* ---- the end of the archive recovery from the backup should reach ---- */
 
 typedef struct endscan {
@@ -380,6 +430,13 @@ static int start_step(drill *d, const ws_manifest_info *b)
         if (nftw(d->scratch, chown_cb, 32, FTW_PHYS) < 0)
             return fail(d, "start", WS_EIO, "cannot hand %s to the server's user: %s", d->scratch,
                         strerror(errno));
+    }
+    char pidf[PATH_MAX + 32];
+    snprintf(pidf, sizeof pidf, "%s/" DRILL_PID_FILE, d->scratch);
+    FILE *pf = fopen(pidf, "a"); /* the next drill stops this server if we are killed */
+    if (pf) {
+        fprintf(pf, "%s\n", d->bindir);
+        fclose(pf);
     }
     d->port = free_port();
     /* command-line settings win over postgresql.conf and postgresql.auto.conf: a private
@@ -551,11 +608,21 @@ int ws_cmd_drill(const ws_config *cfg)
         d.drop = 1;
     }
     const char *base = ws_config_get(cfg, "drill-path");
+    clean_stale(base ? base : "/var/tmp", ws_config_get(cfg, "drill-bindir"), d.drop, d.uid, d.gid);
     snprintf(d.scratch, sizeof d.scratch, "%s/walship-drill-XXXXXX", base ? base : "/var/tmp");
     if (!mkdtemp(d.scratch)) {
         ws_log_error("cannot create a scratch directory under %s (drill-path): %s",
                      base ? base : "/var/tmp", strerror(errno));
         return WS_EXIT_FAIL;
+    }
+    {
+        char pidf[PATH_MAX + 32];
+        snprintf(pidf, sizeof pidf, "%s/" DRILL_PID_FILE, d.scratch);
+        FILE *pf = fopen(pidf, "w");
+        if (pf) {
+            fprintf(pf, "%ld\n", (long)getpid());
+            fclose(pf);
+        }
     }
     snprintf(d.pgdata, sizeof d.pgdata, "%s/pgdata", d.scratch);
     snprintf(d.sock, sizeof d.sock, "%s/sock", d.scratch);
