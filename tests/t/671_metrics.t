@@ -107,6 +107,28 @@ is($m->{"walship_repo_up{repo=$gone}"}, 0, '... the missing one is walship_repo_
 is($m->{"walship_job_last_success{job=basebackup}"}, 1, '... with the jobs of metrics-file');
 like($out, qr/^# TYPE walship_backups gauge$/m, '... and TYPE lines');
 
+# --pgdata: what waits to be archived there, and the async agent's last failure
+{
+	my $pg = "$base/fake-pgdata";
+	make_pg_dir($_) for ($pg, "$pg/pg_wal", "$pg/pg_wal/archive_status", "$pg/pg_wal/walship");
+	for my $n ('000000010000000000000010', '000000010000000000000011')
+	{
+		spurt_file("$pg/pg_wal/$n", 'x' x 1048576);
+		spurt_file("$pg/pg_wal/archive_status/$n.ready", '');
+	}
+	spurt_file("$pg/pg_wal/archive_status/00000001000000000000000F.done", '');
+	spurt_file("$pg/pg_wal/walship/000000010000000000000010.error", 'boom');
+	utime 1790000000, 1790000000, "$pg/pg_wal/walship/000000010000000000000010.error";
+	utime 1780000000, 1780000000, "$pg/pg_wal/000000010000000000000010";
+	($rc, $out, $err) = run(cmd => [ $bin, @g, 'metrics', '--pgdata', $pg ]);
+	is($rc, 0, 'metrics --pgdata exits 0');
+	my $lm = parse($out);
+	is($lm->{"walship_archive_ready_files{pgdata=$pg}"}, 2, '... two .ready files waiting');
+	is($lm->{"walship_archive_ready_bytes{pgdata=$pg}"}, 2 * 1048576, '... and their bytes');
+	is($lm->{"walship_archive_oldest_ready_timestamp_seconds{pgdata=$pg}"}, 1780000000, '... the oldest one\'s time');
+	is($lm->{"walship_agent_last_error_timestamp_seconds{pgdata=$pg}"}, 1790000000, '... the agent\'s last failure');
+}
+
 # contrib/walship.rules.yml: valid YAML whose expressions name only metrics walship exports
 {
 	my $rules = "$FindBin::RealBin/../../contrib/walship.rules.yml";

@@ -14,13 +14,16 @@
 #include "walship/log.h"
 #include "walship/ops/ops.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- one repository ---- */
@@ -271,6 +274,75 @@ static void repo_collect(const ws_config *cfg, int i, repo_figures *f, ws_catalo
     ws_repo_free(r);
 }
 
+/* ---- the local cluster (--pgdata): what waits to be archived ---- */
+
+typedef struct local_figures {
+    uint64_t ready_files, ready_bytes;
+    int64_t oldest_ready_mtime; /* 0: none */
+    int64_t last_error;         /* newest *.error / agent.error in the spool; 0: none */
+} local_figures;
+
+static void scan_local(const char *pgdata, const char *spool, local_figures *lf)
+{
+    char dir[PATH_MAX], path[PATH_MAX * 2];
+    memset(lf, 0, sizeof *lf);
+    snprintf(dir, sizeof dir, "%s/pg_wal/archive_status", pgdata);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 7 || strcmp(e->d_name + n - 6, ".ready") != 0)
+            continue;
+        lf->ready_files++;
+        snprintf(path, sizeof path, "%s/pg_wal/%.*s", pgdata, (int)(n - 6), e->d_name);
+        if (stat(path, &st) == 0) {
+            lf->ready_bytes += (uint64_t)st.st_size;
+            if (!lf->oldest_ready_mtime || st.st_mtime < lf->oldest_ready_mtime)
+                lf->oldest_ready_mtime = st.st_mtime;
+        }
+    }
+    if (d)
+        closedir(d);
+    if (spool)
+        snprintf(dir, sizeof dir, "%s", spool);
+    else
+        snprintf(dir, sizeof dir, "%s/pg_wal/walship", pgdata);
+    d = opendir(dir);
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 7 || strcmp(e->d_name + n - 6, ".error") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) == 0 && st.st_mtime > lf->last_error)
+            lf->last_error = st.st_mtime;
+    }
+    if (d)
+        closedir(d);
+}
+
+static void write_local(FILE *out, const char *pgdata, const local_figures *lf)
+{
+    static const family fams[] = {
+        {"walship_archive_ready_files", "gauge",
+         "WAL files PostgreSQL has marked .ready and "
+         "walship has not archived yet"},
+        {"walship_archive_ready_bytes", "gauge", "their bytes"},
+        {"walship_archive_oldest_ready_timestamp_seconds", "gauge",
+         "mtime of the oldest of them (0: none waits)"},
+        {"walship_agent_last_error_timestamp_seconds", "gauge",
+         "when the async push agent last recorded a failure in its spool (0: none there)"},
+    };
+    double v[4] = {(double)lf->ready_files, (double)lf->ready_bytes, (double)lf->oldest_ready_mtime,
+                   (double)lf->last_error};
+    for (int k = 0; k < 4; k++) {
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s{pgdata=", fams[k].name, fams[k].help,
+                fams[k].name, fams[k].type, fams[k].name);
+        label(out, pgdata);
+        fprintf(out, "} %.17g\n", v[k]);
+    }
+}
+
 int ws_metrics_write(const ws_config *cfg, const ws_ops_result *res, FILE *out, ws_error *err)
 {
     int n = ws_config_repo_count(cfg);
@@ -326,6 +398,12 @@ int ws_metrics_write(const ws_config *cfg, const ws_ops_result *res, FILE *out, 
                 continue;
             fprintf(out, "%s{job=\"%s\"} %.17g\n", job_families[k].name, jobs[i].job, v);
         }
+    }
+    const char *pgdata = ws_config_get(cfg, "pgdata");
+    if (pgdata && *pgdata) {
+        local_figures lf;
+        scan_local(pgdata, ws_config_get(cfg, "spool-path"), &lf);
+        write_local(out, pgdata, &lf);
     }
     for (int i = 0; i < n; i++)
         ws_catalog_free(&cats[i]);
