@@ -108,6 +108,7 @@ is($m->{"walship_job_last_success{job=basebackup}"}, 1, '... with the jobs of me
 like($out, qr/^# TYPE walship_backups gauge$/m, '... and TYPE lines');
 
 # --pgdata: what waits to be archived there, and the async agent's last failure
+my $lm;
 {
 	my $pg = "$base/fake-pgdata";
 	make_pg_dir($_) for ($pg, "$pg/pg_wal", "$pg/pg_wal/archive_status", "$pg/pg_wal/walship");
@@ -122,7 +123,7 @@ like($out, qr/^# TYPE walship_backups gauge$/m, '... and TYPE lines');
 	utime 1780000000, 1780000000, "$pg/pg_wal/000000010000000000000010";
 	($rc, $out, $err) = run(cmd => [ $bin, @g, 'metrics', '--pgdata', $pg ]);
 	is($rc, 0, 'metrics --pgdata exits 0');
-	my $lm = parse($out);
+	$lm = parse($out);
 	is($lm->{"walship_archive_ready_files{pgdata=$pg}"}, 2, '... two .ready files waiting');
 	is($lm->{"walship_archive_ready_bytes{pgdata=$pg}"}, 2 * 1048576, '... and their bytes');
 	is($lm->{"walship_archive_oldest_ready_timestamp_seconds{pgdata=$pg}"}, 1780000000, '... the oldest one\'s time');
@@ -138,10 +139,12 @@ like($out, qr/^# TYPE walship_backups gauge$/m, '... and TYPE lines');
 		as_pg => 0);
 	SKIP:
 	{
-		if ($yerr =~ /No module named .yaml/) { diag('SKIPPING the rules check: python3-yaml is not installed'); skip('python3-yaml is not installed', 2) }
+		if ($yerr =~ /No module named .yaml/) { diag('SKIPPING the rules check: python3-yaml is not installed'); skip('python3-yaml is not installed', 3) }
 		is($yrc, 0, 'contrib/walship.rules.yml is valid YAML') or diag($yerr);
-		my %known = map { /^(walship_\w+)\{/ ? ($1 => 1) : () } keys %$m;
-		my @unknown = grep { !$known{$_} } ($yout =~ /\b(walship_\w+)/g);
+		my %known = map { /^(walship_\w+)\{/ ? ($1 => 1) : () } keys %$m, keys %$lm;
+		my @names = $yout =~ /\b(walship_\w+)/g;
+		ok(@names >= 9, '... its rules name walship metrics (' . scalar(@names) . ')');
+		my @unknown = grep { !$known{$_} } @names;
 		is_deeply(\@unknown, [], '... and its rules use only exported metrics');
 	}
 }
