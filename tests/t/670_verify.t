@@ -3,7 +3,8 @@
 # is named exactly (repository, key, what) with exit 1, in a copy of the posix repository:
 # a flipped byte in a WAL object, in a backup data object and in a manifest; a segment missing
 # in the middle of the timeline; a backup whose stop segment is missing; another cluster's
-# segment planted under a valid key. Bad usage exits 2.
+# segment planted under a valid key; --repair; a recorded gap; and on S3 a segment removed
+# behind walship's back. Bad usage exits 2.
 use strict;
 use warnings;
 
@@ -233,6 +234,33 @@ ok($mid, "a segment between the backups: $mid");
 	($rc, $out, $err) = verify(write_config("$base/e.conf", repo => $empty));
 	is($rc, 1, 'an empty repository: verify exits 1 (never "all good")');
 	like($out, qr/PROBLEM \Q$empty\E walship\.repo: /, '... naming walship.repo');
+}
+
+# ---- last (it damages the S3 repository of $conf): a segment removed behind walship's back
+# (in s3rver's directory) is named there
+SKIP:
+{
+	skip('no S3 server', 3) unless $s3;
+	my @segs3 = sort grep { /^[0-9A-F]{24}$/ } map { s{.*/}{}r } glob("$repo/wal/*/*");
+	my ($victim) = grep { $_ gt $stop{$b1} && $_ lt $stop{$b2} } @segs3;
+	require File::Find;
+	my @files;
+	File::Find::find(sub { push @files, $File::Find::name if index($File::Find::name, "/$victim") >= 0 }, "$base/s3rver0");
+	if (!@files)
+	{
+		diag("SKIPPING the S3 damage case: no file of $victim found under $base/s3rver0");
+		skip('s3rver keeps its objects elsewhere', 3);
+	}
+	unlink @files;
+	my $c = write_config("$base/s3only.conf", repo => 's3://wal/a', $s3->config);
+	my ($rc, $out, $err) = verify($c, '--json');
+	is($rc, 1, 'S3: a segment removed: verify exits 1') or diag($err);
+	my $j = eval { decode_json($out) } // {};
+	my $key = segkey($victim);
+	ok((grep { $_->{repository} eq 's3://wal/a' && $_->{key} eq $key && $_->{what} =~ /missing segment/ } @{ $j->{problems} // [] }),
+		"S3: the problem names s3://wal/a and $key") or diag($out);
+	ok((grep { $_->{id} eq $b1 && !$_->{replayable_to_end} } @{ $j->{repositories}[0]{backups} // [] }),
+		'S3: backup one is no longer replayable to the end');
 }
 
 done_testing();
