@@ -121,9 +121,10 @@ static const command commands[] = {
      "\n"
      "Exit: 0 listed; 1 the repository cannot be read, is missing or empty, or lost its\n"
      "walship.repo, or a backup in it cannot be read; 2 usage or config error.\n"},
-    {"verify", ws_cmd_verify, "verify [--backup ID] [--wal-only] [--repair] [--json]",
+    {"verify", ws_cmd_verify, "verify [options]",
      "Read every object of every repository and check it as restore and fetch would.\n"
      "\n"
+     "  walship verify [--backup ID|latest] [--wal-only] [--repair] [--json]\n"
      "  walship verify                      # everything: WAL archive and every backup\n"
      "  walship verify --backup latest      # one backup and the WAL from its start on\n"
      "  walship verify --wal-only --json\n"
@@ -153,9 +154,10 @@ static const command commands[] = {
      "\n"
      "Exit: 0 printed (an unreachable repository is walship_repo_up 0); 1 output failed;\n"
      "2 usage or config error.\n"},
-    {"check", ws_cmd_check, "check [--pgconn CONNINFO] [--nagios] [--json]",
+    {"check", ws_cmd_check, "check [options]",
      "Check that the running cluster archives into every repository, now.\n"
      "\n"
+     "  walship check [--pgconn CONNINFO] [--nagios] [--json]\n"
      "  walship check --pgconn 'host=/var/run/postgresql'\n"
      "  walship check --nagios          # for Nagios / Icinga / Sensu\n"
      "\n"
@@ -172,9 +174,11 @@ static const command commands[] = {
      "\n"
      "Exit: 0 all OK; 1 a check failed; 2 usage or config error. With --nagios:\n"
      "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage or config error).\n"},
-    {"drill", ws_cmd_drill, "drill [--backup ID|latest] [--target-...] [options]",
+    {"drill", ws_cmd_drill, "drill [options]",
      "Prove a backup restores: restore it into a scratch directory, start it, query it.\n"
      "\n"
+     "  walship drill [--backup ID|latest] [--target-...] [--query SQL [--expect TEXT]]\n"
+     "                [--keep] [--json]\n"
      "  walship drill --query 'SELECT count(*) FROM orders' --expect 1234567\n"
      "  walship drill --backup latest --target-time '2026-11-22 14:30:00+00' --json\n"
      "\n"
