@@ -29,6 +29,7 @@
 #include "walship/clock.h"
 #include "walship/bytes.h"
 #include "walship/log.h"
+#include "walship/ops/ops.h"
 #include "walship/pq_dl.h"
 #include "walship/progress.h"
 
@@ -504,6 +505,29 @@ static int choose_id(bb *b, ws_error *err)
     return ws_error_set(err, WS_EEXIST, "no free backup id for %s", stamp);
 }
 
+/* checkpoint spread: the server answers BASE_BACKUP only once its checkpoint, paced by
+ * checkpoint_completion_target, is done. Say so, and on a terminal count the seconds. */
+static void wait_checkpoint(bb *b)
+{
+    ws_log_info("waiting for the server's spread checkpoint (up to checkpoint_timeout x "
+                "checkpoint_completion_target; --checkpoint fast does not wait)");
+    double t0 = ws_now();
+    int shown = 0;
+    while (PQisBusy(b->conn)) {
+        struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
+        if (pfd.fd < 0 || poll(&pfd, 1, 1000) < 0 || (pfd.revents && !PQconsumeInput(b->conn)))
+            break;
+        if (b->tty && PQisBusy(b->conn)) {
+            fprintf(stderr, "\rwalship basebackup: waiting for the checkpoint: %.0f s ", ws_now() - t0);
+            shown = 1;
+        }
+    }
+    if (shown)
+        fputc('\n', stderr);
+    if (ws_now() - t0 >= 1)
+        ws_log_info("the checkpoint took %.1f s", ws_now() - t0);
+}
+
 static int start_backup(bb *b, const char *label, const char *checkpoint, long max_rate,
                         ws_error *err)
 {
@@ -514,6 +538,8 @@ static int start_backup(bb *b, const char *label, const char *checkpoint, long m
     ws_log_info("starting the backup (checkpoint %s)", checkpoint);
     if (!PQsendQuery(b->conn, sql))
         return pq_fail(b, err, "sending BASE_BACKUP failed", NULL);
+    if (strcmp(checkpoint, "spread") == 0)
+        wait_checkpoint(b); /* ops (issue 15): say why nothing happens for minutes */
 
     /* result 1: start LSN and timeline, once the checkpoint is done */
     PGresult *res = PQgetResult(b->conn);
@@ -806,6 +832,26 @@ static int run_backup(bb *b, ws_error *err)
     return WS_EXIT_OK;
 }
 
+/* The result for metrics-file and notify-url (walship/ops/ops.h). */
+static void report(const ws_config *cfg, const bb *b, int rc, const ws_error *err, double w0)
+{
+    char summary[1024], size[32], stored[32];
+    if (rc == WS_EXIT_OK)
+        snprintf(summary, sizeof summary, "backup %s complete: %.1f MiB, WAL %s..%s", b->id,
+                 ws_mib(b->info.original_size), b->info.start_wal, b->info.stop_wal);
+    else
+        snprintf(summary, sizeof summary, "%s", err->msg);
+    snprintf(size, sizeof size, "%" PRIu64, b->info.original_size);
+    snprintf(stored, sizeof stored, "%" PRIu64, b->info.stored_size);
+    ws_ops_result res = {"basebackup", rc == WS_EXIT_OK, w0, ws_ops_wallclock(), summary, {{0}}, 0};
+    ws_ops_field_add(&res, "backup_id", b->id, 0);
+    if (rc == WS_EXIT_OK) {
+        ws_ops_field_add(&res, "size_bytes", size, 1);
+        ws_ops_field_add(&res, "stored_bytes", stored, 1);
+    }
+    ws_ops_report(cfg, &res);
+}
+
 int ws_cmd_basebackup(const ws_config *cfg)
 {
     ws_error err;
@@ -819,10 +865,15 @@ int ws_cmd_basebackup(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
+    if (ws_ops_config_check(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
     bb b;
     memset(&b, 0, sizeof b);
     b.cfg = cfg;
     b.tty = isatty(STDERR_FILENO);
+    double w0 = ws_ops_wallclock();
     int rc = run_backup(&b, &err);
     if (rc != WS_EXIT_OK) {
         if (b.tty && b.done_bytes)
@@ -866,5 +917,6 @@ int ws_cmd_basebackup(const ws_config *cfg)
     ws_manifest_builder_free(b.mb);
     free(b.archive_oids);
     ws_cmd_close_repos(b.repos, b.nrepos);
+    report(cfg, &b, rc, &err, w0); /* ops (issue 15): metrics-file, notify-url */
     return rc;
 }

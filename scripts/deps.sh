@@ -26,6 +26,12 @@ pkgs+=(
 pkgs+=(
     dpkg-dev lintian debootstrap
 )
+# ops (issue 15): the Prometheus text parser test 671 checks walship metrics with
+# (prometheus_client.parser.text_string_to_metric_families, run by /usr/bin/python3) and the
+# YAML parser it reads contrib/walship.rules.yml with.
+pkgs+=(
+    python3-prometheus-client python3-yaml
+)
 
 # One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
 declare -A installed=()

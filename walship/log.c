@@ -3,10 +3,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static char log_prefix[64] = "walship";
 static ws_log_level log_level = WS_LOG_INFO;
 static ws_log_filter_fn log_filter;
+static int log_timestamps;
+
+void ws_log_set_timestamps(int on)
+{
+    log_timestamps = on;
+}
 
 void ws_log_setup(const char *prefix, ws_log_level level)
 {
@@ -58,7 +65,16 @@ void ws_log(ws_log_level level, const char *fmt, ...)
         tn = 0;
     if (log_filter && level <= WS_LOG_WARN && (level = log_filter(level, text)) > log_level)
         return;
-    int n = snprintf(line, sizeof line, "%s: %s", log_prefix, level_tag(level));
+    char stamp[40] = "";
+    if (log_timestamps) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(stamp + k, sizeof stamp - k, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    int n = snprintf(line, sizeof line, "%s%s: %s", stamp, log_prefix, level_tag(level));
     if (n < 0 || (size_t)n >= sizeof line - 16)
         n = 0;
     /* Messages carry text walship does not control (server replies, repository contents):

@@ -11,6 +11,9 @@ typedef enum ws_log_level { WS_LOG_ERROR = 0, WS_LOG_WARN, WS_LOG_INFO, WS_LOG_D
 
 /* The prefix (e.g. "walship push") and threshold; the defaults are "walship" and info. */
 void ws_log_setup(const char *prefix, ws_log_level level);
+/* log-timestamps: each line starts with the UTC time, ISO-8601 with milliseconds
+ * ("2026-12-02T01:10:00.123Z walship verify: ..."). Off by default. */
+void ws_log_set_timestamps(int on);
 ws_log_level ws_log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 on anything else. */
 int ws_log_parse_level(const char *s, ws_log_level *out);

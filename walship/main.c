@@ -5,6 +5,7 @@
 #include "walship/log.h"
 #include "walship/ops/expire.h"
 #include "walship/ops/copy.h"
+#include "walship/ops/ops.h"
 #include "walship/version.h"
 
 #include <stdio.h>
@@ -155,6 +156,77 @@ static const command commands[] = {
      "\n"
      "Exit: 0 unpinned (or it was not pinned); 1 no complete backup with that id, or a\n"
      "failure; 2 usage error.\n"},
+    {"verify", ws_cmd_verify, "verify [options]",
+     "Read every object of every repository and check it as restore and fetch would.\n"
+     "\n"
+     "  walship verify [--backup ID|latest] [--wal-only] [--repair] [--json]\n"
+     "  walship verify                      # everything: WAL archive and every backup\n"
+     "  walship verify --backup latest      # one backup and the WAL from its start on\n"
+     "  walship verify --wal-only --json\n"
+     "\n"
+     "Each object's header, decompression, length and SHA-256; a WAL segment's page header,\n"
+     "system identifier and size against the repository's; a backup's objects against its\n"
+     "manifest (every extent there, each file held whole in one object against its SHA-256).\n"
+     "Then WAL continuity per timeline, following the history files, from the oldest\n"
+     "backup's start to the end of the archive: missing segments are named as ranges,\n"
+     "segments push-queue-max dropped are shown as recorded gaps. For each backup: is its\n"
+     "WAL from start to stop there (consistent), and can it be replayed to the end.\n"
+     "verify-parallel objects are read at once. --json: docs/verify.md.\n"
+     "--repair copies a segment missing from one repository from another repository of\n"
+     "the same cluster that holds it valid (checked as it is copied) and reports it.\n"
+     "\n"
+     "Exit: 0 no problem; 1 problems (each listed: repository, key, what is wrong);\n"
+     "2 usage or config error.\n"},
+    {"metrics", ws_cmd_metrics, "metrics",
+     "Print Prometheus metrics of every repository and the last run of each job.\n"
+     "\n"
+     "  walship metrics > /var/lib/node_exporter/walship.prom\n"
+     "  metrics-file = /var/lib/node_exporter/walship.prom     # in walship.conf\n"
+     "\n"
+     "Text exposition format, prefix walship_, label repo (docs/metrics.md). With\n"
+     "metrics-file set, basebackup, verify and check rewrite that file atomically when they\n"
+     "end, with their result (walship_job_*), for node_exporter's textfile collector.\n"
+     "\n"
+     "Exit: 0 printed (an unreachable repository is walship_repo_up 0); 1 output failed;\n"
+     "2 usage or config error.\n"},
+    {"check", ws_cmd_check, "check [options]",
+     "Check that the running cluster archives into every repository, now.\n"
+     "\n"
+     "  walship check [--pgconn CONNINFO] [--nagios] [--json]\n"
+     "  walship check --pgconn 'host=/var/run/postgresql'\n"
+     "  walship check --nagios          # for Nagios / Icinga / Sensu\n"
+     "\n"
+     "One line per check, OK / WARNING / CRITICAL with its figure: the connection;\n"
+     "archive_mode; archive_library = walship or an archive_command running walship push\n"
+     "(with this configuration file); every repository's identity against the server's\n"
+     "system identifier; pg_stat_archiver has no failure newer than its last success;\n"
+     "pg_switch_wal(), then the segment is stored in every repository within check-timeout\n"
+     "(skipped on a standby); the newest archived segment within check-archive-max-lag of\n"
+     "the server's WAL; the newest complete backup younger than check-backup-max-age;\n"
+     "its size within check-backup-size-change of the median of the others (WARNING).\n"
+     "Needs a role that may run pg_switch_wal() (superuser, or GRANT EXECUTE).\n"
+     "--json: docs/check.md.\n"
+     "\n"
+     "Exit: 0 all OK; 1 a check failed; 2 usage or config error. With --nagios:\n"
+     "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage or config error).\n"},
+    {"drill", ws_cmd_drill, "drill [options]",
+     "Prove a backup restores: restore it into a scratch directory, start it, query it.\n"
+     "\n"
+     "  walship drill [--backup ID|latest] [--target-...] [--query SQL [--expect TEXT]]\n"
+     "                [--keep] [--json]\n"
+     "  walship drill --query 'SELECT count(*) FROM orders' --expect 1234567\n"
+     "  walship drill --backup latest --target-time '2026-11-22 14:30:00+00' --json\n"
+     "\n"
+     "The backup (as restore chooses it; tablespaces mapped into the scratch directory) is\n"
+     "restored under drill-path with archiving off, started with the server binaries of its\n"
+     "major (drill-bindir) on a free port with a private socket directory (as drill-user\n"
+     "under root); drill waits (drill-timeout) until recovery reaches the target (paused\n"
+     "there) or the end of the archive (checked against the newest archived segment), runs\n"
+     "--query and compares its first value with --expect, then stops the server and removes\n"
+     "everything (unless --keep; also on SIGINT/SIGTERM). Reports the RTO: restore, replay\n"
+     "and total seconds, WAL replayed. --json: docs/drill.md.\n"
+     "\n"
+     "Exit: 0 passed; 1 failed (the step and why); 2 usage or config error.\n"},
     {"repo", ws_cmd_repo, "repo repair [--dry-run]",
      "Re-create a lost walship.repo from the stored WAL and backups.\n"
      "\n"
@@ -311,8 +383,10 @@ int main(int argc, char **argv)
                     "or debug\n",
                     prefix, ws_config_get(cfg, "log-level"), ws_config_source(cfg, "log-level"));
             rc = WS_EXIT_USAGE;
+        } else if (ws_log_setup(prefix, level), ws_ops_log_setup(cfg, cmd, &err) < 0) {
+            ws_log_err(WS_LOG_ERROR, &err); /* log-timestamps (ops, issue 15) */
+            rc = WS_EXIT_USAGE;
         } else {
-            ws_log_setup(prefix, level);
             rc = c->run(cfg);
         }
     }
