@@ -35,7 +35,8 @@ static const opt_def opts[] = {
     {"config", 'c', OPT_CLI_ONLY, "FILE", NULL,
      "config file (default: $WALSHIP_CONFIG, else " WS_CONFIG_DEFAULT_FILE " if it exists)"},
     {"repo", 0, OPT_REPO, "URL", NULL,
-     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several"},
+     "repository: /abs/path, file:///abs/path or s3://bucket[/prefix]; repeat for several; "
+     "one that is a configured repoN (its URL, or N) keeps its repoN-* settings"},
     {"log-level", 0, 0, "LEVEL", "info", "error | warn | info | debug (to stderr)"},
     {"compress", 0, 0, "CODEC", "lz4", "codec for new objects: lz4 | none"},
     {"compress-level", 0, 0, "N", "1", "lz4 level: 1 (fastest) to 12"},
@@ -588,6 +589,8 @@ static int match_repos(ws_config *c, ws_error *err)
         for (int i = 0; i < c->n; i++)
             if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[r]) == 0)
                 own = &c->e[i];
+        if (!own) /* pick_repos found it */
+            continue;
         c->repo_url[r] = own->value;
         c->repo_settings[r] = r + 1;
         const char *v = own->value;
@@ -606,8 +609,8 @@ static int match_repos(ws_config *c, ws_error *err)
             }
         }
         if (number)
-            return ws_error_set(err, WS_ECONFIG, "%s = %s: no repo%s is configured", own->where,
-                                v, v);
+            return ws_error_set(err, WS_ECONFIG, "%s = %s: no repo%s is configured", own->where, v,
+                                v);
     }
     return 0;
 }
@@ -845,8 +848,8 @@ int ws_config_repo_count(const ws_config *c)
 const char *ws_config_repo_get(const ws_config *c, int repo, const char *key)
 {
     char k[96];
-    snprintf(k, sizeof k, "repo%d-%s", repo >= 0 && repo < c->nrepos ? c->repo_settings[repo] : repo + 1,
-             key);
+    snprintf(k, sizeof k, "repo%d-%s",
+             repo >= 0 && repo < c->nrepos ? c->repo_settings[repo] : repo + 1, key);
     const entry *e = lookup(c, k);
     return e ? e->value : ws_config_get(c, key);
 }

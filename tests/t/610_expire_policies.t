@@ -220,6 +220,17 @@ is($rc, 0, 'a second expire exits 0');
 is($j->{repositories}[0]{backups_removed} + $j->{repositories}[0]{wal_removed}{count}, 0,
 	'and has nothing to do');
 
+# ---- a target older than everything kept is refused by restore's plan ----
+{
+	my $rx = restored_node('outside');
+	my ($orc, $oout, $oerr) = walship_restore([ '-c', $conf ], '--pgdata', $rx->pgdata,
+		'--target-time', '2020-01-01 00:00:00+00');
+	is($orc, 1, 'restore to a target before every kept backup exits 1');
+	like($oerr, qr/no backup ends before the target 2020-01-01 00:00:00\+00; the oldest restorable point is/,
+		'... saying the oldest restorable point');
+	ok(!-e $rx->pgdata . '/PG_VERSION', '... and restores nothing');
+}
+
 # ---- point-in-time recovery inside the window, from its oldest backup ----
 my ($first) = map { $_->{from_backup} } ($r->{window});
 my $rn = restored_node('pitr');
