@@ -260,7 +260,8 @@ static void print_text(FILE *f, const result *r)
 {
     fprintf(f, "repository %s%s\n", r->repo, r->dry ? " (dry run: nothing removed)" : "");
     if (!r->policy_set) {
-        fprintf(f, "  no retention policy: nothing expired\n");
+        fprintf(f, "  %s: nothing expired\n",
+                r->err.code != WS_EOK ? "refused (see the error)" : "no retention policy");
         return;
     }
     fprintf(f, "  policy:");
