@@ -243,17 +243,17 @@ ok(wait_recovery_done($rn), 'recovery reached the restore point');
 is($rn->safe_psql('SELECT count(*) FROM t'), $want, 'the rows at the restore point');
 $rn->stop;
 
-# ---- a backup kept only by the monthly tier restores to consistency ----
-my ($gfs) = grep { $exp->{$_} eq 'monthly' } keys %$exp;
-SKIP: {
-	skip 'no backup kept by the monthly tier alone', 2 unless $gfs;
-	my $rg = restored_node('gfs');
-	($rc, $out, $err) = walship_restore([ '-c', $conf ], '--pgdata', $rg->pgdata, '--backup', $gfs,
+# ---- every backup kept only by a tier or a pin restores to consistency from its own WAL ----
+my @gfs = sort grep { $exp->{$_} !~ /\b(?:days|full|newest)\b/ } keys %$exp;
+ok(@gfs >= 2, 'backups kept by the monthly tier or the pin alone: ' . join(' ', @gfs));
+for my $g (@gfs) {
+	my $rg = restored_node("gfs_$g");
+	($rc, $out, $err) = walship_restore([ '-c', $conf ], '--pgdata', $rg->pgdata, '--backup', $g,
 		'--target', 'immediate', '--target-action', 'promote');
-	is($rc, 0, "restore of the monthly backup $gfs") or diag($err);
+	is($rc, 0, "restore of $g ($exp->{$g})") or diag($err);
 	configure_restored($rg);
 	$rg->start;
-	ok(wait_recovery_done($rg), 'it reached consistency from its own WAL');
+	ok(wait_recovery_done($rg), "$g reached consistency from its own WAL");
 	$rg->stop;
 }
 
