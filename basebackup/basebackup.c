@@ -55,7 +55,7 @@ typedef struct bb {
     int nrepos;
     PGconn *conn;
     char id[WS_MANIFEST_ID_MAX];
-    int objects_written; /* something may exist under backup/<id>/: clean up on failure */
+    int objects_written;  /* something may exist under backup/<id>/: clean up on failure */
     ws_backup_lock *lock; /* held from the started marker until the end (repo/lock.h) */
     ws_manifest_info info;
     ws_manifest_builder *mb;

@@ -220,6 +220,17 @@ is($rc, 0, 'a second expire exits 0');
 is($j->{repositories}[0]{backups_removed} + $j->{repositories}[0]{wal_removed}{count}, 0,
 	'and has nothing to do');
 
+# ---- a target older than everything kept is refused by restore's plan ----
+{
+	my $rx = restored_node('outside');
+	my ($orc, $oout, $oerr) = walship_restore([ '-c', $conf ], '--pgdata', $rx->pgdata,
+		'--target-time', '2020-01-01 00:00:00+00');
+	is($orc, 1, 'restore to a target before every kept backup exits 1');
+	like($oerr, qr/no backup ends before the target 2020-01-01 00:00:00\+00; the oldest restorable point is/,
+		'... saying the oldest restorable point');
+	ok(!-e $rx->pgdata . '/PG_VERSION', '... and restores nothing');
+}
+
 # ---- point-in-time recovery inside the window, from its oldest backup ----
 my ($first) = map { $_->{from_backup} } ($r->{window});
 my $rn = restored_node('pitr');
@@ -232,17 +243,17 @@ ok(wait_recovery_done($rn), 'recovery reached the restore point');
 is($rn->safe_psql('SELECT count(*) FROM t'), $want, 'the rows at the restore point');
 $rn->stop;
 
-# ---- a backup kept only by the monthly tier restores to consistency ----
-my ($gfs) = grep { $exp->{$_} eq 'monthly' } keys %$exp;
-SKIP: {
-	skip 'no backup kept by the monthly tier alone', 2 unless $gfs;
-	my $rg = restored_node('gfs');
-	($rc, $out, $err) = walship_restore([ '-c', $conf ], '--pgdata', $rg->pgdata, '--backup', $gfs,
+# ---- every backup kept only by a tier or a pin restores to consistency from its own WAL ----
+my @gfs = sort grep { $exp->{$_} !~ /\b(?:days|full|newest)\b/ } keys %$exp;
+ok(@gfs >= 2, 'backups kept by the monthly tier or the pin alone: ' . join(' ', @gfs));
+for my $g (@gfs) {
+	my $rg = restored_node("gfs_$g");
+	($rc, $out, $err) = walship_restore([ '-c', $conf ], '--pgdata', $rg->pgdata, '--backup', $g,
 		'--target', 'immediate', '--target-action', 'promote');
-	is($rc, 0, "restore of the monthly backup $gfs") or diag($err);
+	is($rc, 0, "restore of $g ($exp->{$g})") or diag($err);
 	configure_restored($rg);
 	$rg->start;
-	ok(wait_recovery_done($rg), 'it reached consistency from its own WAL');
+	ok(wait_recovery_done($rg), "$g reached consistency from its own WAL");
 	$rg->stop;
 }
 

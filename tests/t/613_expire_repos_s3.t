@@ -4,7 +4,7 @@
 # pins, the rules keeping each backup, and which backup is in one repository only; --repo N and
 # --repo URL pick one and keep its repoN-* settings (the credentials); a repository that cannot
 # be read is reported with exit 1 while the others are listed. expire removes from S3 through
-# DeleteObjects, and a basebackup runs expire afterwards (expire-auto).
+# DeleteObjects, and a basebackup runs expire afterwards (expire-auto); basebackup --pin pins.
 use strict;
 use warnings;
 
@@ -125,9 +125,14 @@ ok(@after < @before, 'objects are gone from the bucket (' . (@before - @after) .
 ok(!grep({ m{^backup/\Q$ids[1]\E/} } @after), 'nothing of an expired backup is left in S3');
 
 # ---- expire-auto after a basebackup ----
-my $id = take_basebackup($node, [ '-c', $conf, '--expire-auto', 'on' ], label => 'auto');
+my $id = take_basebackup($node, [ '-c', $conf, '--expire-auto', 'on' ], label => 'auto',
+	extra => [ '--pin', '--note', 'pinned at birth' ]);
 ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, '--repo', '2', 'list', '--json' ]);
-is_deeply([ sort map { $_->{id} } @{ decode_json($out)->{backups} } ], [ sort $ids[0], $id ],
-	'expire-auto applied repo2\'s full 1 after the backup (the pin stays)');
+my @l2 = @{ decode_json($out)->{backups} };
+is_deeply([ sort map { $_->{id} } @l2 ], [ sort $ids[0], $id ],
+	'expire-auto applied repo2\'s full 1 after the backup (the old pin stays)');
+my ($new) = grep { $_->{id} eq $id } @l2;
+ok($new->{pinned} && $new->{pin_note} eq 'pinned at birth', 'basebackup --pin pinned the new backup');
+is_deeply($new->{kept_by}, [ 'full', 'pin', 'newest' ], '... and it is kept by full, its pin, newest');
 
 done_testing();

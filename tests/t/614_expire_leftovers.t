@@ -109,8 +109,10 @@ SKIP: {
 	my %c = $moto->config;
 	my $mconf = write_config("$base/moto.conf", repo => 's3://wal/m', %c, async => 'off',
 		'retention-full' => 1, 'expire-auto' => 'off');
-	# the cluster's WAL and two backups into the bucket
-	for my $seg (sort grep { /^[0-9A-F]{24}$/ } map { s{.*/}{}r } glob($node->pgdata . '/pg_wal/*')) {
+	# the cluster's archived WAL (never the segment being written) and two backups
+	for my $seg (sort map { m{/([0-9A-F]{24})\.done$} ? $1 : () }
+		glob($node->pgdata . '/pg_wal/archive_status/*.done'))
+	{
 		run(cmd => [ $bin, '-c', $mconf, 'push', "pg_wal/$seg" ], cwd => $node->pgdata);
 	}
 	$node->append_conf("archive_command = '$bin -c $conf push %p && $bin -c $mconf push %p'");

@@ -24,6 +24,7 @@
 #include "walship/ops/expire_plan.h"
 #include "walship/pq_dl.h"
 #include "walship/repo/catalog.h"
+#include "walship/repo/keys.h"
 #include "walship/repo/lock.h"
 #include "walship/repo/pin.h"
 #include "walship/repo/summary.h"
@@ -262,7 +263,8 @@ static void print_text(FILE *f, const result *r)
 {
     fprintf(f, "repository %s%s\n", r->repo, r->dry ? " (dry run: nothing removed)" : "");
     if (!r->policy_set) {
-        fprintf(f, "  no retention policy: nothing expired\n");
+        fprintf(f, "  %s: nothing expired\n",
+                r->err.code != WS_EOK ? "refused (see the error)" : "no retention policy");
         return;
     }
     fprintf(f, "  policy:");
@@ -512,7 +514,22 @@ typedef struct tmp_scan {
     int n, cap, oom;
     int64_t cutoff; /* real clock: storage times are the storage's */
     int posix;
+    const char **busy; /* incomplete backups kept (running, or younger than the grace) */
+    int nbusy;
 } tmp_scan;
+
+/* A temporary file inside a backup that is still running (a long multipart upload of a large
+ * file may be older than the grace) is its writer's. */
+static int in_busy_backup(const tmp_scan *s, const char *name)
+{
+    char id[WS_MANIFEST_ID_MAX];
+    if (ws_key_backup_id(name, id, sizeof id) < 0)
+        return 0;
+    for (int i = 0; i < s->nbusy; i++)
+        if (strcmp(s->busy[i], id) == 0)
+            return 1;
+    return 0;
+}
 
 /* A posix temporary file ".<name>.tmp.<pid>.<n>" whose writer still runs on this machine. */
 static int writer_alive(const char *name)
@@ -529,7 +546,8 @@ static int writer_alive(const char *name)
 static int tmp_cb(void *arg, const char *name, const ws_storage_info *info)
 {
     tmp_scan *s = arg;
-    if (info->mtime == 0 || info->mtime > s->cutoff || (s->posix && writer_alive(name)))
+    if (info->mtime == 0 || info->mtime > s->cutoff || (s->posix && writer_alive(name)) ||
+        in_busy_backup(s, name))
         return 0;
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 64;
@@ -564,15 +582,22 @@ static int collect_leftovers(ws_repo *r, result *res, double grace, ws_error *er
     const ws_catalog *c = res->cat;
     int64_t real_now = (int64_t)time(NULL);
     res->left_ids = calloc((size_t)(c->nincomplete ? c->nincomplete : 1), sizeof *res->left_ids);
-    if (!res->left_ids)
+    tmp_scan s = {0};
+    s.busy = calloc((size_t)(c->nincomplete ? c->nincomplete : 1), sizeof *s.busy);
+    if (!res->left_ids || !s.busy) {
+        free(s.busy);
         return ws_error_oom(err);
+    }
     for (int i = 0; i < c->nincomplete; i++) {
         const ws_catalog_incomplete *x = &c->incomplete_info[i];
         const char *id = c->incomplete[i];
         /* an interrupted removal is finished at once; other incomplete backups wait for the
          * grace and a dead lock */
-        if (!x->expiring && (x->newest_mtime == 0 || (double)(real_now - x->newest_mtime) < grace))
+        if (!x->expiring &&
+            (x->newest_mtime == 0 || (double)(real_now - x->newest_mtime) < grace)) {
+            s.busy[s.nbusy++] = id;
             continue;
+        }
         if (!x->expiring && x->locked) {
             ws_backup_lock_info li;
             ws_error e;
@@ -582,6 +607,7 @@ static int collect_leftovers(ws_repo *r, result *res, double grace, ws_error *er
                 ws_log_info(
                     "backup %s in %s is running (%s pid %ld, heartbeat %" PRId64 " s ago): kept",
                     id, ws_repo_describe(r), li.host, li.pid, ws_repo_wall_time() - li.heartbeat);
+                s.busy[s.nbusy++] = id;
                 continue;
             }
         }
@@ -590,20 +616,23 @@ static int collect_leftovers(ws_repo *r, result *res, double grace, ws_error *er
         ws_storage_info info;
         ws_error e;
         ws_manifest_key(id, WS_MANIFEST_NAME, key, sizeof key);
-        if (ws_storage_stat(ws_repo_storage(r), key, &info, &e) == 0 || e.code != WS_ENOENT)
+        if (ws_storage_stat(ws_repo_storage(r), key, &info, &e) == 0 || e.code != WS_ENOENT) {
+            s.busy[s.nbusy++] = id;
             continue;
+        }
         if (!res->dry) {
             ws_catalog_removed rm;
             int rc = ws_catalog_remove(r, id, &rm, err);
             res->left_bytes += rm.bytes;
-            if (rc < 0)
+            if (rc < 0) {
+                free(s.busy);
                 return -1;
+            }
         } else {
             res->left_bytes += x->bytes;
         }
         res->left_ids[res->nleft++] = (char *)id;
     }
-    tmp_scan s = {0};
     s.cutoff = real_now - (int64_t)grace;
     s.posix = strcmp(ws_repo_storage(r)->ops->name, "posix") == 0;
     int rc =
@@ -620,6 +649,7 @@ static int collect_leftovers(ws_repo *r, result *res, double grace, ws_error *er
         free(s.names[i]);
     free(s.names);
     free(s.sizes);
+    free(s.busy);
     return rc;
 }
 

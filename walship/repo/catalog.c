@@ -153,6 +153,7 @@ static int classify(ws_repo *r, scan *s, ws_catalog *out)
         qsort(out->backups, (size_t)out->n, sizeof *out->backups, cmp_backup);
     for (int i = 0; i < out->n; i++) {
         entry key;
+        memset(&key, 0, sizeof key);
         snprintf(key.id, sizeof key.id, "%s", out->backups[i].id);
         const entry *e = s->n ? bsearch(&key, s->v, (size_t)s->n, sizeof *s->v, cmp_entry) : NULL;
         out->pinned[i] = e && e->pinned;

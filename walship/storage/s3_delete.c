@@ -9,7 +9,9 @@
  * are stored and billed, but no object exists). list_ex with WS_STORAGE_LIST_TMP lists them
  * (ListMultipartUploads, paginated) as "<key>?uploadId=<id>" with mtime = Initiated;
  * remove_tmp aborts one (AbortMultipartUpload). A server that does not implement the listing
- * (s3rver answers 501 NotImplemented) lists none.
+ * (s3rver answers 501 NotImplemented) lists none; so do credentials that may not list them
+ * (403, with a warning): the catalog lists them under backup/, and list or restore must not
+ * fail for want of a permission only leftover collection needs.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -183,6 +185,15 @@ static int list_uploads(s3_storage *s, const char *prefix, ws_storage_list_cb cb
             if (ws_s3_op_status(&op) == 501) {
                 ws_log_debug("%s does not list multipart uploads (HTTP 501): none collected",
                              s->desc);
+                ws_error_clear(err);
+                rc = 0;
+            } else if (ws_s3_op_status(&op) == 403) {
+                /* list, restore and expire must not fail for a permission only the leftover
+                 * collection needs */
+                ws_log_warn("%s: the credentials may not list multipart uploads (HTTP 403): "
+                            "unfinished uploads are not collected (grant "
+                            "s3:ListBucketMultipartUploads and s3:AbortMultipartUpload)",
+                            s->desc);
                 ws_error_clear(err);
                 rc = 0;
             }
