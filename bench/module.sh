@@ -264,7 +264,8 @@ OUT=$RUN/section.md
     echo "Versions: $("$WALSHIP_BIN" --version 2>/dev/null | head -1) · $(pgbackrest version 2>/dev/null | head -1) · $("$PG_BIN/postgres" --version)."
     echo
     echo "Drain: a burst of $BURST_MB MiB of pgbench WAL waiting as .ready files, archived into a posix"
-    echo "repository from the reload that starts archiving to the last .done (median of $BENCH_REPS)."
+    echo "repository from the server's start (pg_ctl start, ~0.3 s, included for every job) to the"
+    echo "last .done (median of $BENCH_REPS; ratios: median of the paired ratios within a repetition)."
     echo "Lag: pgbench -c 2 for $LOAD_S s with archiving live; the backlog is the number of .ready files"
     echo "sampled every 0.25 s; catch-up is from the end of the load to the last .done."
     echo
