@@ -175,9 +175,10 @@ MODULE_MK  := $(MAKE) --no-print-directory -C build/module -f $(CURDIR)/module/M
 
 .PHONY: module install-module uninstall-module
 
+# never with the sanitizers: the module is loaded into a postgres built without their runtime
 $(PIC)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+	$(CC) $(filter-out $(SANFLAGS),$(ALL_CFLAGS)) -fPIC -c -o $@ $<
 
 $(PIC)/libwalship.a: $(filter-out $(PIC)/module/%,$(PIC_OBJS))
 	rm -f $@
