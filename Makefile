@@ -160,3 +160,41 @@ FORCE:
 .PHONY: deb
 deb: walship
 	scripts/mkdeb.sh $(BIN) $(VERSION) $(BUILD)
+
+# ---- the archive module (issue 17): archive_library = 'walship', PostgreSQL 15+ (PGXS) ----
+#   make module           build/module/walship.so (needs postgresql-server-dev-N: pg_config)
+#   make install-module   into pg_config --pkglibdir (PG_CONFIG=/usr/lib/postgresql/N/bin/pg_config)
+# The module links module/client.c and the walship objects it needs (spool, config, ...),
+# compiled -fPIC into build/pic/libwalship.a (the linker takes only what is referenced).
+PG_CONFIG  ?= pg_config
+PIC        := build/pic
+PIC_SRCS   := $(LIB_SRCS) module/client.c
+PIC_OBJS   := $(PIC_SRCS:%.c=$(PIC)/%.o)
+MODULE_SO  := build/module/walship.so
+MODULE_MK  := $(MAKE) --no-print-directory -C build/module -f $(CURDIR)/module/Makefile \
+              VPATH=$(CURDIR)/module PG_CONFIG=$(PG_CONFIG) WS_ROOT=$(CURDIR) \
+              WS_PIC=$(CURDIR)/$(PIC) WS_BIN=$(PREFIX)/bin/walship WS_LIBS="$(PKG_LIBS) -lpthread"
+
+.PHONY: module install-module uninstall-module
+
+# never with the sanitizers: the module is loaded into a postgres built without their runtime
+$(PIC)/%.o: %.c | pkgcheck
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SANFLAGS),$(ALL_CFLAGS)) -fPIC -c -o $@ $<
+
+$(PIC)/libwalship.a: $(filter-out $(PIC)/module/%,$(PIC_OBJS))
+	rm -f $@
+	ar rcs $@ $^
+
+module: $(PIC)/libwalship.a $(PIC)/module/client.o
+	@command -v $(PG_CONFIG) >/dev/null 2>&1 || { echo "walship: make module needs pg_config: apt-get install postgresql-server-dev-15" >&2; exit 1; }
+	@mkdir -p build/module
+	+$(MODULE_MK)
+
+install-module: module
+	+$(MODULE_MK) install
+
+uninstall-module:
+	+$(MODULE_MK) uninstall
+
+-include $(PIC_OBJS:.o=.d)

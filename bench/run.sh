@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh [BENCH...] — run walship's benchmarks (default: all of them).
 #
-#   BENCH          push, async, basebackup, restore
+#   BENCH          push, async, basebackup, restore, module
 #   WALSHIP_BIN    the walship binary to measure (default: build/walship)
 #   BENCH_REPS     repetitions per job (default 7 for push, 3 for the others);
 #                  the tables give medians
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL_BENCHES=(push async basebackup restore)
+ALL_BENCHES=(push async basebackup restore module)
 
 usage() {
     sed -n '2,13s/^# \{0,1\}//p' "$0"

@@ -32,6 +32,12 @@ pkgs+=(
 pkgs+=(
     python3-prometheus-client python3-yaml
 )
+# The archive module (issue 17: make module, tests 730-749): PostgreSQL 15's server headers and
+# PGXS (pg_config). Debian 12 has no server headers for 16-18, so the module's 16+ code path is
+# not compiled here (docs/archive-module.md).
+pkgs+=(
+    postgresql-server-dev-15
+)
 
 # One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
 declare -A installed=()

@@ -157,6 +157,15 @@ static void on_timer(uv_timer_t *t)
     int running;
     curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_multi_info(h);
+    /* uv_run(UV_RUN_ONCE) runs due timers first and then blocks in poll until the next event
+     * or timer: when the work done here is what ws_http_run_until waits for (curl sends a
+     * request and reads the whole response from its timeout-0 timer; a sink fills up and
+     * pauses the transfer, so no socket event follows), the caller would sleep until curl's
+     * next timeout, ~10 s later. uv_stop makes this iteration's poll non-blocking; the caller
+     * looks at its flag and runs the loop again if it is not set. (Issue 17: the prefetch
+     * agent's S3 downloads stalled this way, making replay with prefetch slower than
+     * without.) */
+    uv_stop(&h->loop);
 }
 
 /* CURLMOPT_TIMERFUNCTION: only (re)arm the uv timer; curl must not be re-entered here. */
