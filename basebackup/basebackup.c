@@ -18,7 +18,7 @@
 #include "walship/repo/lock.h"
 #include "walship/repo/pin.h"
 #include "walship/ops/expire.h"
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "basebackup/protocol.h"
 #include "basebackup/store.h"
 #include "basebackup/tar.h"

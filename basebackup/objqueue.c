@@ -20,7 +20,7 @@
  * tags of committed objects go to opts.committed) and frees the dead list in ws_bb_oq_free.
  */
 #include "basebackup/objqueue.h"
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 
 #include "walship/log.h"
 #include "walship/repo/open.h"

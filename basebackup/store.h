@@ -34,7 +34,7 @@
 
 #include <stdint.h>
 
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "basebackup/tar.h"
 #include "basebackup/verify.h"
 #include "walship/config.h"

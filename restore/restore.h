@@ -22,7 +22,7 @@
 #include <stdio.h>
 
 #include "walship/repo/catalog.h"
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "walship/config.h"
 #include "walship/error.h"
 #include "walship/repo/repo.h"

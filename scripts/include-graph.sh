@@ -93,5 +93,13 @@ if [ -n "$objects" ]; then
     fi
 fi
 
+# Only walship/repo/ builds repository keys (issue 12): no "wal/", "backup/" or "gap/" literal
+# in a C file elsewhere (keys.h names them).
+if grep -n '"\(wal\|backup\|gap\)/' $(find walship basebackup restore -name '*.c' ! -path 'walship/repo/*' | LC_ALL=C sort) >"$tmp/keys"; then
+    echo "repository keys built outside walship/repo/ (use walship/repo/keys.h):" >&2
+    sed 's/^/  /' "$tmp/keys" >&2
+    status=1
+fi
+
 [ "$status" = 0 ] && echo "no include cycle, the core includes only the core${objects:+, no call cycle}"
 exit "$status"

@@ -85,6 +85,20 @@ like($err, qr/core header walship\/wal\.h includes walship\/timeline\.h/, '... n
   or diag($err);
 restore_file('walship/wal.h');
 
+# 2b. a repository key built by hand outside walship/repo/ (keys.h is the one place)
+{
+	my $f    = 'restore/guard.c';
+	my $text = slurp_file("$copy/$f");
+	spurt_file("$copy/$f", $text . "\nstatic const char *ws_planted_key = \"backup/\";\n");
+	($rc, $out, $err) = graph('--root', $copy);
+	is($rc, 1, 'a "backup/" literal in restore/guard.c: exit 1');
+	like($err, qr{repository keys built outside walship/repo/.*restore/guard\.c}s,
+		'... naming the file') or diag($err);
+	restore_file($f);
+	($rc, $out, $err) = graph('--root', $copy);
+	is($rc, 0, '... and the copy passes again once it is removed') or diag($err);
+}
+
 # 3. two units calling each other, declared through a third header (no include cycle)
 SKIP:
 {

@@ -1,6 +1,6 @@
 /* test_manifest.c — the walship backup manifest: percent-encoding, and a manifest written
  * to a repository and read back with every field and entry intact. */
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "tests/unit/tap.h"
 
 #include <stdio.h>

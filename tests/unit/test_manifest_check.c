@@ -1,7 +1,7 @@
 /* test_manifest_check.c — a manifest is untrusted input: the per-entry checks
  * (ws_manifest_check_entry: clean paths, PostgreSQL's layout of a tablespace) and the parser's
  * comparison of tablespace-count / file-count with the lines it read. */
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "tests/unit/tap.h"
 
 #include <stdio.h>

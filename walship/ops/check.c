@@ -22,6 +22,7 @@
  * Exit 0 all OK, 1 any WARNING or CRITICAL, 2 usage; with --nagios the monitoring plugin
  * convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage).
  */
+#include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
 #include "walship/clock.h"
 #include "walship/clock.h"
@@ -421,7 +422,8 @@ int ws_cmd_check(const ws_config *cfg)
         snprintf(a.prefix, sizeof a.prefix, "%08X", tli);
         ws_error e;
         uint32_t seg_size = ids[first].seg_size;
-        if (ws_storage_list(ws_repo_storage(repos[first]), "wal/", newest_cb, &a, &e) < 0)
+        if (ws_storage_list(ws_repo_storage(repos[first]), WS_KEY_WAL_PREFIX, newest_cb, &a, &e) <
+            0)
             add(&C, "archive_lag", ST_CRITICAL, "cannot list %s: %s",
                 ws_repo_describe(repos[first]), e.msg);
         else if (!a.newest[0])

@@ -17,8 +17,9 @@
  */
 #include "walship/ops/copy.h"
 
+#include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "restore/restore.h" /* ws_rs_parallel: the bounded worker pool restore uses */
 #include "walship/bytes.h"
 #include "walship/clock.h"
@@ -160,7 +161,7 @@ static int is_marker(const char *key)
 {
     const char *slash = strrchr(key, '/');
     return slash && strcmp(slash + 1, WS_CATALOG_STARTED_NAME) == 0 &&
-           strncmp(key, "backup/", 7) == 0;
+           strncmp(key, WS_KEY_BACKUP_PREFIX, strlen(WS_KEY_BACKUP_PREFIX)) == 0;
 }
 
 static status conflict(ws_repo *dst, const char *key, const unsigned char want[32],
@@ -584,9 +585,9 @@ static int copy_to(const ws_config *cfg, ws_repo ***repos, int nrepos, int from,
     if (wal) {
         items s;
         memset(&s, 0, sizeof s);
-        int r = list_keys(src, "wal/", &s, err);
+        int r = list_keys(src, WS_KEY_WAL_PREFIX, &s, err);
         if (r == 0)
-            r = list_keys(src, "gap/", &s, err);
+            r = list_keys(src, WS_KEY_GAP_PREFIX, &s, err);
         if (r == 0)
             r = run_items(&j, s.v, s.n, threads, err);
         items_free(&s);

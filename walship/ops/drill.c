@@ -23,6 +23,7 @@
 #include "walship/clock.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
+#include "walship/repo/keys.h"
 #include "walship/repo/open.h"
 #include "walship/storage/storage.h"
 #include "walship/log.h"
@@ -318,7 +319,7 @@ static uint64_t archive_end(ws_repo *r, uint32_t tli, uint32_t seg_size, char na
     ws_error e;
     memset(&s, 0, sizeof s);
     name[0] = '\0';
-    if (ws_storage_list(ws_repo_storage(r), "wal/", end_cb, &s, &e) < 0)
+    if (ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, end_cb, &s, &e) < 0)
         return 0;
     int best = -1;
     for (int i = 0; i < s.ntli; i++) {

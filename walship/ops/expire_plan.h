@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "walship/repo/summary.h"
 
 enum {

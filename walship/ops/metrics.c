@@ -8,6 +8,7 @@
  * file with its own result and carries the others' walship_job_* lines over from the file as
  * it was. A lock file beside it (PATH.lock) keeps two jobs from losing each other's line.
  */
+#include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
@@ -260,7 +261,7 @@ static void repo_collect(const ws_config *cfg, int i, repo_figures *f, ws_catalo
         f->up = 0;
         ws_log_warn("metrics: %s", e.msg);
     }
-    if (ws_storage_list(ws_repo_storage(r), "wal/", wal_cb, f, &e) < 0) {
+    if (ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, wal_cb, f, &e) < 0) {
         f->up = 0;
         ws_log_warn("metrics: %s", e.msg);
     }

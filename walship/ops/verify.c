@@ -23,8 +23,9 @@
  * Exit 0: no problem; 1: problems, each listed with its repository, key and what is wrong;
  * 2: usage or configuration.
  */
+#include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "restore/restore.h"
 #include "walship/clock.h"
 #include "walship/clock.h"
@@ -537,10 +538,9 @@ static void backup_free(backup *b)
 static int size_cb(void *arg, const char *key, const ws_storage_info *info)
 {
     backup *b = arg;
-    const char *name = strchr(key + strlen("backup/"), '/');
+    const char *name = ws_key_backup_name(key);
     if (!name)
         return 0;
-    name++;
     for (int i = 0; i < b->nobjs; i++)
         if (strcmp(b->objs[i].name, name) == 0)
             b->objs[i].stored = info->size;
@@ -580,7 +580,7 @@ static int backup_load(verify *V, vrepo *v, backup *b)
         return -1;
     /* stored sizes, for progress and the figures */
     char prefix[128];
-    snprintf(prefix, sizeof prefix, "backup/%s/", b->info->id);
+    ws_key_backup_prefix(b->info->id, prefix, sizeof prefix);
     ws_storage_list(ws_repo_storage(v->r), prefix, size_cb, b, &err);
     return 0;
 }
@@ -917,16 +917,16 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
         return 0;
     }
     ws_storage *st = ws_repo_storage(v->r);
-    if (ws_storage_list(st, "wal/", wal_list_cb, v, &e) < 0) {
-        problem_add(&V->probs, v->desc, "wal/", "cannot list: %s", e.msg);
+    if (ws_storage_list(st, WS_KEY_WAL_PREFIX, wal_list_cb, v, &e) < 0) {
+        problem_add(&V->probs, v->desc, WS_KEY_WAL_PREFIX, "cannot list: %s", e.msg);
         return 0;
     }
     if (v->nwal)
         qsort(v->wal, (size_t)v->nwal, sizeof *v->wal, cmp_walobj);
     if (ws_repo_gap_list(v->r, &v->gaps, &v->ngaps, &e) < 0)
-        problem_add(&V->probs, v->desc, "gap/", "cannot list: %s", e.msg);
+        problem_add(&V->probs, v->desc, WS_KEY_GAP_PREFIX, "cannot list: %s", e.msg);
     if (ws_catalog_load(v->r, &v->cat, &e) < 0) {
-        problem_add(&V->probs, v->desc, "backup/", "cannot list: %s", e.msg);
+        problem_add(&V->probs, v->desc, WS_KEY_BACKUP_PREFIX, "cannot list: %s", e.msg);
         memset(&v->cat, 0, sizeof v->cat);
     }
     for (int i = 0; i < v->cat.nunreadable; i++) {
@@ -940,7 +940,8 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
         only = strcmp(o->backup, "latest") == 0 ? (v->cat.n ? &v->cat.backups[v->cat.n - 1] : NULL)
                                                 : ws_catalog_find(&v->cat, o->backup);
         if (!only) {
-            problem_add(&V->probs, v->desc, "backup/", "no complete backup \"%s\" here", o->backup);
+            problem_add(&V->probs, v->desc, WS_KEY_BACKUP_PREFIX, "no complete backup \"%s\" here",
+                        o->backup);
             return 0;
         }
     }

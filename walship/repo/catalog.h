@@ -13,7 +13,7 @@
 #ifndef WS_CATALOG_H
 #define WS_CATALOG_H
 
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "walship/repo/keys.h"
 
 /* backup/<id>/walship.started: a small text object written create-only-if-absent before

@@ -1,5 +1,5 @@
 /* manifest.c — rendering and parsing the walship backup manifest (see manifest.h). */
-#include "basebackup/manifest.h"
+#include "walship/repo/manifest.h"
 #include "walship/repo/keys.h"
 
 #include <inttypes.h>
