@@ -345,13 +345,13 @@ struct ws_repo_obj_writer {
     char key[512];
     ws_objkind kind;
     ws_codec codec;
-    ws_stage *head; /* sha256 → [lz4] → sink */
+    ws_stage *head; /* the write chain (codec.h), owning the sink */
     ws_stage *sha;
 };
 
 static void obj_writer_free(ws_repo_obj_writer *w)
 {
-    ws_stage_chain_free(w->head);
+    ws_stage_free(w->head);
     free(w->w);
     free(w->open_results);
     free(w);
@@ -410,23 +410,11 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     }
     ws_stage *sink = ws_stage_storage_sink_new(live, nlive);
     free(live);
-    ws_stage *mid = sink;
-    if (sink && codec == WS_CODEC_LZ4) {
-        mid = ws_stage_lz4_compress_new(level, size_hint, sink);
-        if (!mid)
-            ws_stage_free(sink);
-    }
-    /* SHA-256 on this thread: with SHA-NI it runs at ~2 GB/s, a few ms per segment, while a
-     * helper thread costs a copy of every byte and a futex hand-off per 256 KiB
-     * (docs/benchmarks.md, push). The async agent gets its parallelism from pushing several files
-     * at once. */
-    w->sha = mid ? ws_stage_sha256_new(mid) : NULL;
-    if (!w->sha) {
-        ws_stage_chain_free(mid);
+    ws_chain_opts co = {.codec = codec, .level = level, .size_hint = size_hint};
+    if (!sink || ws_codec_write_chain(&co, sink, &w->head, &w->sha, err) < 0) {
         ws_repo_obj_abort(w);
-        return ws_error_oom(err);
+        return sink ? -1 : ws_error_oom(err);
     }
-    w->head = w->sha;
     *out = w;
     return 0;
 }
@@ -523,26 +511,6 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
 
 /* ---- reading ---- */
 
-/* Counts what passes on to next (reads whose caller verifies the bytes itself). */
-typedef struct count_stage {
-    ws_stage base;
-    uint64_t n;
-} count_stage;
-
-static int count_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    count_stage *c = (count_stage *)st;
-    c->n += len;
-    return st->next ? ws_stage_write(st->next, buf, len, err) : 0;
-}
-
-static void count_free(ws_stage *st)
-{
-    free(st);
-}
-
-static const ws_stage_ops count_ops = {"count", count_write, NULL, count_free};
-
 int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out, ws_error *err)
 {
     return ws_repo_obj_read_limit(r, key, dest, hdr_out, 0, 0, err);
@@ -608,39 +576,19 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
                      key, h.length, what, limit);
         goto out;
     }
-    if (flags & WS_OBJ_READ_NO_DIGEST) {
-        count_stage *c = calloc(1, sizeof *c);
-        if (c) {
-            c->base.ops = &count_ops;
-            c->base.next = dest;
-        }
-        sha = c ? &c->base : NULL;
-    } else {
-        sha = ws_stage_sha256_new(dest);
-    }
-    head = sha;
-    if (sha && h.codec == WS_CODEC_LZ4)
-        head = ws_stage_lz4_decompress_new(h.length, sha);
-    if (!sha || !head) {
-        ws_error_oom(err);
+    ws_chain_opts co = {.codec = (ws_codec)h.codec, .no_digest = !!(flags & WS_OBJ_READ_NO_DIGEST)};
+    if (ws_codec_read_chain(&co, h.length, dest, &head, &sha, err) < 0)
         goto out;
-    }
     char *buf = malloc(READ_CHUNK);
     if (!buf) {
         ws_error_oom(err);
         goto out;
     }
-    uint64_t passed = 0;
     for (;;) {
         if (ws_storage_read(rd, buf, READ_CHUNK, &n, err) < 0)
             break;
         if (n == 0) {
             rc = 0;
-            break;
-        }
-        passed += n;
-        if (h.codec == WS_CODEC_NONE && passed > h.length) {
-            ws_error_set(err, WS_ECORRUPT, "object %s is longer than its header says", key);
             break;
         }
         if (ws_stage_write(head, buf, n, err) < 0)
@@ -656,7 +604,7 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
     unsigned char digest[32];
     uint64_t length;
     if (flags & WS_OBJ_READ_NO_DIGEST) {
-        length = ((count_stage *)sha)->n;
+        length = ws_stage_count(sha);
         memcpy(digest, h.sha256, 32);
     } else {
         ws_stage_sha256_result(sha, digest, &length);
@@ -675,15 +623,7 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
     if (hdr_out)
         *hdr_out = h;
 out:
-    /* free our stages, not the caller's dest */
-    if (head != sha && head) {
-        head->next = NULL;
-        ws_stage_free(head);
-    }
-    if (sha) {
-        sha->next = NULL;
-        ws_stage_free(sha);
-    }
+    ws_stage_free(head); /* our stages; the chain borrows dest */
     ws_storage_reader_close(rd);
     return rc;
 }

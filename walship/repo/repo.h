@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "walship/codec/codec.h"
 #include "walship/error.h"
 #include "walship/stage/stage.h"
 #include "walship/storage/storage.h"
@@ -21,8 +22,6 @@
 #define WS_REPO_FORMAT   1
 #define WS_REPO_ROOT_KEY "walship.repo"
 #define WS_OBJHDR_SIZE   64
-
-typedef enum ws_codec { WS_CODEC_NONE = 0, WS_CODEC_LZ4 = 1, WS_CODEC_ZSTD = 2 } ws_codec;
 
 typedef enum ws_objkind {
     WS_OBJ_DATA = 0,
@@ -47,9 +46,6 @@ void ws_objhdr_encode(const ws_objhdr *h, unsigned char out[WS_OBJHDR_SIZE]);
 /* Checks magic, version, header check, codec and encryption; key is for messages. */
 int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_objhdr *h,
                      ws_error *err);
-/* "lz4" / "none" → codec; -1 if unknown. */
-int ws_codec_parse(const char *s, ws_codec *out);
-const char *ws_codec_name(ws_codec c);
 ws_objkind ws_objkind_of(ws_wal_kind k);
 
 typedef struct ws_repo ws_repo;
