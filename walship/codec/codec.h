@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "walship/codec/cipher.h"
 #include "walship/config.h"
 #include "walship/error.h"
 #include "walship/stage/stage.h"
@@ -66,10 +67,9 @@ typedef struct ws_chain_opts {
     int level;
     uint64_t size_hint; /* exact plaintext length, 0 if unknown */
     int no_digest;      /* read: count bytes instead of hashing (the caller verifies) */
-    /* encryption (cipher.h): the stage to put between compression and the sink, or NULL */
-    ws_stage *(*encrypt_new)(void *arg, ws_stage *next);
-    ws_stage *(*decrypt_new)(void *arg, ws_stage *next);
-    void *cipher_arg;
+    /* encryption (cipher.h), or NULL: the hash becomes HMAC-SHA-256 under the keyring's hash
+     * key, and the encrypt / decrypt stage sits between compression and the storage */
+    const ws_cipher_obj *cipher;
 } ws_chain_opts;
 
 /* Builds hash → compress → [encrypt] → sink. On success *head is the chain (free with
