@@ -120,6 +120,16 @@ static const opt_def opts[] = {
     {"json", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "machine-readable output"},
     {"help", 'h', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show help"},
     {"version", 'V', OPT_FLAG | OPT_CLI_ONLY, NULL, NULL, "show the version"},
+    /* client-side encryption (issue 14, docs/encryption.md) */
+    {"cipher", 0, OPT_REPO, "CIPHER", "none",
+     "encrypt every object: aes-256-gcm | none (per repository: repoN-cipher)"},
+    {"cipher-pass", 0, OPT_REPO | OPT_SECRET, "PASSPHRASE", NULL,
+     "the repository's passphrase (scrypt); config file or environment only"},
+    {"cipher-key-file", 0, OPT_REPO, "FILE", NULL,
+     "instead of cipher-pass: a file of 32 random bytes, mode 0600"},
+    {"cipher-pass-new", 0, OPT_REPO | OPT_SECRET, "PASSPHRASE", NULL,
+     "cipher change: the new passphrase; config file or environment only"},
+    {"cipher-key-file-new", 0, OPT_REPO, "FILE", NULL, "cipher change: the new key file"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

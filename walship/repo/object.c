@@ -56,7 +56,7 @@ int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_o
     if (!ws_codec_get(h->codec))
         return ws_error_set(err, WS_ECONFIG, "object %s uses codec %u, unknown to this walship",
                             key, h->codec);
-    if (h->encryption != 0)
+    if (h->encryption != WS_ENC_NONE && h->encryption != WS_ENC_AES256GCM)
         return ws_error_set(err, WS_ECONFIG,
                             "object %s is encrypted (scheme %u), which this walship cannot read",
                             key, h->encryption);

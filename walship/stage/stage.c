@@ -71,6 +71,56 @@ ws_stage *ws_stage_ref_new(ws_stage *next)
     return s;
 }
 
+/* ---- tee: the same bytes into several chains it owns ---- */
+
+typedef struct tee_stage {
+    ws_stage base;
+    int n;
+    ws_stage *b[];
+} tee_stage;
+
+static int tee_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        if (ws_stage_write(t->b[i], buf, len, err) < 0)
+            return -1;
+    return 0;
+}
+
+static int tee_flush(ws_stage *st, ws_error *err)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        if (ws_stage_finish(t->b[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static void tee_free(ws_stage *st)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        ws_stage_free(t->b[i]);
+    free(t);
+}
+
+static const ws_stage_ops tee_ops = {"tee", tee_write, tee_flush, tee_free};
+
+ws_stage *ws_stage_tee_new(ws_stage **branches, int n)
+{
+    tee_stage *t = calloc(1, sizeof *t + (size_t)n * sizeof t->b[0]);
+    if (!t) {
+        for (int i = 0; i < n; i++)
+            ws_stage_free(branches[i]);
+        return NULL;
+    }
+    t->base.ops = &tee_ops;
+    t->n = n;
+    memcpy(t->b, branches, (size_t)n * sizeof t->b[0]);
+    return &t->base;
+}
+
 /* ---- count ---- */
 
 typedef struct count_stage {

@@ -50,6 +50,9 @@ void ws_stage_chain_free(ws_stage *st);
 
 /* Passes everything on to next, which it does not own: freeing the ref frees only the ref. */
 ws_stage *ws_stage_ref_new(ws_stage *next);
+/* Writes everything into each of n chains (owned: freed with the tee; finishing the tee
+ * finishes each). The array is copied. On failure the branches are freed. */
+ws_stage *ws_stage_tee_new(ws_stage **branches, int n);
 /* Counts the bytes that pass on to next (which may be NULL: a counting sink). */
 ws_stage *ws_stage_count_new(ws_stage *next);
 uint64_t ws_stage_count(const ws_stage *st);
