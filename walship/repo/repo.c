@@ -250,6 +250,11 @@ int ws_repo_identity_create(ws_repo *r, const ws_repo_identity *id, const char *
 
 int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err)
 {
+    /* every writer comes here before its first object or marker: an encrypted repository
+     * gets its keyring (or the key is checked against it) before anything else is stored */
+    const ws_keyring *kr;
+    if (ws_repo_keyring(r, 1, &kr, err) < 0)
+        return -1;
     ws_repo_identity have;
     if (ws_repo_identity_get(r, &have, err) == 0)
         return compare_identity(r, &have, want, err);
