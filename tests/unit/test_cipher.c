@@ -231,7 +231,7 @@ int main(void)
     ws_cipher_secret wrong = {.pass = "wrong horse", .source = "cipher-pass"};
     ws_keyring *k = NULL, *k2 = NULL;
     char *text = NULL;
-    ok(ws_keyring_create(&pass, &k, &text, &err) == 0 && ws_keyring_current(k) == 1,
+    ok(ws_keyring_create(&pass, NULL, &k, &text, &err) == 0 && ws_keyring_current(k) == 1,
        "a new keyring: key id 1");
     ok(text && !strstr(text, "correct horse"), "the keyring does not hold the passphrase");
     ws_error_clear(&err);
@@ -253,6 +253,22 @@ int main(void)
     ok(ws_keyring_open(ed, strlen(ed), &pass, "/repo", &k2, &err) == -1,
        "an edited key entry is refused");
     free(ed);
+
+    /* two writers creating one repository's keyring at once: the same keys */
+    {
+        unsigned char salt[32] = {7};
+        ws_keyring *ka, *kb;
+        char *ta, *tb;
+        ok(ws_keyring_create(&pass, salt, &ka, &ta, &err) == 0 &&
+               ws_keyring_create(&pass, salt, &kb, &tb, &err) == 0 && ws_keyring_same(ka, kb) &&
+               strcmp(ta, tb) != 0,
+           "the same secret and salt create the same keys (different wrapping nonces)");
+        ok(!ws_keyring_same(ka, k), "... and another salt other keys");
+        ws_keyring_free(ka);
+        ws_keyring_free(kb);
+        free(ta);
+        free(tb);
+    }
 
     /* change (rewrap under a new passphrase) and rotate */
     ws_cipher_secret pass2 = {.pass = "new passphrase"};
@@ -287,7 +303,7 @@ int main(void)
     ws_cipher_secret kf = {.key_file = key_file(raw, 32, 0600)};
     ws_keyring *kk = NULL;
     char *kt = NULL;
-    ok(ws_keyring_create(&kf, &kk, &kt, &err) == 0 && strstr(kt, "kdf = key-file"),
+    ok(ws_keyring_create(&kf, NULL, &kk, &kt, &err) == 0 && strstr(kt, "kdf = key-file"),
        "a keyring from a key file");
     ws_keyring *kk2 = NULL;
     ok(ws_keyring_open(kt, strlen(kt), &kf, "/repo", &kk2, &err) == 0, "... opens with it");
@@ -438,7 +454,7 @@ int main(void)
         char *gen = NULL;
         int generating = getenv("WALSHIP_CIPHER_KAT_GEN") != NULL;
         if (generating) /* how the vectors were made: WALSHIP_CIPHER_KAT_GEN=1 test_cipher */
-            ws_keyring_create(&ks, &kat, &gen, &err);
+            ws_keyring_create(&ks, NULL, &kat, &gen, &err);
         else
             ok(ws_keyring_open(kat_keyring, strlen(kat_keyring), &ks, "kat", &kat, &err) == 0,
                "the committed keyring opens") ||

@@ -210,6 +210,17 @@ const unsigned char *ws_keyring_hash_key(const ws_keyring *k)
     return k->hash_key;
 }
 
+int ws_keyring_same(const ws_keyring *a, const ws_keyring *b)
+{
+    if (a->n != b->n || a->current != b->current ||
+        CRYPTO_memcmp(a->hash_key, b->hash_key, 32) != 0)
+        return 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->id[i] != b->id[i] || CRYPTO_memcmp(a->key[i], b->key[i], 32) != 0)
+            return 0;
+    return 1;
+}
+
 static const unsigned char *keyring_key(const ws_keyring *k, uint32_t id)
 {
     for (int i = 0; i < k->n; i++)
@@ -266,14 +277,24 @@ static int unwrap(const unsigned char kek[32], const char *name, const char *tex
                               key, &e);
 }
 
-static int export_with(const ws_keyring *k, const ws_cipher_secret *s, char **text, ws_error *err)
+/* The keyring's text with the keys of k wrapped under s's KEK (kdf salt: salt, or random). If
+ * derive is set, k's keys are first derived from that KEK (a new keyring, see create). */
+static int export_with(ws_keyring *k, const ws_cipher_secret *s, const unsigned char *kdf_salt,
+                       int derive, char **text, ws_error *err)
 {
     kdf_params kp = {.key_file = s->key_file != NULL, .n = SCRYPT_N, .r = SCRYPT_R, .p = SCRYPT_P};
-    if (RAND_bytes(kp.salt, SALT_LEN) != 1)
+    if (kdf_salt)
+        memcpy(kp.salt, kdf_salt, SALT_LEN);
+    else if (RAND_bytes(kp.salt, SALT_LEN) != 1)
         return ws_error_set(err, WS_EINTERNAL, "no random bytes to be had");
     unsigned char kek[32];
     if (derive_kek(s, &kp, kek, err) < 0)
         return -1;
+    if (derive && (hkdf(kek, 32, kp.salt, SALT_LEN, "walship-master-1", k->key[0], 32) < 0 ||
+                   hkdf(kek, 32, kp.salt, SALT_LEN, "walship-hash-1", k->hash_key, 32) < 0)) {
+        OPENSSL_cleanse(kek, sizeof kek);
+        return ws_error_set(err, WS_EINTERNAL, "HKDF failed");
+    }
     size_t cap = 1024 + (size_t)k->n * (2 * WRAP_LEN + 32);
     char *t = malloc(cap), salt[2 * SALT_LEN + 1], w[2 * WRAP_LEN + 1], name[32];
     if (!t) {
@@ -311,10 +332,11 @@ static int export_with(const ws_keyring *k, const ws_cipher_secret *s, char **te
 int ws_keyring_export(const ws_keyring *k, const ws_cipher_secret *s, char **text, ws_error *err)
 {
     *text = NULL;
-    return export_with(k, s, text, err);
+    return export_with((ws_keyring *)k, s, NULL, 0, text, err);
 }
 
-int ws_keyring_create(const ws_cipher_secret *s, ws_keyring **out, char **text, ws_error *err)
+int ws_keyring_create(const ws_cipher_secret *s, const unsigned char *salt, ws_keyring **out,
+                      char **text, ws_error *err)
 {
     *out = NULL;
     *text = NULL;
@@ -323,11 +345,7 @@ int ws_keyring_create(const ws_cipher_secret *s, ws_keyring **out, char **text, 
         return ws_error_oom(err);
     k->n = 1;
     k->id[0] = k->current = 1;
-    if (RAND_bytes(k->key[0], 32) != 1 || RAND_bytes(k->hash_key, 32) != 1) {
-        ws_keyring_free(k);
-        return ws_error_set(err, WS_EINTERNAL, "no random bytes to be had");
-    }
-    if (export_with(k, s, text, err) < 0) {
+    if (export_with(k, s, salt, 1, text, err) < 0) {
         ws_keyring_free(k);
         return -1;
     }

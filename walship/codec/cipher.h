@@ -47,9 +47,17 @@ typedef struct ws_cipher_secret {
 
 typedef struct ws_keyring ws_keyring;
 
-/* A new keyring: one random master key (id 1, current) and a random hash key, wrapped under
- * s's KEK. *text (malloc'd, the caller frees) is what to store at WS_KEYRING_KEY. */
-int ws_keyring_create(const ws_cipher_secret *s, ws_keyring **out, char **text, ws_error *err);
+/* A new keyring: master key id 1 (current) and the hash key, wrapped under s's KEK, whose
+ * KDF salt is salt (32 bytes; NULL: random). The two keys are derived from the KEK with HKDF
+ * (distinct labels), so two writers creating the keyring of one repository at once with the
+ * same secret and salt create the same keys: a race between them is harmless even where the
+ * storage cannot create-only-if-absent. A later `cipher change` rewraps them under a new KEK;
+ * `cipher rotate` adds random ones. *text (malloc'd, the caller frees) is what to store at
+ * WS_KEYRING_KEY. */
+int ws_keyring_create(const ws_cipher_secret *s, const unsigned char *salt, ws_keyring **out,
+                      char **text, ws_error *err);
+/* 1 if a and b hold the same keys under the same ids. */
+int ws_keyring_same(const ws_keyring *a, const ws_keyring *b);
 /* Parses and unwraps a stored keyring with s. A KEK that unwraps nothing (wrong passphrase or
  * key file) fails with WS_EAUTH and a message saying the key does not match the repository's
  * keyring (key id N), where names the repository; a malformed keyring is WS_ECORRUPT, a

@@ -89,13 +89,33 @@ static int create_keyring(ws_repo *r, ws_repo_cipher *c, ws_error *err)
                            "set cipher = none for this one");
         return -1;
     }
-    ws_keyring *k;
-    char *text;
-    if (ws_keyring_create(&c->secret, &k, &text, err) < 0)
+    /* the KDF salt of a new keyring comes from the repository's location, so writers that
+     * create it at once (async agent slots, several hosts) create the same keys (cipher.h) */
+    unsigned char salt[32];
+    char seed[600];
+    snprintf(seed, sizeof seed, "walship-keyring-salt-1:%s", ws_repo_describe(r));
+    ws_sha256(seed, strlen(seed), salt);
+    ws_keyring *k, *back = NULL;
+    char *text, *stored = NULL;
+    size_t len;
+    if (ws_keyring_create(&c->secret, salt, &k, &text, err) < 0)
         return -1;
     int rc = ws_storage_put_small(ws_repo_storage(r), WS_KEYRING_KEY, WS_STORAGE_WRITE_EXCL, text,
                                   strlen(text), NULL, err);
     free(text);
+    /* read it back: where the storage cannot refuse a second create, another writer's keyring
+     * (another secret) may have replaced ours; ours is used only if it is the stored one */
+    if (rc == 0 &&
+        (rc = ws_storage_get_small(ws_repo_storage(r), WS_KEYRING_KEY, WS_KEYRING_MAX, &stored,
+                                   &len, err)) == 0 &&
+        (rc = ws_keyring_open(stored, len, &c->secret, ws_repo_describe(r), &back, err)) == 0 &&
+        !ws_keyring_same(k, back))
+        rc = ws_error_set(err, WS_ETRANSIENT,
+                          "another writer created the keyring of %s at the same time with other "
+                          "keys: retry",
+                          ws_repo_describe(r));
+    free(stored);
+    ws_keyring_free(back);
     if (rc < 0) {
         ws_keyring_free(k);
         return -1;
