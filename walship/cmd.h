@@ -72,5 +72,6 @@ int ws_cmd_basebackup(const ws_config *cfg);
 int ws_cmd_list(const ws_config *cfg);
 int ws_cmd_restore(const ws_config *cfg);
 int ws_cmd_repo(const ws_config *cfg); /* repo repair (repair.c) */
+int ws_cmd_cipher(const ws_config *cfg); /* cipher change | rotate (keys.c) */
 
 #endif

@@ -175,6 +175,9 @@ static int derive_kek(const ws_cipher_secret *s, const kdf_params *kp, unsigned 
 /* ---- the keyring ---- */
 
 struct ws_keyring {
+    kdf_params kp;         /* of the text it was opened from, and its KEK: a reopen of the */
+    unsigned char kek[32]; /* same text skips scrypt (ws_keyring_reopen) */
+    int have_kek;
     uint32_t current;
     int n;
     uint32_t id[WS_KEYRING_IDS];
@@ -369,8 +372,20 @@ int ws_keyring_rotate(ws_keyring *k, ws_error *err)
     return 0;
 }
 
+static int same_kdf(const kdf_params *a, const kdf_params *b)
+{
+    return a->key_file == b->key_file && a->n == b->n && a->r == b->r && a->p == b->p &&
+           memcmp(a->salt, b->salt, SALT_LEN) == 0;
+}
+
 int ws_keyring_open(const char *text, size_t len, const ws_cipher_secret *s, const char *where,
                     ws_keyring **out, ws_error *err)
+{
+    return ws_keyring_reopen(NULL, text, len, s, where, out, err);
+}
+
+int ws_keyring_reopen(const ws_keyring *prev, const char *text, size_t len,
+                      const ws_cipher_secret *s, const char *where, ws_keyring **out, ws_error *err)
 {
     *out = NULL;
     if (len > WS_KEYRING_MAX || memchr(text, '\0', len))
@@ -445,7 +460,9 @@ int ws_keyring_open(const char *text, size_t len, const ws_cipher_secret *s, con
          (kp.n < 2 || kp.n > (1u << 24) || kp.r < 1 || kp.r > 64 || kp.p < 1 || kp.p > 16)))
         goto bad;
     unsigned char kek[32];
-    if (derive_kek(s, &kp, kek, err) < 0) {
+    if (prev && prev->have_kek && same_kdf(&prev->kp, &kp))
+        memcpy(kek, prev->kek, 32);
+    else if (derive_kek(s, &kp, kek, err) < 0) {
         free(ent);
         ws_keyring_free(k);
         if (err->code == WS_EAUTH)
@@ -460,6 +477,9 @@ int ws_keyring_open(const char *text, size_t len, const ws_cipher_secret *s, con
         k->id[i] = ent[i].id;
         rc = unwrap(kek, name, ent[i].w, k->key[i]);
     }
+    k->kp = kp;
+    memcpy(k->kek, kek, 32);
+    k->have_kek = 1;
     OPENSSL_cleanse(kek, sizeof kek);
     free(ent);
     k->n = n;

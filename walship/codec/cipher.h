@@ -64,6 +64,11 @@ int ws_keyring_same(const ws_keyring *a, const ws_keyring *b);
  * newer format WS_ECONFIG. */
 int ws_keyring_open(const char *text, size_t len, const ws_cipher_secret *s, const char *where,
                     ws_keyring **out, ws_error *err);
+/* The same, reusing prev's KEK (no scrypt) when text has prev's KDF salt and parameters:
+ * a writer re-reading the keyring to see a rotation. prev may be NULL. */
+int ws_keyring_reopen(const ws_keyring *prev, const char *text, size_t len,
+                      const ws_cipher_secret *s, const char *where, ws_keyring **out,
+                      ws_error *err);
 /* The keyring's text wrapped under s (a new passphrase or key file: `cipher change`), with a
  * new KDF salt; same keys, same ids. */
 int ws_keyring_export(const ws_keyring *k, const ws_cipher_secret *s, char **text, ws_error *err);

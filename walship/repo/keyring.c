@@ -5,17 +5,21 @@
  * no objects, and refuses to turn encryption on where objects are stored unencrypted.
  */
 #include "walship/repo/repo.h"
+#include "walship/clock.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define KEYRING_REFRESH 5.0 /* seconds */
+
 struct ws_repo_cipher {
     int on;
     ws_cipher_secret secret; /* strings borrowed from the configuration */
     char source[160];
     ws_keyring *keyring;
+    double loaded_at;  /* ws_now() when keyring was read */
     int checked_plain; /* cipher none: checked once that r has no keyring */
 };
 
@@ -121,6 +125,7 @@ static int create_keyring(ws_repo *r, ws_repo_cipher *c, ws_error *err)
         return -1;
     }
     c->keyring = k;
+    c->loaded_at = ws_now();
     return 0;
 }
 
@@ -154,6 +159,26 @@ int ws_repo_keyring(ws_repo *r, int writer, const ws_keyring **out, ws_error *er
         c->checked_plain = 1;
         return 0;
     }
+    if (c->keyring && writer && ws_now() - c->loaded_at > KEYRING_REFRESH) {
+        /* a long-lived writer (the async agent) sees a `cipher rotate` within
+         * KEYRING_REFRESH seconds; the re-read reuses the KEK unless the salt changed */
+        char *text = NULL;
+        size_t len;
+        ws_keyring *fresh = NULL;
+        ws_error e;
+        ws_error_clear(&e);
+        if (ws_storage_get_small(s, WS_KEYRING_KEY, WS_KEYRING_MAX, &text, &len, &e) == 0 &&
+            ws_keyring_reopen(c->keyring, text, len, &c->secret, ws_repo_describe(r), &fresh, &e) ==
+                0) {
+            ws_keyring_free(c->keyring);
+            c->keyring = fresh;
+        } /* else the keys already held still write readable objects */
+        if (text) {
+            OPENSSL_cleanse(text, len);
+            free(text);
+        }
+        c->loaded_at = ws_now();
+    }
     if (c->keyring) {
         *out = c->keyring;
         return 0;
@@ -163,6 +188,7 @@ int ws_repo_keyring(ws_repo *r, int writer, const ws_keyring **out, ws_error *er
         size_t len;
         if (ws_storage_get_small(s, WS_KEYRING_KEY, WS_KEYRING_MAX, &text, &len, err) == 0) {
             int rc = ws_keyring_open(text, len, &c->secret, ws_repo_describe(r), &c->keyring, err);
+            c->loaded_at = ws_now();
             OPENSSL_cleanse(text, len);
             free(text);
             if (rc < 0)
