@@ -5,6 +5,8 @@
 #   plain     compress = lz4, cipher = none
 #   keyfile   cipher = aes-256-gcm, cipher-key-file (no KDF cost per process)
 #   pass      cipher = aes-256-gcm, cipher-pass (scrypt N=2^15 once per process)
+# (async = off: bench/lib.sh's fake PGDATA is no cluster an agent serves. With the agent, a
+# passphrase costs one scrypt per agent process, not per segment: cipher.c caches the KEK.)
 # interleaved, the order rotated per repetition. Prints the median ms/segment of each and the
 # ratios to plain (goal: <= 1.10). BENCH_REPS (default 7) repetitions after a warm-up.
 # Usage: bench/cipher.sh [WALSHIP_BIN]; BENCH_CACHE_DIR may point at an existing segment cache.
@@ -33,7 +35,7 @@ conf() { # JOB REPO -> config file
         echo "async = off"
         case $1 in
         keyfile) echo "cipher = aes-256-gcm" && echo "cipher-key-file = $RUN_DIR/key" ;;
-        pass) echo "cipher = aes-256-gcm" && echo "cipher-pass = bench passphrase" ;;
+        pass*) echo "cipher = aes-256-gcm" && echo "cipher-pass = bench passphrase" ;;
         esac
     } >"$f"
     chmod 600 "$f"

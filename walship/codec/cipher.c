@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -147,6 +148,15 @@ static int read_key_file(const char *path, unsigned char out[32], ws_error *err)
     return rc;
 }
 
+/* KEKs derived from passphrases in this process, by SHA-256(salt, parameters, passphrase). */
+#define KEK_CACHE 4
+static struct {
+    int valid;
+    unsigned char id[32], kek[32];
+} kek_cache[KEK_CACHE];
+static int kek_next;
+static pthread_mutex_t kek_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int derive_kek(const ws_cipher_secret *s, const kdf_params *kp, unsigned char kek[32],
                       ws_error *err)
 {
@@ -166,7 +176,36 @@ static int derive_kek(const ws_cipher_secret *s, const kdf_params *kp, unsigned 
         return ws_error_set(err, WS_EAUTH,
                             "the repository's keyring is wrapped with a passphrase: set "
                             "cipher-pass, not cipher-key-file");
-    if (scrypt(s->pass, kp->salt, kp->n, kp->r, kp->p, kek) < 0)
+    /* scrypt once per process for one passphrase, salt and parameters: the async agent's job
+     * slots each open the repository, and would each pay ~0.1 s of CPU and 32 MiB */
+    unsigned char id[32];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int idn;
+    uint64_t prm[3] = {kp->n, kp->r, kp->p};
+    int have_id = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                  EVP_DigestUpdate(md, kp->salt, SALT_LEN) == 1 &&
+                  EVP_DigestUpdate(md, prm, sizeof prm) == 1 &&
+                  EVP_DigestUpdate(md, s->pass, strlen(s->pass)) == 1 &&
+                  EVP_DigestFinal_ex(md, id, &idn) == 1;
+    EVP_MD_CTX_free(md);
+    pthread_mutex_lock(&kek_mu);
+    for (int i = 0; have_id && i < KEK_CACHE; i++)
+        if (kek_cache[i].valid && CRYPTO_memcmp(kek_cache[i].id, id, 32) == 0) {
+            memcpy(kek, kek_cache[i].kek, 32);
+            pthread_mutex_unlock(&kek_mu);
+            OPENSSL_cleanse(id, sizeof id);
+            return 0;
+        }
+    int rc = scrypt(s->pass, kp->salt, kp->n, kp->r, kp->p, kek);
+    if (rc == 0 && have_id) {
+        int slot = kek_next++ % KEK_CACHE;
+        memcpy(kek_cache[slot].id, id, 32);
+        memcpy(kek_cache[slot].kek, kek, 32);
+        kek_cache[slot].valid = 1;
+    }
+    pthread_mutex_unlock(&kek_mu);
+    OPENSSL_cleanse(id, sizeof id);
+    if (rc < 0)
         return ws_error_set(err, WS_EINTERNAL, "scrypt failed (N %llu, r %u, p %u)",
                             (unsigned long long)kp->n, kp->r, kp->p);
     return 0;
