@@ -191,6 +191,26 @@ my $readoff = write_config("$base/readoff.conf", repo => $enc, 'fetch-timeout' =
 is($rc, 126, 'reading an encrypted object with cipher none: exit 126 (it exists, it cannot be read)');
 like($err, qr/is encrypted \(aes-256-gcm\) but cipher is none/, '... says so') or diag($err);
 
+# ---- a key file instead of a passphrase ----
+my $kf = "$base/repo.key";
+spurt_file($kf, join('', map { chr(($_ * 37 + 11) % 256) } 1 .. 32));
+chmod 0600, $kf;
+chown_pg($kf);
+my $kfrepo = make_pg_dir("$base/kf");
+my $kfconf = write_config("$base/kf.conf", repo => $kfrepo, cipher => 'aes-256-gcm',
+	'cipher-key-file' => $kf, 'fetch-timeout' => '2');
+($rc, $out, $err) = run(cmd => [ $bin, '-c', $kfconf, 'push', "$walsrc/$n2" ]);
+is($rc, 0, 'key file: push into a new repository') or diag($err);
+like(slurp_file("$kfrepo/walship.keyring"), qr/^kdf = key-file$/m, '... whose keyring is wrapped with the key file');
+($rc, $err) = fetch($kfconf, $n2);
+ok($rc == 0 && compare("$dest/X", "$pgwal/$n2") == 0, '... and fetch reads it back') or diag($err);
+chmod 0644, $kf;
+($rc, $err) = fetch($kfconf, $n2);
+isnt($rc, 0, 'a key file readable by others: refused');
+like($err, qr/readable by others/, '... says so') or diag($err);
+ok(!-e "$dest/X", '... nothing written');
+chmod 0600, $kf;
+
 # ---- tampering ----
 my ($o1) = grep { m{/\Q$segs[0]\E$} } files_under($enc);
 my ($o2) = grep { m{/\Q$segs[1]\E$} } files_under($enc);
