@@ -78,12 +78,24 @@ const ws_cipher_secret *ws_repo_cipher_secret(ws_repo *r)
     return c && c->on ? &c->secret : NULL;
 }
 
+static int first_key(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    snprintf(arg, 256, "%s", key);
+    return 1; /* stop */
+}
+
 static int create_keyring(ws_repo *r, ws_repo_cipher *c, ws_error *err)
 {
-    char found[256];
+    char found[256] = "";
     int holds = ws_repo_holds_objects(r, found, sizeof found, err);
     if (holds < 0)
         return -1;
+    /* history files alone do not make a repository "used" for its identity, but they would
+     * be unencrypted objects in an encrypted one */
+    if (!holds && ws_storage_list(ws_repo_storage(r), "wal/history/", first_key, found, err) < 0)
+        return -1;
+    holds = holds || found[0];
     if (holds) {
         ws_error_set(err, WS_ECONFIG,
                      "repository %s holds unencrypted objects (%s): turning encryption on for it "
