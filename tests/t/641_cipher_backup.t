@@ -2,7 +2,8 @@
 # posix and an encrypted S3 repository (s3rver) at once; walship basebackup writes backup
 # objects and manifests encrypted into both; PITR restore from each (restore, then replay
 # through fetch with the key from the same config file) holds exactly the rows committed
-# before the target LSN. A canary string written into a table is in no file of either
+# before the target LSN, a table stored as objects of its own (above the pack threshold)
+# included. A canary string written into a table is in no file of either
 # repository. Restore with a wrong passphrase exits 1 with one line saying the key does not
 # match (key id), never "corrupt", and creates nothing.
 use strict;
@@ -39,6 +40,9 @@ my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
 $node->start;
 $node->safe_psql("CREATE TABLE t (n int, v text)");
 $node->safe_psql("INSERT INTO t SELECT g, '$canary' || g FROM generate_series(1, 1000) g");
+# a file above the pack threshold is an object of its own, whose manifest SHA-256 comes from
+# the object writer: it must be the plaintext's, not the keyed hash the header stores
+$node->safe_psql("CREATE TABLE big AS SELECT g, md5(g::text) AS v FROM generate_series(1, 200000) g");
 my $id = take_basebackup($node, [ '-c', $conf ], label => 'enc');
 $node->safe_psql("INSERT INTO t SELECT g, '$canary' FROM generate_series(1001, 1500) g");
 my $lsn = $node->safe_psql('SELECT pg_current_wal_insert_lsn()');
@@ -72,6 +76,7 @@ for my $r (sort keys %one)
 	ok(wait_recovery_done($n, 'pause'), "$r: recovery replayed encrypted WAL to the target");
 	is($n->safe_psql('SELECT count(*), max(n) FROM t'), '1500|1500',
 		"$r: exactly the rows committed before the target");
+	is($n->safe_psql('SELECT count(*) FROM big'), '200000', "$r: the large table is whole");
 	$n->stop;
 }
 

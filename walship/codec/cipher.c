@@ -110,6 +110,24 @@ static int scrypt(const char *pass, const unsigned char *salt, uint64_t n, uint3
     return rc;
 }
 
+int ws_cipher_keyed_hash(const unsigned char hash_key[32], const unsigned char sha256[32],
+                         unsigned char out[32])
+{
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
+    EVP_MAC_free(m);
+    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                      OSSL_PARAM_construct_end()};
+    size_t n;
+    int rc = c && EVP_MAC_init(c, hash_key, 32, p) == 1 &&
+                     EVP_MAC_update(c, (const unsigned char *)"walship-keyed-1", 15) == 1 &&
+                     EVP_MAC_update(c, sha256, 32) == 1 && EVP_MAC_final(c, out, &n, 32) == 1
+                 ? 0
+                 : -1;
+    EVP_MAC_CTX_free(c);
+    return rc;
+}
+
 /* ---- the KEK ---- */
 
 typedef struct kdf_params {
@@ -581,8 +599,9 @@ typedef struct frame_stage {
     ws_stage base;
     EVP_CIPHER_CTX *c;
     int enc, started, failed;
-    const ws_stage *hash; /* encrypt: the final frame's length and keyed hash */
-    uint64_t length;      /* decrypt: from the header */
+    const ws_stage *hash;       /* encrypt: the final frame's length and plaintext SHA-256 */
+    unsigned char hash_key[32]; /* encrypt: of the keyed hash bound in the final frame */
+    uint64_t length;            /* decrypt: from the header */
     unsigned char digest[32];
     const ws_keyring *keyring; /* decrypt: borrowed until the prefix is read (constructor) */
     ws_cipher_obj obj;
@@ -612,10 +631,13 @@ static size_t frame_aad(const frame_stage *s, int final, unsigned char aad[32 + 
     unsigned char digest[32];
     memcpy(digest, s->digest, 32);
     if (s->enc) {
-        memset(digest, 0, 32);
+        unsigned char sha[32] = {0};
         length = 0;
         if (s->hash)
-            ws_stage_sha256_result(s->hash, digest, &length);
+            ws_stage_sha256_result(s->hash, sha, &length);
+        if (ws_cipher_keyed_hash(s->hash_key, sha, digest) < 0)
+            memset(digest, 0, 32); /* the reader's tag check fails: never a silent pass */
+        OPENSSL_cleanse(sha, sizeof sha);
     }
     ws_put_le64(aad + 41, length);
     memcpy(aad + 49, digest, 32);
@@ -807,6 +829,7 @@ ws_stage *ws_stage_encrypt_new(const ws_cipher_obj *o, ws_stage *next)
     if (!s)
         return NULL;
     s->enc = 1;
+    memcpy(s->hash_key, o->keyring->hash_key, 32);
     memcpy(s->prefix, prefix_magic, 4);
     ws_put_le32(s->prefix + 4, o->keyring->current);
     ws_put_le32(s->prefix + 8, WS_CIPHER_FRAME);

@@ -78,8 +78,13 @@ uint32_t ws_keyring_current(const ws_keyring *k);
 /* The number of master keys and the id of the i-th. */
 int ws_keyring_count(const ws_keyring *k);
 uint32_t ws_keyring_id(const ws_keyring *k, int i);
-/* The key of the keyed hash (HMAC-SHA-256) that replaces the plaintext SHA-256. */
+/* The key of the keyed hash that replaces the plaintext SHA-256 in an encrypted object's
+ * header and metadata. */
 const unsigned char *ws_keyring_hash_key(const ws_keyring *k);
+/* The keyed hash of a plaintext whose SHA-256 is sha256: HMAC-SHA-256(hash key,
+ * "walship-keyed-1" || sha256). Streams hash once (SHA-256); the key is applied at the end. */
+int ws_cipher_keyed_hash(const unsigned char hash_key[32], const unsigned char sha256[32],
+                         unsigned char out[32]);
 void ws_keyring_free(ws_keyring *k);
 
 /* What binds a payload to its object: the AAD of every frame holds a digest of the object's
@@ -96,9 +101,9 @@ typedef struct ws_cipher_obj {
     const unsigned char *fixed_salt;
 } ws_cipher_obj;
 
-/* Encrypts into frames (prefix, then ciphertext + tag per frame). hash is the stage whose
- * ws_stage_sha256_result gives the final frame's length and keyed hash (finished before this
- * one: it is upstream); NULL binds zeros. Constructor failure frees next. */
+/* Encrypts into frames (prefix, then ciphertext + tag per frame). hash is the SHA-256 stage
+ * whose result gives the final frame's length and (keyed) hash (finished before this one: it
+ * is upstream). Constructor failure frees next. */
 ws_stage *ws_stage_encrypt_new(const ws_cipher_obj *o, ws_stage *next);
 void ws_stage_encrypt_bind(ws_stage *enc, const ws_stage *hash);
 /* Decrypts and authenticates frame by frame: no plaintext of a frame reaches next before its

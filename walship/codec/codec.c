@@ -99,8 +99,7 @@ int ws_codec_write_chain(const ws_chain_opts *o, ws_stage *sink, ws_stage **head
      * (docs/benchmarks.md, push). The async agent gets its parallelism from pushing several
      * files at once. */
     if (s)
-        s = o->cipher ? ws_stage_hmac_sha256_new(ws_keyring_hash_key(o->cipher->keyring), s)
-                      : ws_stage_sha256_new(s);
+        s = ws_stage_sha256_new(s);
     if (!s)
         return ws_error_oom(err); /* each constructor freed its next on failure */
     if (enc)
@@ -120,8 +119,7 @@ int ws_codec_read_chain(const ws_chain_opts *o, uint64_t max_out, ws_stage *dest
     if (s && o->no_digest)
         s = ws_stage_count_new(s);
     else if (s)
-        s = o->cipher ? ws_stage_hmac_sha256_new(ws_keyring_hash_key(o->cipher->keyring), s)
-                      : ws_stage_sha256_new(s);
+        s = ws_stage_sha256_new(s);
     ws_stage *h = s;
     if (s)
         s = c->decompress_new(max_out, s);

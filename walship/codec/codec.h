@@ -67,8 +67,9 @@ typedef struct ws_chain_opts {
     int level;
     uint64_t size_hint; /* exact plaintext length, 0 if unknown */
     int no_digest;      /* read: count bytes instead of hashing (the caller verifies) */
-    /* encryption (cipher.h), or NULL: the hash becomes HMAC-SHA-256 under the keyring's hash
-     * key, and the encrypt / decrypt stage sits between compression and the storage */
+    /* encryption (cipher.h), or NULL: the encrypt / decrypt stage sits between compression
+     * and the storage (the hash stays the plaintext's SHA-256; the header's keyed hash is
+     * ws_cipher_keyed_hash of it) */
     const ws_cipher_obj *cipher;
 } ws_chain_opts;
 

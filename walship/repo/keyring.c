@@ -13,13 +13,16 @@
 #include <string.h>
 
 #define KEYRING_REFRESH 5.0 /* seconds */
+#define RETIRED_MAX     64  /* rotations one process sees; beyond, it keeps its keys */
 
 struct ws_repo_cipher {
     int on;
     ws_cipher_secret secret; /* strings borrowed from the configuration */
     char source[160];
     ws_keyring *keyring;
-    double loaded_at;  /* ws_now() when keyring was read */
+    double loaded_at;                 /* ws_now() when keyring was read */
+    ws_keyring *retired[RETIRED_MAX]; /* replaced by a re-read (a rotation) */
+    int nretired;
     int checked_plain; /* cipher none: checked once that r has no keyring */
 };
 
@@ -28,6 +31,8 @@ void ws_repo_cipher_free(ws_repo_cipher *c)
     if (!c)
         return;
     ws_keyring_free(c->keyring);
+    for (int i = 0; i < c->nretired; i++)
+        ws_keyring_free(c->retired[i]);
     OPENSSL_cleanse(c, sizeof *c);
     free(c);
 }
@@ -181,10 +186,15 @@ int ws_repo_keyring(ws_repo *r, int writer, const ws_keyring **out, ws_error *er
         ws_error_clear(&e);
         if (ws_storage_get_small(s, WS_KEYRING_KEY, WS_KEYRING_MAX, &text, &len, &e) == 0 &&
             ws_keyring_reopen(c->keyring, text, len, &c->secret, ws_repo_describe(r), &fresh, &e) ==
-                0) {
-            ws_keyring_free(c->keyring);
+                0 &&
+            !ws_keyring_same(fresh, c->keyring) && c->nretired < RETIRED_MAX) {
+            /* a writer or reader of this repository may still hold the old one (its decrypt
+             * stage, an open object): retired, freed with the repository */
+            c->retired[c->nretired++] = c->keyring;
             c->keyring = fresh;
+            fresh = NULL;
         } /* else the keys already held still write readable objects */
+        ws_keyring_free(fresh);
         if (text) {
             OPENSSL_cleanse(text, len);
             free(text);

@@ -2,6 +2,8 @@
 #include "walship/repo/repo.h"
 #include "walship/clock.h"
 
+#include <openssl/crypto.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,8 +371,9 @@ struct ws_repo_obj_writer {
      * together, one per encrypted repository (its own object key and keyed hash); a tee in
      * front when there are several. */
     ws_stage *head;
-    ws_stage **sha; /* per repository: the hash of its chain (NULL where open failed) */
-    uint8_t *enc;   /* per repository: the header's encryption byte */
+    ws_stage **sha;          /* per repository: the hash of its chain (NULL where open failed) */
+    uint8_t *enc;            /* per repository: the header's encryption byte */
+    unsigned char (*hk)[32]; /* per encrypted repository: its hash key (copied, wiped) */
 };
 
 static void obj_writer_free(ws_repo_obj_writer *w)
@@ -379,6 +382,9 @@ static void obj_writer_free(ws_repo_obj_writer *w)
     free(w->w);
     free(w->sha);
     free(w->enc);
+    if (w->hk)
+        OPENSSL_cleanse(w->hk, (size_t)w->n * sizeof *w->hk);
+    free(w->hk);
     free(w->open_results);
     free(w);
 }
@@ -407,11 +413,12 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     w->w = calloc((size_t)n, sizeof *w->w);
     w->sha = calloc((size_t)n, sizeof *w->sha);
     w->enc = calloc((size_t)n, sizeof *w->enc);
+    w->hk = calloc((size_t)n, sizeof *w->hk);
     w->open_results = calloc((size_t)n, sizeof *w->open_results);
     ws_storage_writer **live = calloc((size_t)n, sizeof *live);
     ws_stage **branch = calloc((size_t)n + 1, sizeof *branch);
     const ws_keyring **kr = calloc((size_t)n, sizeof *kr);
-    if (!w->w || !w->sha || !w->enc || !w->open_results || !live || !branch || !kr) {
+    if (!w->w || !w->sha || !w->enc || !w->hk || !w->open_results || !live || !branch || !kr) {
         free(live);
         free(branch);
         free(kr);
@@ -471,6 +478,7 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
                   : ws_error_oom(err);
         nb += rc == 0;
         w->enc[i] = WS_ENC_AES256GCM;
+        memcpy(w->hk[i], ws_keyring_hash_key(kr[i]), 32);
     }
     free(live);
     free(kr);
@@ -522,11 +530,18 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
         *res = w->open_results[i];
         if (!w->w[i])
             goto failed;
-        /* this repository's header: its chain's hash (a keyed one where encrypted) */
+        /* this repository's header: its chain's SHA-256, keyed where encrypted; the caller's
+         * copy has the plaintext SHA-256 (a backup manifest records it) */
         h.encryption = w->enc[i];
         ws_stage_sha256_result(w->sha[i], h.sha256, &h.length);
         if (hdr_out && !have_hdr++)
             *hdr_out = h;
+        if (h.encryption && ws_cipher_keyed_hash(w->hk[i], h.sha256, h.sha256) < 0) {
+            ws_error_set(&res->err, WS_EINTERNAL, "HMAC-SHA-256 failed");
+            ws_storage_writer_abort(w->w[i]);
+            w->w[i] = NULL;
+            goto failed;
+        }
         unsigned char enc[WS_OBJHDR_SIZE];
         ws_objhdr_encode(&h, enc);
         char hex[65], len[32];
@@ -699,13 +714,18 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
         rc = -1;
         goto out;
     }
-    unsigned char digest[32];
+    unsigned char digest[32], plain[32];
     uint64_t length;
     if (flags & WS_OBJ_READ_NO_DIGEST) {
         length = ws_stage_count(sha);
         memcpy(digest, h.sha256, 32);
     } else {
         ws_stage_sha256_result(sha, digest, &length);
+        memcpy(plain, digest, 32);
+        if (kr && ws_cipher_keyed_hash(ws_keyring_hash_key(kr), plain, digest) < 0) {
+            rc = ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 failed");
+            goto out;
+        }
     }
     if (length != h.length) {
         rc = ws_error_set(err, WS_ECORRUPT,
@@ -718,8 +738,11 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
         rc = ws_error_set(err, WS_ECORRUPT, "object %s fails verification: SHA-256 %s, expected %s",
                           key, got, want);
     }
-    if (hdr_out)
+    if (hdr_out) {
         *hdr_out = h;
+        if (kr && !(flags & WS_OBJ_READ_NO_DIGEST)) /* as the writer's: the plaintext SHA-256 */
+            memcpy(hdr_out->sha256, plain, 32);
+    }
 out:
     ws_stage_free(head); /* our stages; the chain borrows dest */
     ws_storage_reader_close(rd);

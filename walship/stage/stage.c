@@ -7,8 +7,6 @@
  * without it; an archive_command pays start-up costs once per segment. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <uv.h>
 #include <stdio.h>
@@ -202,7 +200,6 @@ const char *ws_stage_mem_data(const ws_stage *st, size_t *len)
 typedef struct sha_stage {
     ws_stage base;
     SHA256_CTX ctx;
-    EVP_MAC_CTX *mac; /* HMAC-SHA-256 instead (ws_stage_hmac_sha256_new) */
     uint64_t length;
     unsigned char digest[32];
     /* threaded mode: a ring of SHA_SLOTS buffers between the caller and the hash thread */
@@ -284,10 +281,7 @@ static void sha_join(sha_stage *s)
 static int sha_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
 {
     sha_stage *s = (sha_stage *)st;
-    if (s->mac) {
-        if (EVP_MAC_update(s->mac, buf, len) != 1)
-            return ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 update failed");
-    } else if (s->threaded) {
+    if (s->threaded) {
         if (sha_enqueue(s, buf, len, err) < 0)
             return -1;
     } else if (SHA256_Update(&s->ctx, buf, len) != 1)
@@ -299,11 +293,6 @@ static int sha_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
 static int sha_flush(ws_stage *st, ws_error *err)
 {
     sha_stage *s = (sha_stage *)st;
-    size_t n;
-    if (s->mac)
-        return EVP_MAC_final(s->mac, s->digest, &n, 32) == 1
-                   ? 0
-                   : ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 failed");
     sha_join(s);
     if (s->failed || SHA256_Final(s->digest, &s->ctx) != 1)
         return ws_error_set(err, WS_EINTERNAL, "SHA-256 failed");
@@ -314,7 +303,6 @@ static void sha_free(ws_stage *st)
 {
     sha_stage *s = (sha_stage *)st;
     sha_join(s);
-    EVP_MAC_CTX_free(s->mac);
     if (s->sync_ready) {
         uv_mutex_destroy(&s->mu);
         uv_cond_destroy(&s->cv);
@@ -365,24 +353,6 @@ ws_stage *ws_stage_sha256_new(ws_stage *next)
 ws_stage *ws_stage_sha256_threaded_new(ws_stage *next)
 {
     return sha_new(next, 1);
-}
-
-ws_stage *ws_stage_hmac_sha256_new(const unsigned char key[32], ws_stage *next)
-{
-    ws_stage *st = sha_new(next, 0);
-    if (!st)
-        return NULL;
-    sha_stage *s = (sha_stage *)st;
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    s->mac = m ? EVP_MAC_CTX_new(m) : NULL;
-    EVP_MAC_free(m);
-    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                      OSSL_PARAM_construct_end()};
-    if (!s->mac || EVP_MAC_init(s->mac, key, 32, p) != 1) {
-        ws_stage_free(st);
-        return NULL;
-    }
-    return st;
 }
 
 void ws_stage_sha256_result(const ws_stage *st, unsigned char digest[32], uint64_t *length)

@@ -68,9 +68,6 @@ ws_stage *ws_stage_sha256_new(ws_stage *next);
  * next (lz4 on one core, SHA-256 on the other): the bytes are copied into a small ring of
  * buffers, so memory stays bounded (4 x 256 KiB). */
 ws_stage *ws_stage_sha256_threaded_new(ws_stage *next);
-/* HMAC-SHA-256 under key (32 bytes, copied) instead of the plain digest: the keyed hash of an
- * encrypted repository (walship/codec/cipher.h). Same result call. */
-ws_stage *ws_stage_hmac_sha256_new(const unsigned char key[32], ws_stage *next);
 void ws_stage_sha256_result(const ws_stage *st, unsigned char digest[32], uint64_t *length);
 /* Hex of a 32-byte digest into out (65 bytes). */
 void ws_sha256_hex(const unsigned char digest[32], char out[65]);
