@@ -3,13 +3,15 @@
 # the environment: never a flag), after which the old one gets "does not match" and the new one
 # reads every object; rotate makes new objects use key id 2 while key id 1's stay readable, and
 # reports the objects per key id; the archive goes on through both, and every segment of both
-# key ids comes back byte-identical. cipher-pass-new as a flag is refused.
+# key ids comes back byte-identical; a point-in-time restore of a backup taken before the
+# change replays WAL of every key id. cipher-pass-new as a flag is refused.
 use strict;
 use warnings;
 
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use WalshipTest;
+use WalshipRestore;
 
 use File::Compare qw(compare);
 use File::Find;
@@ -31,6 +33,7 @@ sub more
 	return $node->wait_for_archive($segs[-1]);
 }
 ok(more() && more(), 'archiving under the old passphrase');
+my $bid = take_basebackup($node, [ '-c', $conf ], label => 'before-change');
 
 my ($rc, $out, $err) =
   run(cmd => [ $bin, '-c', $conf, '--cipher-pass-new', 'x', 'cipher', 'change' ]);
@@ -102,6 +105,21 @@ for my $s (@segs)
 	diag("$s: $rc $err") if $rc;
 }
 ok($good, 'every segment of both key ids comes back byte-identical (' . scalar(@segs) . ')');
+
+# PITR across both key ids: the backup (key id 1, old passphrase) and WAL of key ids 1 to 3
+my $rows = $node->safe_psql('SELECT count(*) FROM t');
+my $lsn  = $node->safe_psql('SELECT pg_current_wal_insert_lsn()');
+$node->safe_psql('INSERT INTO t SELECT generate_series(1, 7)');
+ok(more(), 'WAL past the target archived');
+my $r = restored_node('pitr');
+($rc, $out, $err) = walship_restore([ '-c', $new ], '--pgdata', $r->pgdata, '--backup', $bid,
+	'--target-lsn', $lsn);
+is($rc, 0, 'restore of the key id 1 backup with the new passphrase') or diag($err);
+configure_restored($r);
+ok($r->start(fail_ok => 1), 'PostgreSQL starts on it');
+ok(wait_recovery_done($r, 'pause'), 'recovery replays WAL of every key id to the target');
+is($r->safe_psql('SELECT count(*) FROM t'), $rows, 'exactly the rows committed before the target');
+$r->stop;
 
 $node->stop;
 done_testing();
