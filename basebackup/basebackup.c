@@ -722,14 +722,8 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
                             "label is longer than 1000 bytes or has control characters");
     if (ws_config_get_seconds(b->cfg, "basebackup-wal-timeout", &b->wal_timeout, err) < 0)
         return -1;
-    long level;
-    if (ws_codec_parse(ws_config_get(b->cfg, "compress"), &so->codec) < 0)
-        return ws_error_set(err, WS_ECONFIG, "compress = \"%s\" (from %s) is not lz4 or none",
-                            ws_config_get(b->cfg, "compress"),
-                            ws_config_source(b->cfg, "compress"));
-    if (ws_config_get_long(b->cfg, "compress-level", 1, 12, &level, err) < 0)
+    if (ws_codec_opts_get(b->cfg, &so->codec, &so->level, err) < 0)
         return -1;
-    so->level = (int)level;
     const char *ps = ws_config_get(b->cfg, "basebackup-part-size");
     if (parse_size(ps, &so->part_size) < 0 || so->part_size < 64 * 1024)
         return ws_error_set(err, WS_ECONFIG,

@@ -127,7 +127,8 @@ static const opt_def opts[] = {
     {"repair", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "verify: copy a segment missing from one repository from another that holds it valid"},
     {"metrics-file", 0, 0, "PATH", NULL,
-     "basebackup, verify, check, drill: rewrite this Prometheus textfile (node_exporter) at the end"},
+     "basebackup, verify, check, drill: rewrite this Prometheus textfile (node_exporter) at the "
+     "end"},
     {"notify-url", 0, OPT_SECRET, "URL", NULL,
      "POST each job's result as JSON here (Slack/Mattermost webhook; a secret: config or "
      "WALSHIP_NOTIFY_URL only)"},
@@ -192,6 +193,16 @@ static const opt_def opts[] = {
     {"wal", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "copy: the WAL (segments, history, backup history, gaps) the target lacks"},
     {"copy-parallel", 0, 0, "N", "4", "copy: objects copied at once (1 to 32)"},
+    /* client-side encryption (issue 14, docs/encryption.md) */
+    {"cipher", 0, OPT_REPO, "CIPHER", "none",
+     "encrypt every object: aes-256-gcm | none (per repository: repoN-cipher)"},
+    {"cipher-pass", 0, OPT_REPO | OPT_SECRET, "PASSPHRASE", NULL,
+     "the repository's passphrase (scrypt); config file or environment only"},
+    {"cipher-key-file", 0, OPT_REPO, "FILE", NULL,
+     "instead of cipher-pass: a file of 32 random bytes, mode 0600"},
+    {"cipher-pass-new", 0, OPT_REPO | OPT_SECRET, "PASSPHRASE", NULL,
+     "cipher change: the new passphrase; config file or environment only"},
+    {"cipher-key-file-new", 0, OPT_REPO, "FILE", NULL, "cipher change: the new key file"},
 };
 
 /* copy (issue 19): deprecated names, read as their new one with one WARNING (when the value
@@ -691,8 +702,8 @@ static int match_repos(ws_config *c, ws_error *err)
             }
         }
         if (number)
-            return ws_error_set(err, WS_ECONFIG, "%s = %s: no repo%s is configured", own->where,
-                                v, v);
+            return ws_error_set(err, WS_ECONFIG, "%s = %s: no repo%s is configured", own->where, v,
+                                v);
     }
     return 0;
 }
@@ -977,8 +988,8 @@ int ws_config_repo_count(const ws_config *c)
 const char *ws_config_repo_get(const ws_config *c, int repo, const char *key)
 {
     char k[96];
-    snprintf(k, sizeof k, "repo%d-%s", repo >= 0 && repo < c->nrepos ? c->repo_settings[repo] : repo + 1,
-             key);
+    snprintf(k, sizeof k, "repo%d-%s",
+             repo >= 0 && repo < c->nrepos ? c->repo_settings[repo] : repo + 1, key);
     const entry *e = lookup(c, k);
     return e ? e->value : ws_config_get(c, key);
 }

@@ -257,6 +257,19 @@ static const command commands[] = {
      "objects at once; progress on a terminal. --dry-run says what would be copied;\n"
      "--json prints a summary object. Exit 0 when everything chosen is on the target,\n"
      "1 otherwise, 2 for a usage error (docs/copy.md)."},
+    {"cipher", ws_cmd_cipher, "cipher change | cipher rotate",
+     "Change the passphrase of an encrypted repository, or rotate its master key.\n"
+     "\n"
+     "change opens walship.keyring with cipher-pass (or cipher-key-file) and rewraps its\n"
+     "keys under cipher-pass-new (or cipher-key-file-new): one small object, replaced\n"
+     "atomically, so a crash leaves the old or the new secret working. Objects are not\n"
+     "rewritten. Then put the new secret in cipher-pass. rotate adds a random master key\n"
+     "with the next key id, used by new objects; old ones stay readable through the\n"
+     "keyring. It prints how many objects use each key id. Every repository with\n"
+     "cipher = aes-256-gcm is changed. Secrets: config file or environment only.\n"
+     "See docs/encryption.md.\n"
+     "\n"
+     "Exit: 0 done; 1 failed (a key that does not match); 2 usage or config error.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -39,30 +39,6 @@ int ws_tl_history_parse(uint32_t tli, const char *text, size_t len, ws_tl_histor
     return 0;
 }
 
-typedef struct mem_sink {
-    ws_stage base;
-    char buf[HISTORY_MAX];
-    size_t len;
-} mem_sink;
-
-static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    mem_sink *m = (mem_sink *)st;
-    if (len > sizeof m->buf - m->len)
-        return ws_error_set(err, WS_ECORRUPT, "timeline history file larger than %zu bytes",
-                            sizeof m->buf);
-    memcpy(m->buf + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-static void mem_free(ws_stage *st)
-{
-    free(st);
-}
-
-static const ws_stage_ops mem_ops = {"history", mem_write, NULL, mem_free};
-
 int ws_tl_history_load(ws_repo *r, uint32_t tli, ws_tl_history *h, ws_error *err)
 {
     memset(h, 0, sizeof *h);
@@ -74,12 +50,11 @@ int ws_tl_history_load(ws_repo *r, uint32_t tli, ws_tl_history *h, ws_error *err
     ws_wal_name wn;
     if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
         return -1;
-    mem_sink *m = calloc(1, sizeof *m);
+    ws_stage *m = ws_stage_mem_sink_new(HISTORY_MAX, "timeline history file");
     if (!m)
         return ws_error_oom(err);
-    m->base.ops = &mem_ops;
-    if (ws_repo_obj_read(r, key, &m->base, NULL, err) < 0) {
-        ws_stage_free(&m->base);
+    if (ws_repo_obj_read(r, key, m, NULL, err) < 0) {
+        ws_stage_free(m);
         if (err->code == WS_ENOENT)
             ws_error_hint(err,
                           "timeline %" PRIu32 " is not in the repository; check "
@@ -87,8 +62,10 @@ int ws_tl_history_load(ws_repo *r, uint32_t tli, ws_tl_history *h, ws_error *err
                           tli);
         return -1;
     }
-    int rc = ws_tl_history_parse(tli, m->buf, m->len, h, err);
-    ws_stage_free(&m->base);
+    size_t len;
+    const char *text = ws_stage_mem_data(m, &len);
+    int rc = ws_tl_history_parse(tli, text, len, h, err);
+    ws_stage_free(m);
     return rc;
 }
 

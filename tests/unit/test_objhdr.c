@@ -31,7 +31,7 @@ int main(void)
     ok(all_detected, "a flipped bit anywhere in the header is detected");
     ok(ws_objhdr_decode(buf, 10, "k", &d, &err) < 0 && err.code == WS_ECORRUPT,
        "short header is corrupt");
-    h.encryption = 1;
+    h.encryption = 2; /* 1 is aes-256-gcm */
     ws_objhdr_encode(&h, buf);
     ok(ws_objhdr_decode(buf, sizeof buf, "k", &d, &err) < 0 && strstr(err.msg, "encrypted"),
        "unknown encryption refused: %s", err.msg);

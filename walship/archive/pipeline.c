@@ -93,14 +93,7 @@ static int stream_file(ws_repo_obj_writer *w, int fd, uint64_t size, const char 
 
 int ws_push_opts_get(const ws_config *cfg, ws_push_opts *o, ws_error *err)
 {
-    long level;
-    if (ws_codec_parse(ws_config_get(cfg, "compress"), &o->codec) < 0)
-        return ws_error_set(err, WS_ECONFIG, "compress = \"%s\" (from %s) is not lz4 or none",
-                            ws_config_get(cfg, "compress"), ws_config_source(cfg, "compress"));
-    if (ws_config_get_long(cfg, "compress-level", 1, 12, &level, err) < 0)
-        return -1;
-    o->level = (int)level;
-    return 0;
+    return ws_codec_opts_get(cfg, &o->codec, &o->level, err);
 }
 
 int ws_push_file_open(const char *path, ws_push_file *f, ws_error *err)

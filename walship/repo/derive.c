@@ -76,14 +76,13 @@ int ws_repo_wal_identity(ws_repo *r, const ws_wal_name *name, ws_repo_identity *
     if (ws_storage_read_full(rd, hb, sizeof hb, &n, err) < 0 ||
         ws_objhdr_decode(hb, n, key, &h, err) < 0)
         goto out;
-    if (h.codec == WS_CODEC_LZ4 && !(head = ws_stage_lz4_decompress_new(h.length, &cap.base))) {
+    /* the header's codec is known (ws_objhdr_decode); cap is on the stack: borrowed */
+    ws_stage *ref = ws_stage_ref_new(&cap.base), *dec = NULL;
+    if (!ref || !(dec = ws_codec_get(h.codec)->decompress_new(h.length, ref))) {
         ws_error_oom(err);
         goto out;
     }
-    if (h.codec != WS_CODEC_LZ4 && h.codec != WS_CODEC_NONE) {
-        ws_error_set(err, WS_ECORRUPT, "object %s: codec %d cannot be read here", key, h.codec);
-        goto out;
-    }
+    head = dec;
     if (read_page(rd, head, &cap, err) < 0) {
         ws_error_prefix(err, "object %s", key);
         goto out;
@@ -99,10 +98,8 @@ int ws_repo_wal_identity(ws_repo *r, const ws_wal_name *name, ws_repo_identity *
     id->seg_size = wh.seg_size;
     rc = 0;
 out:
-    if (head != &cap.base) {
-        head->next = NULL;
+    if (head != &cap.base)
         ws_stage_free(head);
-    }
     ws_storage_reader_close(rd);
     return rc;
 }

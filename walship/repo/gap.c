@@ -94,36 +94,6 @@ fail:
 
 /* ---- reading one record ---- */
 
-typedef struct mem_sink {
-    ws_stage base;
-    char buf[GAP_RECORD_MAX];
-    size_t len;
-} mem_sink;
-
-static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    mem_sink *m = (mem_sink *)st;
-    if (len >= sizeof m->buf - m->len)
-        return ws_error_set(err, WS_ECORRUPT, "gap record is larger than %d bytes", GAP_RECORD_MAX);
-    memcpy(m->buf + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-static int mem_flush(ws_stage *st, ws_error *err)
-{
-    (void)st;
-    (void)err;
-    return 0;
-}
-
-static void mem_free(ws_stage *st)
-{
-    (void)st; /* on the caller's stack */
-}
-
-static const ws_stage_ops mem_ops = {"memory", mem_write, mem_flush, mem_free};
-
 static int parse_record(const char *text, const char *key, ws_repo_gap *g, ws_error *err)
 {
     memset(g, 0, sizeof *g);
@@ -177,15 +147,18 @@ int ws_repo_gap_get(ws_repo *r, const char *segment, ws_repo_gap *g, ws_error *e
     char key[128];
     if (segment_key(segment, key, sizeof key, err) < 0)
         return -1;
-    mem_sink m;
-    memset(&m, 0, sizeof m);
-    m.base.ops = &mem_ops;
-    if (ws_repo_obj_read(r, key, &m.base, NULL, err) < 0)
-        return -1;
-    m.buf[m.len] = '\0';
-    if (memchr(m.buf, '\0', m.len))
-        return ws_error_set(err, WS_ECORRUPT, "gap record %s is not text", key);
-    if (parse_record(m.buf, key, g, err) < 0)
+    ws_stage *m = ws_stage_mem_sink_new(GAP_RECORD_MAX - 1, "gap record");
+    if (!m)
+        return ws_error_oom(err);
+    int rc = ws_repo_obj_read(r, key, m, NULL, err);
+    size_t len;
+    const char *text = ws_stage_mem_data(m, &len);
+    if (rc == 0 && memchr(text, '\0', len))
+        rc = ws_error_set(err, WS_ECORRUPT, "gap record %s is not text", key);
+    if (rc == 0)
+        rc = parse_record(text, key, g, err);
+    ws_stage_free(m);
+    if (rc < 0)
         return -1;
     if (strcmp(g->segment, segment) != 0)
         return ws_error_set(err, WS_ECORRUPT, "gap record %s names segment %s", key, g->segment);

@@ -53,38 +53,14 @@ int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_o
         ws_error_hint(err, "upgrade walship");
         return -1;
     }
-    if (h->codec != WS_CODEC_NONE && h->codec != WS_CODEC_LZ4)
+    if (!ws_codec_get(h->codec))
         return ws_error_set(err, WS_ECONFIG, "object %s uses codec %u, unknown to this walship",
                             key, h->codec);
-    if (h->encryption != 0)
+    if (h->encryption != WS_ENC_NONE && h->encryption != WS_ENC_AES256GCM)
         return ws_error_set(err, WS_ECONFIG,
                             "object %s is encrypted (scheme %u), which this walship cannot read",
                             key, h->encryption);
     return 0;
-}
-
-int ws_codec_parse(const char *s, ws_codec *out)
-{
-    if (strcmp(s, "lz4") == 0)
-        *out = WS_CODEC_LZ4;
-    else if (strcmp(s, "none") == 0)
-        *out = WS_CODEC_NONE;
-    else
-        return -1;
-    return 0;
-}
-
-const char *ws_codec_name(ws_codec c)
-{
-    switch (c) {
-    case WS_CODEC_NONE:
-        return "none";
-    case WS_CODEC_LZ4:
-        return "lz4";
-    case WS_CODEC_ZSTD:
-        return "zstd";
-    }
-    return "unknown";
 }
 
 ws_objkind ws_objkind_of(ws_wal_kind k)

@@ -18,7 +18,9 @@ int ws_cmd_open_repos(const ws_config *cfg, ws_repo ***repos, int *n, ws_error *
         return ws_error_oom(err);
     for (int i = 0; i < count; i++) {
         ws_storage_config sc;
-        if (ws_config_storage(cfg, i, &sc, err) < 0 || ws_repo_open(&sc, &r[i], err) < 0) {
+        if (ws_config_storage(cfg, i, &sc, err) < 0 || ws_repo_open(&sc, &r[i], err) < 0 ||
+            ws_repo_cipher_setup(r[i], cfg, i, err) < 0) {
+            i += r[i] != NULL; /* opened: closed below */
             ws_cmd_close_repos(r, i);
             return -1;
         }

@@ -2,6 +2,8 @@
 #include "walship/repo/repo.h"
 #include "walship/clock.h"
 
+#include <openssl/crypto.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +13,21 @@
 #define META_SHA256 "walship-sha256"
 #define META_LENGTH "walship-length"
 #define META_CODEC  "walship-codec"
+#define META_HMAC   "walship-hmac" /* encrypted objects: the keyed hash, never the SHA-256 */
+#define META_CIPHER "walship-cipher"
 #define READ_CHUNK  (256 * 1024)
 
 struct ws_repo {
     ws_storage *storage;
     int have_identity;
     ws_repo_identity identity;
+    ws_repo_cipher *cipher; /* keyring.c */
 };
+
+ws_repo_cipher **ws_repo_cipher_slot(ws_repo *r)
+{
+    return &r->cipher;
+}
 
 int ws_repo_open(const ws_storage_config *cfg, ws_repo **out, ws_error *err)
 {
@@ -38,6 +48,7 @@ void ws_repo_free(ws_repo *r)
     if (!r)
         return;
     ws_storage_free(r->storage);
+    ws_repo_cipher_free(r->cipher);
     free(r);
 }
 
@@ -241,6 +252,11 @@ int ws_repo_identity_create(ws_repo *r, const ws_repo_identity *id, const char *
 
 int ws_repo_identity_ensure(ws_repo *r, const ws_repo_identity *want, ws_error *err)
 {
+    /* every writer comes here before its first object or marker: an encrypted repository
+     * gets its keyring (or the key is checked against it) before anything else is stored */
+    const ws_keyring *kr;
+    if (ws_repo_keyring(r, 1, &kr, err) < 0)
+        return -1;
     ws_repo_identity have;
     if (ws_repo_identity_get(r, &have, err) == 0)
         return compare_identity(r, &have, want, err);
@@ -306,11 +322,17 @@ int ws_repo_obj_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err)
         const char *sha = ws_meta_get(&info.meta, META_SHA256);
         const char *len = ws_meta_get(&info.meta, META_LENGTH);
         const char *codec = ws_meta_get(&info.meta, META_CODEC);
+        const char *cipher = ws_meta_get(&info.meta, META_CIPHER);
+        int enc = cipher && strcmp(cipher, "aes-256-gcm") == 0;
+        if (enc)
+            sha = ws_meta_get(&info.meta, META_HMAC);
         ws_codec c;
-        if (sha && len && codec && strlen(sha) == 64 && ws_codec_parse(codec, &c) == 0) {
+        if (sha && len && codec && strlen(sha) == 64 && ws_codec_parse(codec, &c) == 0 &&
+            (enc || !cipher)) {
             memset(h, 0, sizeof *h);
             h->version = 1;
             h->codec = (uint8_t)c;
+            h->encryption = enc ? WS_ENC_AES256GCM : WS_ENC_NONE;
             h->header_len = WS_OBJHDR_SIZE;
             h->length = strtoull(len, NULL, 10);
             for (int i = 0; i < 32; i++) {
@@ -345,14 +367,24 @@ struct ws_repo_obj_writer {
     char key[512];
     ws_objkind kind;
     ws_codec codec;
-    ws_stage *head; /* sha256 → [lz4] → sink */
-    ws_stage *sha;
+    /* The write chains (codec.h), owning their sinks: one for the unencrypted repositories
+     * together, one per encrypted repository (its own object key and keyed hash); a tee in
+     * front when there are several. */
+    ws_stage *head;
+    ws_stage **sha;          /* per repository: the hash of its chain (NULL where open failed) */
+    uint8_t *enc;            /* per repository: the header's encryption byte */
+    unsigned char (*hk)[32]; /* per encrypted repository: its hash key (copied, wiped) */
 };
 
 static void obj_writer_free(ws_repo_obj_writer *w)
 {
-    ws_stage_chain_free(w->head);
+    ws_stage_free(w->head);
     free(w->w);
+    free(w->sha);
+    free(w->enc);
+    if (w->hk)
+        OPENSSL_cleanse(w->hk, (size_t)w->n * sizeof *w->hk);
+    free(w->hk);
     free(w->open_results);
     free(w);
 }
@@ -379,18 +411,26 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
     w->codec = codec;
     snprintf(w->key, sizeof w->key, "%s", key);
     w->w = calloc((size_t)n, sizeof *w->w);
+    w->sha = calloc((size_t)n, sizeof *w->sha);
+    w->enc = calloc((size_t)n, sizeof *w->enc);
+    w->hk = calloc((size_t)n, sizeof *w->hk);
     w->open_results = calloc((size_t)n, sizeof *w->open_results);
     ws_storage_writer **live = calloc((size_t)n, sizeof *live);
-    if (!w->w || !w->open_results || !live) {
+    ws_stage **branch = calloc((size_t)n + 1, sizeof *branch);
+    const ws_keyring **kr = calloc((size_t)n, sizeof *kr);
+    if (!w->w || !w->sha || !w->enc || !w->hk || !w->open_results || !live || !branch || !kr) {
         free(live);
+        free(branch);
+        free(kr);
         obj_writer_free(w);
         return ws_error_oom(err);
     }
-    int nlive = 0, first_fail = -1;
+    int nlive = 0, nenc = 0, first_fail = -1;
     unsigned char placeholder[WS_OBJHDR_SIZE] = {0};
     for (int i = 0; i < n; i++) {
         ws_repo_put_result *res = &w->open_results[i];
-        if (ws_storage_open_write(repos[i]->storage, key, WS_STORAGE_WRITE_EXCL, &w->w[i],
+        if (ws_repo_keyring(repos[i], 1, &kr[i], &res->err) < 0 ||
+            ws_storage_open_write(repos[i]->storage, key, WS_STORAGE_WRITE_EXCL, &w->w[i],
                                   &res->err) < 0 ||
             ws_storage_write(w->w[i], placeholder, sizeof placeholder, &res->err) < 0) {
             ws_storage_writer_abort(w->w[i]);
@@ -400,33 +440,60 @@ int ws_repo_obj_create(ws_repo **repos, int n, const char *key, ws_objkind kind,
                 first_fail = i;
             continue;
         }
-        live[nlive++] = w->w[i];
+        if (kr[i])
+            nenc++;
+        else
+            live[nlive++] = w->w[i];
     }
-    if (nlive == 0) {
+    if (nlive == 0 && nenc == 0) {
         *err = w->open_results[first_fail].err;
         free(live);
+        free(branch);
+        free(kr);
         obj_writer_free(w);
         return -1;
     }
-    ws_stage *sink = ws_stage_storage_sink_new(live, nlive);
+    ws_chain_opts co = {.codec = codec, .level = level, .size_hint = size_hint};
+    int nb = 0, rc = 0;
+    ws_stage *plain_sha = NULL;
+    if (nlive) {
+        ws_stage *sink = ws_stage_storage_sink_new(live, nlive);
+        rc = sink ? ws_codec_write_chain(&co, sink, &branch[nb], &plain_sha, err)
+                  : ws_error_oom(err);
+        nb += rc == 0;
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!w->w[i])
+            continue;
+        if (!kr[i]) {
+            w->sha[i] = plain_sha;
+            continue;
+        }
+        ws_cipher_obj cobj = {
+            .keyring = kr[i], .key = key, .codec = (uint8_t)codec, .kind = (uint8_t)kind};
+        ws_chain_opts eo = co;
+        eo.cipher = &cobj;
+        ws_stage *sink = ws_stage_storage_sink_new(&w->w[i], 1);
+        rc = sink ? ws_codec_write_chain(&eo, sink, &branch[nb], &w->sha[i], err)
+                  : ws_error_oom(err);
+        nb += rc == 0;
+        w->enc[i] = WS_ENC_AES256GCM;
+        memcpy(w->hk[i], ws_keyring_hash_key(kr[i]), 32);
+    }
     free(live);
-    ws_stage *mid = sink;
-    if (sink && codec == WS_CODEC_LZ4) {
-        mid = ws_stage_lz4_compress_new(level, size_hint, sink);
-        if (!mid)
-            ws_stage_free(sink);
-    }
-    /* SHA-256 on this thread: with SHA-NI it runs at ~2 GB/s, a few ms per segment, while a
-     * helper thread costs a copy of every byte and a futex hand-off per 256 KiB
-     * (docs/benchmarks.md, push). The async agent gets its parallelism from pushing several files
-     * at once. */
-    w->sha = mid ? ws_stage_sha256_new(mid) : NULL;
-    if (!w->sha) {
-        ws_stage_chain_free(mid);
+    free(kr);
+    if (rc == 0 && nb == 1)
+        w->head = branch[0];
+    else if (rc == 0 && !(w->head = ws_stage_tee_new(branch, nb)))
+        rc = ws_error_oom(err); /* the tee freed the branches */
+    else if (rc < 0)
+        for (int b = 0; b < nb; b++)
+            ws_stage_free(branch[b]);
+    free(branch);
+    if (rc < 0) {
         ws_repo_obj_abort(w);
-        return ws_error_oom(err);
+        return -1;
     }
-    w->head = w->sha;
     *out = w;
     return 0;
 }
@@ -438,7 +505,8 @@ int ws_repo_obj_write(ws_repo_obj_writer *w, const void *buf, size_t len, ws_err
 
 static int same_object(const ws_objhdr *a, const ws_objhdr *b)
 {
-    return a->length == b->length && memcmp(a->sha256, b->sha256, 32) == 0;
+    return a->length == b->length && a->encryption == b->encryption &&
+           memcmp(a->sha256, b->sha256, 32) == 0;
 }
 
 int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_result *results,
@@ -454,18 +522,7 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
     h.codec = (uint8_t)w->codec;
     h.kind = (uint8_t)w->kind;
     h.header_len = WS_OBJHDR_SIZE;
-    ws_stage_sha256_result(w->sha, h.sha256, &h.length);
-    if (hdr_out)
-        *hdr_out = h;
-    unsigned char enc[WS_OBJHDR_SIZE];
-    ws_objhdr_encode(&h, enc);
-    char hex[65], len[32];
-    ws_sha256_hex(h.sha256, hex);
-    snprintf(len, sizeof len, "%" PRIu64, h.length);
-    ws_meta meta = {0};
-    ws_meta_set(&meta, META_SHA256, hex);
-    ws_meta_set(&meta, META_LENGTH, len);
-    ws_meta_set(&meta, META_CODEC, ws_codec_name(w->codec));
+    int have_hdr = 0;
 
     int failures = 0, first_fail = -1;
     for (int i = 0; i < w->n; i++) {
@@ -473,6 +530,29 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
         *res = w->open_results[i];
         if (!w->w[i])
             goto failed;
+        /* this repository's header: its chain's SHA-256, keyed where encrypted; the caller's
+         * copy has the plaintext SHA-256 (a backup manifest records it) */
+        h.encryption = w->enc[i];
+        ws_stage_sha256_result(w->sha[i], h.sha256, &h.length);
+        if (hdr_out && !have_hdr++)
+            *hdr_out = h;
+        if (h.encryption && ws_cipher_keyed_hash(w->hk[i], h.sha256, h.sha256) < 0) {
+            ws_error_set(&res->err, WS_EINTERNAL, "HMAC-SHA-256 failed");
+            ws_storage_writer_abort(w->w[i]);
+            w->w[i] = NULL;
+            goto failed;
+        }
+        unsigned char enc[WS_OBJHDR_SIZE];
+        ws_objhdr_encode(&h, enc);
+        char hex[65], len[32];
+        ws_sha256_hex(h.sha256, hex);
+        snprintf(len, sizeof len, "%" PRIu64, h.length);
+        ws_meta meta = {0};
+        ws_meta_set(&meta, h.encryption ? META_HMAC : META_SHA256, hex);
+        ws_meta_set(&meta, META_LENGTH, len);
+        ws_meta_set(&meta, META_CODEC, ws_codec_name(w->codec));
+        if (h.encryption)
+            ws_meta_set(&meta, META_CIPHER, "aes-256-gcm");
         ws_storage_writer *sw = w->w[i];
         w->w[i] = NULL;
         ws_error_clear(&res->err);
@@ -522,26 +602,6 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
 }
 
 /* ---- reading ---- */
-
-/* Counts what passes on to next (reads whose caller verifies the bytes itself). */
-typedef struct count_stage {
-    ws_stage base;
-    uint64_t n;
-} count_stage;
-
-static int count_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    count_stage *c = (count_stage *)st;
-    c->n += len;
-    return st->next ? ws_stage_write(st->next, buf, len, err) : 0;
-}
-
-static void count_free(ws_stage *st)
-{
-    free(st);
-}
-
-static const ws_stage_ops count_ops = {"count", count_write, NULL, count_free};
 
 int ws_repo_obj_read(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr_out, ws_error *err)
 {
@@ -608,39 +668,40 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
                      key, h.length, what, limit);
         goto out;
     }
-    if (flags & WS_OBJ_READ_NO_DIGEST) {
-        count_stage *c = calloc(1, sizeof *c);
-        if (c) {
-            c->base.ops = &count_ops;
-            c->base.next = dest;
-        }
-        sha = c ? &c->base : NULL;
-    } else {
-        sha = ws_stage_sha256_new(dest);
-    }
-    head = sha;
-    if (sha && h.codec == WS_CODEC_LZ4)
-        head = ws_stage_lz4_decompress_new(h.length, sha);
-    if (!sha || !head) {
-        ws_error_oom(err);
+    const ws_keyring *kr;
+    if (ws_repo_keyring(r, 0, &kr, err) < 0)
+        goto out;
+    if (h.encryption && !kr) {
+        ws_error_set(err, WS_ECONFIG,
+                     "object %s is encrypted (aes-256-gcm) but cipher is none here", key);
+        ws_error_hint(err, "set cipher = aes-256-gcm and its cipher-pass or cipher-key-file");
         goto out;
     }
+    if (!h.encryption && kr) {
+        ws_error_set(err, WS_ECORRUPT,
+                     "object %s is not encrypted, in an encrypted repository: refused (an "
+                     "object put there by something other than walship?)",
+                     key);
+        goto out;
+    }
+    ws_cipher_obj cobj = {
+        .keyring = kr, .key = key, .codec = h.codec, .kind = h.kind, .length = h.length};
+    memcpy(cobj.digest, h.sha256, 32);
+    ws_chain_opts co = {.codec = (ws_codec)h.codec,
+                        .no_digest = !!(flags & WS_OBJ_READ_NO_DIGEST),
+                        .cipher = kr ? &cobj : NULL};
+    if (ws_codec_read_chain(&co, h.length, dest, &head, &sha, err) < 0)
+        goto out;
     char *buf = malloc(READ_CHUNK);
     if (!buf) {
         ws_error_oom(err);
         goto out;
     }
-    uint64_t passed = 0;
     for (;;) {
         if (ws_storage_read(rd, buf, READ_CHUNK, &n, err) < 0)
             break;
         if (n == 0) {
             rc = 0;
-            break;
-        }
-        passed += n;
-        if (h.codec == WS_CODEC_NONE && passed > h.length) {
-            ws_error_set(err, WS_ECORRUPT, "object %s is longer than its header says", key);
             break;
         }
         if (ws_stage_write(head, buf, n, err) < 0)
@@ -653,13 +714,18 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
         rc = -1;
         goto out;
     }
-    unsigned char digest[32];
+    unsigned char digest[32], plain[32];
     uint64_t length;
     if (flags & WS_OBJ_READ_NO_DIGEST) {
-        length = ((count_stage *)sha)->n;
+        length = ws_stage_count(sha);
         memcpy(digest, h.sha256, 32);
     } else {
         ws_stage_sha256_result(sha, digest, &length);
+        memcpy(plain, digest, 32);
+        if (kr && ws_cipher_keyed_hash(ws_keyring_hash_key(kr), plain, digest) < 0) {
+            rc = ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 failed");
+            goto out;
+        }
     }
     if (length != h.length) {
         rc = ws_error_set(err, WS_ECORRUPT,
@@ -672,18 +738,13 @@ int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhd
         rc = ws_error_set(err, WS_ECORRUPT, "object %s fails verification: SHA-256 %s, expected %s",
                           key, got, want);
     }
-    if (hdr_out)
+    if (hdr_out) {
         *hdr_out = h;
+        if (kr && !(flags & WS_OBJ_READ_NO_DIGEST)) /* as the writer's: the plaintext SHA-256 */
+            memcpy(hdr_out->sha256, plain, 32);
+    }
 out:
-    /* free our stages, not the caller's dest */
-    if (head != sha && head) {
-        head->next = NULL;
-        ws_stage_free(head);
-    }
-    if (sha) {
-        sha->next = NULL;
-        ws_stage_free(sha);
-    }
+    ws_stage_free(head); /* our stages; the chain borrows dest */
     ws_storage_reader_close(rd);
     return rc;
 }

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "walship/codec/cipher.h"
+#include "walship/codec/codec.h"
+#include "walship/config.h"
 #include "walship/error.h"
 #include "walship/stage/stage.h"
 #include "walship/storage/storage.h"
@@ -21,8 +24,6 @@
 #define WS_REPO_FORMAT   1
 #define WS_REPO_ROOT_KEY "walship.repo"
 #define WS_OBJHDR_SIZE   64
-
-typedef enum ws_codec { WS_CODEC_NONE = 0, WS_CODEC_LZ4 = 1, WS_CODEC_ZSTD = 2 } ws_codec;
 
 typedef enum ws_objkind {
     WS_OBJ_DATA = 0,
@@ -47,9 +48,6 @@ void ws_objhdr_encode(const ws_objhdr *h, unsigned char out[WS_OBJHDR_SIZE]);
 /* Checks magic, version, header check, codec and encryption; key is for messages. */
 int ws_objhdr_decode(const unsigned char *buf, size_t len, const char *key, ws_objhdr *h,
                      ws_error *err);
-/* "lz4" / "none" → codec; -1 if unknown. */
-int ws_codec_parse(const char *s, ws_codec *out);
-const char *ws_codec_name(ws_codec c);
 ws_objkind ws_objkind_of(ws_wal_kind k);
 
 typedef struct ws_repo ws_repo;
@@ -161,6 +159,32 @@ int ws_repo_obj_read_ex(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *
 #define WS_REPO_GAP_MAX     (64u << 10)
 int ws_repo_obj_read_limit(ws_repo *r, const char *key, ws_stage *dest, ws_objhdr *hdr,
                            unsigned flags, uint64_t max_len, ws_error *err);
+
+/* ---- encryption (keyring.c; docs/encryption.md) ----
+ *
+ * A repository with cipher = aes-256-gcm stores every object encrypted (WAL, history, gap
+ * records, backup objects and manifests: everything written through ws_repo_obj_create) and
+ * refuses to read an unencrypted one; its plaintext checksums are keyed (HMAC-SHA-256), in
+ * the header and in S3 metadata. walship.repo and walship.keyring stay readable. */
+
+/* Reads cipher / cipher-pass / cipher-key-file of repository i (0-based) into r (strings
+ * borrowed from cfg, which must outlive r). WS_ECONFIG on a bad combination. */
+int ws_repo_cipher_setup(ws_repo *r, const ws_config *cfg, int i, ws_error *err);
+/* 1 if r is configured with cipher = aes-256-gcm. */
+int ws_repo_encrypted(ws_repo *r);
+/* r's secret (borrowed), NULL if cipher is none. */
+const ws_cipher_secret *ws_repo_cipher_secret(ws_repo *r);
+/* The keyring of r (borrowed from r), read on first use. A writer creates it in a repository
+ * without objects and fails with WS_ECONFIG where unencrypted objects are stored; with cipher
+ * none, *out is NULL and a writer fails (WS_ECONFIG) if r has a keyring. A key that does not
+ * match is WS_EAUTH (cipher.h). */
+int ws_repo_keyring(ws_repo *r, int writer, const ws_keyring **out, ws_error *err);
+/* Replaces the stored keyring by text (atomically: old or new, never neither). */
+int ws_repo_keyring_replace(ws_repo *r, const char *text, ws_error *err);
+/* Internal to walship/repo/. */
+typedef struct ws_repo_cipher ws_repo_cipher;
+ws_repo_cipher **ws_repo_cipher_slot(ws_repo *r);
+void ws_repo_cipher_free(ws_repo_cipher *c);
 
 /* ---- gaps: WAL segments push dropped without storing them (gap.c) ----
  *

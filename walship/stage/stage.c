@@ -29,19 +29,167 @@ int ws_stage_finish(ws_stage *st, ws_error *err)
     return 0;
 }
 
+static const ws_stage_ops ref_ops;
+
 void ws_stage_free(ws_stage *st)
 {
-    if (st)
+    while (st) {
+        ws_stage *next = st->ops == &ref_ops ? NULL : st->next; /* a ref owns no next */
         st->ops->free(st);
+        st = next;
+    }
 }
 
 void ws_stage_chain_free(ws_stage *st)
 {
-    while (st) {
-        ws_stage *next = st->next;
-        ws_stage_free(st);
-        st = next;
+    ws_stage_free(st);
+}
+
+static void plain_free(ws_stage *st)
+{
+    free(st);
+}
+
+/* ---- ref: passes on to a stage it does not own ---- */
+
+static int ref_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    return ws_stage_write(st->next, buf, len, err);
+}
+
+static const ws_stage_ops ref_ops = {"ref", ref_write, NULL, plain_free};
+
+ws_stage *ws_stage_ref_new(ws_stage *next)
+{
+    ws_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL; /* next is not ours to free */
+    s->ops = &ref_ops;
+    s->next = next;
+    return s;
+}
+
+/* ---- tee: the same bytes into several chains it owns ---- */
+
+typedef struct tee_stage {
+    ws_stage base;
+    int n;
+    ws_stage *b[];
+} tee_stage;
+
+static int tee_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        if (ws_stage_write(t->b[i], buf, len, err) < 0)
+            return -1;
+    return 0;
+}
+
+static int tee_flush(ws_stage *st, ws_error *err)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        if (ws_stage_finish(t->b[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static void tee_free(ws_stage *st)
+{
+    tee_stage *t = (tee_stage *)st;
+    for (int i = 0; i < t->n; i++)
+        ws_stage_free(t->b[i]);
+    free(t);
+}
+
+static const ws_stage_ops tee_ops = {"tee", tee_write, tee_flush, tee_free};
+
+ws_stage *ws_stage_tee_new(ws_stage **branches, int n)
+{
+    tee_stage *t = calloc(1, sizeof *t + (size_t)n * sizeof t->b[0]);
+    if (!t) {
+        for (int i = 0; i < n; i++)
+            ws_stage_free(branches[i]);
+        return NULL;
     }
+    t->base.ops = &tee_ops;
+    t->n = n;
+    memcpy(t->b, branches, (size_t)n * sizeof t->b[0]);
+    return &t->base;
+}
+
+/* ---- count ---- */
+
+typedef struct count_stage {
+    ws_stage base;
+    uint64_t n;
+} count_stage;
+
+static int count_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    ((count_stage *)st)->n += len;
+    return ws_stage_write(st->next, buf, len, err);
+}
+
+static const ws_stage_ops count_ops = {"count", count_write, NULL, plain_free};
+
+ws_stage *ws_stage_count_new(ws_stage *next)
+{
+    count_stage *c = calloc(1, sizeof *c);
+    if (!c) {
+        ws_stage_free(next);
+        return NULL;
+    }
+    c->base.ops = &count_ops;
+    c->base.next = next;
+    return &c->base;
+}
+
+uint64_t ws_stage_count(const ws_stage *st)
+{
+    return ((const count_stage *)st)->n;
+}
+
+/* ---- memory sink ---- */
+
+typedef struct mem_sink {
+    ws_stage base;
+    size_t max, len;
+    char what[64];
+    char buf[]; /* max + 1 */
+} mem_sink;
+
+static int mem_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    mem_sink *m = (mem_sink *)st;
+    if (len > m->max - m->len)
+        return ws_error_set(err, WS_ECORRUPT, "%s is larger than %zu bytes", m->what, m->max);
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    m->buf[m->len] = '\0';
+    return 0;
+}
+
+static const ws_stage_ops mem_ops = {"memory", mem_write, NULL, plain_free};
+
+ws_stage *ws_stage_mem_sink_new(size_t max, const char *what)
+{
+    mem_sink *m = calloc(1, sizeof *m + max + 1);
+    if (!m)
+        return NULL;
+    m->base.ops = &mem_ops;
+    m->max = max;
+    snprintf(m->what, sizeof m->what, "%s", what);
+    return &m->base;
+}
+
+const char *ws_stage_mem_data(const ws_stage *st, size_t *len)
+{
+    const mem_sink *m = (const mem_sink *)st;
+    if (len)
+        *len = m->len;
+    return m->buf;
 }
 
 /* ---- SHA-256 ---- */
@@ -169,14 +317,14 @@ static const ws_stage_ops sha_ops = {"sha256", sha_write, sha_flush, sha_free};
 static ws_stage *sha_new(ws_stage *next, int threaded)
 {
     sha_stage *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->base.ops = &sha_ops;
-    s->base.next = next;
-    if (SHA256_Init(&s->ctx) != 1) {
-        sha_free(&s->base);
+    if (!s) {
+        ws_stage_free(next);
         return NULL;
     }
+    s->base.ops = &sha_ops;
+    s->base.next = next;
+    if (SHA256_Init(&s->ctx) != 1)
+        goto fail;
     if (threaded) {
         for (int i = 0; i < SHA_SLOTS; i++)
             if (!(s->slot[i] = malloc(SHA_SLOT_SIZE)))
@@ -193,6 +341,7 @@ static ws_stage *sha_new(ws_stage *next, int threaded)
     return &s->base;
 fail:
     sha_free(&s->base);
+    ws_stage_free(next);
     return NULL;
 }
 
@@ -249,11 +398,6 @@ static int sink_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
         if (ws_storage_write(s->w[i], buf, len, err) < 0)
             return -1;
     return 0;
-}
-
-static void plain_free(ws_stage *st)
-{
-    free(st);
 }
 
 static const ws_stage_ops sink_ops = {"storage-sink", sink_write, NULL, plain_free};

@@ -4,11 +4,17 @@
  *
  *   push:  file → sha256 → lz4 compress → storage sink (one or several writers)
  *   fetch: object payload → lz4 decompress (bounded) → sha256 → fd sink
+ * (the codec chains are built by walship/codec/codec.h).
  *
- * A stage owns nothing downstream: ws_stage_chain_free frees a whole chain from the head,
- * ws_stage_free one stage. ws_stage_finish flushes a stage and then finishes its next
- * stage, so finishing the head finishes the chain. Stages are single-threaded; the
- * pipeline that drives them decides on which thread they run.
+ * Ownership, as PostgreSQL's astreamer: every stage owns its next. ws_stage_free frees a
+ * stage and everything after it, so freeing the head frees the chain. A constructor that
+ * fails frees the next it was given, so a chain is built from the sink outwards without
+ * clean-up code: s = a_new(b_new(sink)); if (!s) ... (nothing to free). The one stage that
+ * does not own its next is ws_stage_ref_new's: it lets a chain pass bytes on into a stage
+ * its caller keeps (a read chain ending in the caller's destination). ws_stage_finish
+ * flushes a stage and then its next, so finishing the head finishes the chain (through a
+ * ref too). Stages are single-threaded; the pipeline that drives them decides on which
+ * thread they run.
  */
 #ifndef WS_STAGE_H
 #define WS_STAGE_H
@@ -37,9 +43,23 @@ struct ws_stage {
 int ws_stage_write(ws_stage *st, const void *buf, size_t len, ws_error *err);
 /* Flushes st and every stage after it, in order. */
 int ws_stage_finish(ws_stage *st, ws_error *err);
+/* Frees st and every stage after it (up to and including a ref stage, not beyond). */
 void ws_stage_free(ws_stage *st);
-/* Frees st and every stage after it. */
+/* The same as ws_stage_free (kept for the callers that name the whole chain). */
 void ws_stage_chain_free(ws_stage *st);
+
+/* Passes everything on to next, which it does not own: freeing the ref frees only the ref. */
+ws_stage *ws_stage_ref_new(ws_stage *next);
+/* Writes everything into each of n chains (owned: freed with the tee; finishing the tee
+ * finishes each). The array is copied. On failure the branches are freed. */
+ws_stage *ws_stage_tee_new(ws_stage **branches, int n);
+/* Counts the bytes that pass on to next (which may be NULL: a counting sink). */
+ws_stage *ws_stage_count_new(ws_stage *next);
+uint64_t ws_stage_count(const ws_stage *st);
+/* Collects everything in memory, at most max bytes: more fails with WS_ECORRUPT "<what> is
+ * larger than <max> bytes". The data stays NUL-terminated; valid until the stage is freed. */
+ws_stage *ws_stage_mem_sink_new(size_t max, const char *what);
+const char *ws_stage_mem_data(const ws_stage *st, size_t *len);
 
 /* SHA-256 of everything that passes through, and its length; passes bytes on to next (which
  * may be NULL: a pure hashing sink). The digest is valid after ws_stage_finish. */
@@ -54,13 +74,7 @@ void ws_sha256_hex(const unsigned char digest[32], char out[65]);
 /* One-shot SHA-256. */
 void ws_sha256(const void *buf, size_t len, unsigned char digest[32]);
 
-/* lz4 frame compression at level (1 = fastest). content_size, if non-zero, is recorded in
- * the frame header. */
-ws_stage *ws_stage_lz4_compress_new(int level, uint64_t content_size, ws_stage *next);
-/* lz4 frame decompression; fails with WS_ECORRUPT on a malformed frame, on output beyond
- * max_out bytes, on more input than a frame of max_out bytes can take (empty blocks without
- * end), on bytes after the frame, or on a frame that has not ended at finish. */
-ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next);
+/* The codec stages (lz4, none) are declared in walship/codec/codec.h. */
 
 /* Writes everything into n storage writers (not owned: the caller commits or aborts them).
  * If a writer fails, the stage fails. */

@@ -1,5 +1,9 @@
-/* lz4.c — lz4 frame compression and bounded decompression stages. */
-#include "walship/stage/stage.h"
+/* lz4.c — lz4 frame compression and bounded decompression stages (the "lz4" row of the
+ * codec table). Compression at level (1 = fastest); content_size, if non-zero, is recorded
+ * in the frame header. Decompression fails with WS_ECORRUPT on a malformed frame, on output
+ * beyond max_out bytes, on more input than a frame of max_out bytes can take (empty blocks
+ * without end), on bytes after the frame, or on a frame that has not ended at finish. */
+#include "walship/codec/codec.h"
 
 #include <lz4frame.h>
 #include <stdlib.h>
@@ -86,8 +90,10 @@ static const ws_stage_ops lz4c_ops = {"lz4-compress", lz4c_write, lz4c_flush, lz
 ws_stage *ws_stage_lz4_compress_new(int level, uint64_t content_size, ws_stage *next)
 {
     lz4c_stage *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        ws_stage_free(next);
         return NULL;
+    }
     s->base.ops = &lz4c_ops;
     s->base.next = next;
     s->prefs.compressionLevel = level;
@@ -104,6 +110,7 @@ ws_stage *ws_stage_lz4_compress_new(int level, uint64_t content_size, ws_stage *
     if (!s->out || LZ4F_isError(LZ4F_createCompressionContext(&s->ctx, LZ4F_VERSION))) {
         free(s->out);
         free(s);
+        ws_stage_free(next);
         return NULL;
     }
     return &s->base;
@@ -204,14 +211,17 @@ static uint64_t lz4_max_input(uint64_t max_out)
 ws_stage *ws_stage_lz4_decompress_new(uint64_t max_out, ws_stage *next)
 {
     lz4d_stage *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        ws_stage_free(next);
         return NULL;
+    }
     s->base.ops = &lz4d_ops;
     s->base.next = next;
     s->max_out = max_out;
     s->max_in = lz4_max_input(max_out);
     if (LZ4F_isError(LZ4F_createDecompressionContext(&s->ctx, LZ4F_VERSION))) {
         free(s);
+        ws_stage_free(next);
         return NULL;
     }
     return &s->base;
