@@ -78,7 +78,8 @@ static void report_counts(ws_repo *r)
     key_count c;
     memset(&c, 0, sizeof c);
     c.r = r;
-    static const char *const prefixes[] = {WS_KEY_WAL_PREFIX, WS_KEY_GAP_PREFIX, WS_KEY_BACKUP_PREFIX};
+    static const char *const prefixes[] = {WS_KEY_WAL_PREFIX, WS_KEY_GAP_PREFIX,
+                                           WS_KEY_BACKUP_PREFIX};
     ws_error err;
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
         ws_error_clear(&err);

@@ -16,6 +16,7 @@
  * read each): an object already on the target with the same SHA-256 is not read at all.
  */
 #include "walship/ops/copy.h"
+#include "walship/ops/ops.h"
 
 #include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
@@ -332,21 +333,6 @@ static int run_items(job *j, item *v, int n, int threads, ws_error *err)
 
 /* ---- output ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 typedef struct backup_result {
     char id[WS_MANIFEST_ID_MAX];
     const char *state; /* "complete", "incomplete", "would copy" */
@@ -521,9 +507,9 @@ static void print_summary(FILE *f, int json, const char *from, const char *to, c
         return;
     }
     fprintf(f, "{\"from\": ");
-    json_str(f, from);
+    ws_ops_json_str(f, from);
     fprintf(f, ", \"to\": ");
-    json_str(f, to);
+    ws_ops_json_str(f, to);
     fprintf(f,
             ", \"dry_run\": %s, \"wal\": %s, \"objects\": {\"copied\": %d, \"identical\": %d, "
             "\"would_copy\": %d, \"conflicts\": %d, \"failed\": %d}, \"bytes_copied\": %" PRIu64
@@ -533,9 +519,9 @@ static void print_summary(FILE *f, int json, const char *from, const char *to, c
             atomic_load(&c->failed), bytes, secs);
     for (int i = 0; i < nb; i++) {
         fprintf(f, "%s{\"id\": ", i ? ", " : "");
-        json_str(f, b[i].id);
+        ws_ops_json_str(f, b[i].id);
         fprintf(f, ", \"state\": ");
-        json_str(f, b[i].state);
+        ws_ops_json_str(f, b[i].state);
         fputc('}', f);
     }
     fprintf(f, "]}\n");

@@ -16,6 +16,7 @@
  * also when a step fails (exit 1).
  */
 #include "walship/ops/expire.h"
+#include "walship/ops/ops.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
@@ -169,20 +170,6 @@ out:
 
 /* ---- output ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(f, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(f, "\\u%04x", *c);
-        else
-            fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
 static void rules_text(unsigned keep, char *out, size_t len)
 {
     out[0] = '\0';
@@ -331,7 +318,7 @@ static void print_text(FILE *f, const result *r)
 static void print_json(FILE *f, const result *r)
 {
     fprintf(f, "{\"repository\":");
-    json_str(f, r->repo);
+    ws_ops_json_str(f, r->repo);
     fprintf(f, ",\"dry_run\":%s,\"policy\":", r->dry ? "true" : "false");
     if (!r->policy_set) {
         fprintf(f, "null");
@@ -348,7 +335,7 @@ static void print_json(FILE *f, const result *r)
     for (int i = 0, rm = 0; r->plan && i < r->cat->n; i++) {
         const ws_manifest_info *m = &r->cat->backups[i];
         fprintf(f, "%s{\"id\":", i ? "," : "");
-        json_str(f, m->id);
+        ws_ops_json_str(f, m->id);
         if (r->plan->keep[i]) {
             fprintf(f, ",\"action\":\"keep\",\"rules\":");
             rules_json(f, r->plan->keep[i]);
@@ -365,7 +352,7 @@ static void print_json(FILE *f, const result *r)
         ws_wal_format_segment(seg, r->cat->backups[r->plan->window_from].start_tli,
                               r->plan->window_segno, r->wal->seg_size);
         fprintf(f, "{\"from_backup\":");
-        json_str(f, r->cat->backups[r->plan->window_from].id);
+        ws_ops_json_str(f, r->cat->backups[r->plan->window_from].id);
         fprintf(f, ",\"from_segment\":\"%s\"}", seg);
     } else {
         fprintf(f, "null");
@@ -388,7 +375,7 @@ static void print_json(FILE *f, const result *r)
     fprintf(f, "]},\"gap_records_removed\":%d,\"leftovers\":{\"incomplete_backups\":[", g);
     for (int i = 0; i < r->nleft; i++) {
         fprintf(f, "%s", i ? "," : "");
-        json_str(f, r->left_ids[i]);
+        ws_ops_json_str(f, r->left_ids[i]);
     }
     uint64_t freed = r->backup_bytes + wb + r->left_bytes + r->tmp_bytes;
     fprintf(f,
@@ -400,7 +387,7 @@ static void print_json(FILE *f, const result *r)
                      : r->backups_removed,
             freed);
     if (r->err.code != WS_EOK)
-        json_str(f, r->err.msg);
+        ws_ops_json_str(f, r->err.msg);
     else
         fprintf(f, "null");
     fprintf(f, "}");

@@ -18,6 +18,7 @@
 #include "walship/commands.h"
 #include "walship/exit.h"
 #include "walship/ops/expire.h"
+#include "walship/ops/ops.h"
 #include "walship/ops/expire_plan.h"
 #include "walship/repo/catalog.h"
 #include "walship/repo/lock.h"
@@ -32,32 +33,6 @@
 #include <string.h>
 
 /* ---- output ---- */
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(f, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(f, "\\u%04x", *c);
-        else
-            fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
-static void human(uint64_t n, char out[32])
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int i = 0;
-    while (v >= 1024 && i < 4) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, 32, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
 
 /* What the output says besides the WAL. */
 typedef struct listing {
@@ -76,7 +51,7 @@ static void print_json_backup_extra(FILE *f, const listing *L, int i)
     fprintf(f, ",\"pinned\":%s", L->cat->pinned[i] ? "true" : "false");
     if (L->cat->pinned[i]) {
         fprintf(f, ",\"pin_note\":");
-        json_str(f, L->notes && L->notes[i] ? L->notes[i] : "");
+        ws_ops_json_str(f, L->notes && L->notes[i] ? L->notes[i] : "");
     }
     fprintf(f, ",\"kept_by\":");
     if (!L->keep) {
@@ -132,7 +107,7 @@ static void print_json_extra(FILE *f, const listing *L)
     for (int i = 0; i < c->nincomplete; i++) {
         const ws_catalog_incomplete *x = &c->incomplete_info[i];
         fprintf(f, "%s{\"id\":", i ? "," : "");
-        json_str(f, c->incomplete[i]);
+        ws_ops_json_str(f, c->incomplete[i]);
         fprintf(f,
                 ",\"started_marker\":%s,\"objects\":%" PRIu64 ",\"stored_size\":%" PRIu64
                 ",\"temporary_files\":%" PRIu64 ",\"temporary_bytes\":%" PRIu64 "}",
@@ -141,9 +116,9 @@ static void print_json_extra(FILE *f, const listing *L)
     fprintf(f, "],\"unreadable_backups\":[");
     for (int i = 0; i < c->nunreadable; i++) {
         fprintf(f, "%s{\"id\":", i ? "," : "");
-        json_str(f, c->unreadable[i].id);
+        ws_ops_json_str(f, c->unreadable[i].id);
         fprintf(f, ",\"error\":");
-        json_str(f, c->unreadable[i].err.msg);
+        ws_ops_json_str(f, c->unreadable[i].err.msg);
         fprintf(f, "}");
     }
     fprintf(f, "],\"temporary_files\":{\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", L->tmp_files,
@@ -168,7 +143,7 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     const char *repo = L->repo;
     char t1[32], t2[32], l1[32], l2[32], seg[32];
     fprintf(f, "{\"repository\":");
-    json_str(f, repo);
+    ws_ops_json_str(f, repo);
     fprintf(f, ",\"number\":%d,\"stored_bytes\":%" PRIu64, L->number, stored_total(L, w));
     fprintf(f, ",\"backups\":[");
     for (int i = 0; i < nb; i++) {
@@ -178,9 +153,9 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
         ws_wal_lsn_text(m->start_lsn, l1);
         ws_wal_lsn_text(m->stop_lsn, l2);
         fprintf(f, "%s{\"id\":", i ? "," : "");
-        json_str(f, m->id);
+        ws_ops_json_str(f, m->id);
         fprintf(f, ",\"label\":");
-        json_str(f, m->label);
+        ws_ops_json_str(f, m->label);
         fprintf(f,
                 ",\"complete\":true,\"start_time\":\"%s\",\"stop_time\":\"%s\","
                 "\"duration_seconds\":%" PRId64 ",\"start_lsn\":\"%s\",\"stop_lsn\":\"%s\","
@@ -197,7 +172,7 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     fprintf(f, "],\"incomplete_backups\":[");
     for (int i = 0; i < L->cat->nincomplete; i++) {
         fprintf(f, "%s", i ? "," : "");
-        json_str(f, L->cat->incomplete[i]);
+        ws_ops_json_str(f, L->cat->incomplete[i]);
     }
     fprintf(f, "]");
     print_json_extra(f, L);
@@ -245,7 +220,7 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
         fprintf(f, ",\"%s\":[", names[k]);
         for (int i = 0; i < lists[k]->n; i++) {
             fprintf(f, "%s", i ? "," : "");
-            json_str(f, lists[k]->v[i]);
+            ws_ops_json_str(f, lists[k]->v[i]);
         }
         fprintf(f, "]");
     }
@@ -306,8 +281,8 @@ static void print_text_extra(FILE *f, const listing *L)
                 c->nincomplete);
     for (int i = 0; i < c->nincomplete; i++) {
         const ws_catalog_incomplete *x = &c->incomplete_info[i];
-        human(x->bytes, s1);
-        human(x->tmp_bytes, s2);
+        ws_ops_human_bytes(x->bytes, s1);
+        ws_ops_human_bytes(x->tmp_bytes, s2);
         fprintf(f, "  %-20s incomplete: %" PRIu64 " object(s), %s", c->incomplete[i], x->objects,
                 s1);
         if (x->tmp_files)
@@ -317,7 +292,7 @@ static void print_text_extra(FILE *f, const listing *L)
     for (int i = 0; i < c->nunreadable; i++)
         fprintf(f, "  %-20s UNREADABLE: %s\n", c->unreadable[i].id, c->unreadable[i].err.msg);
     if (L->tmp_files) {
-        human(L->tmp_bytes, s1);
+        ws_ops_human_bytes(L->tmp_bytes, s1);
         fprintf(f,
                 "leftovers: %" PRIu64 " temporary file(s) of interrupted writes, %s (never read "
                 "as data; walship does not remove them yet)\n",
@@ -330,7 +305,7 @@ static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     const ws_manifest_info *b = L->cat->backups;
     int nb = L->cat->n;
     char tot[32];
-    human(stored_total(L, w), tot);
+    ws_ops_human_bytes(stored_total(L, w), tot);
     if (L->nrepos > 1)
         fprintf(f, "repository %d: %s (%s stored)\n\n", L->number, L->repo, tot);
     else
@@ -348,8 +323,8 @@ static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t 
         ws_manifest_format_time(m->stop_time, t2);
         ws_wal_lsn_text(m->start_lsn, l1);
         ws_wal_lsn_text(m->stop_lsn, l2);
-        human(m->original_size, s1);
-        human(m->stored_size, s2);
+        ws_ops_human_bytes(m->original_size, s1);
+        ws_ops_human_bytes(m->stored_size, s2);
         snprintf(label, sizeof label, "%s", m->label);
         snprintf(dur, sizeof dur, "%" PRId64 "s", m->stop_time - m->start_time);
         fprintf(f, "%-20s %-20s %-20s %-20s %-12s %-12s %3" PRIu32 " %10s %10s %8s\n", m->id, label,
@@ -536,9 +511,9 @@ int ws_cmd_list(const ws_config *cfg)
         if (!st[i].ok) {
             if (json && nrepos > 1) {
                 printf("{\"repository\":");
-                json_str(stdout, ws_repo_describe(repos[i]));
+                ws_ops_json_str(stdout, ws_repo_describe(repos[i]));
                 printf(",\"number\":%d,\"error\":", i + 1);
-                json_str(stdout, st[i].err.msg);
+                ws_ops_json_str(stdout, st[i].err.msg);
                 printf("}");
             } else if (!json) {
                 printf("%srepository %d: %s CANNOT BE LISTED: %s\n", i ? "\n" : "", i + 1,

@@ -7,6 +7,7 @@
  * segment, and the same reader verifies it.
  */
 #include "walship/repo/repo.h"
+#include "walship/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,25 +26,6 @@ int ws_repo_gap_key(const ws_wal_name *n, char *buf, size_t len)
     return k < 0 || (size_t)k >= len ? -1 : 0;
 }
 
-static void format_time(int64_t t, char out[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int parse_time(const char *s, int64_t *out)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!end || *end)
-        return -1;
-    *out = (int64_t)timegm(&tm);
-    return 0;
-}
-
 static int segment_key(const char *segment, char *key, size_t len, ws_error *err)
 {
     ws_wal_name n;
@@ -60,7 +42,7 @@ int ws_repo_gap_record(ws_repo *r, const ws_repo_gap *g, ws_error *err)
     char key[128], stamp[32], text[1024];
     if (segment_key(g->segment, key, sizeof key, err) < 0)
         return -1;
-    format_time(g->dropped_at, stamp);
+    ws_utc_text(g->dropped_at, stamp);
     int len = snprintf(text, sizeof text,
                        "# walship gap record: this WAL segment was not archived\n"
                        "walship-gap = %d\nsegment = %s\nreason = %s\ndropped-at = %s\n"
@@ -126,7 +108,7 @@ static int parse_record(const char *text, const char *key, ws_repo_gap *g, ws_er
         } else if (strcmp(k, "reason") == 0) {
             snprintf(g->reason, sizeof g->reason, "%s", v);
             seen |= 4;
-        } else if (strcmp(k, "dropped-at") == 0 && parse_time(v, &g->dropped_at) == 0) {
+        } else if (strcmp(k, "dropped-at") == 0 && ws_utc_parse(v, &g->dropped_at) == 0) {
             seen |= 8;
         } else if (strcmp(k, "backlog-files") == 0 && numeric) {
             g->backlog_files = num;

@@ -1,5 +1,6 @@
 /* manifest.c — rendering and parsing the walship backup manifest (see manifest.h). */
 #include "walship/repo/manifest.h"
+#include "walship/clock.h"
 #include "walship/repo/keys.h"
 
 #include <inttypes.h>
@@ -70,21 +71,7 @@ int ws_manifest_decode(const char *in, char *out, size_t outlen)
 
 void ws_manifest_format_time(int64_t t, char out[32])
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int parse_time(const char *s, int64_t *out)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!end || *end)
-        return -1;
-    *out = (int64_t)timegm(&tm);
-    return 0;
+    ws_utc_text(t, out);
 }
 
 /* ---- builder ---- */
@@ -523,9 +510,9 @@ static int header_line(parser_stage *p, const char *key, const char *value, ws_e
     } else if (strcmp(key, "stop-wal") == 0) {
         snprintf(in->stop_wal, sizeof in->stop_wal, "%s", value);
     } else if (strcmp(key, "start-time") == 0) {
-        ok = parse_time(value, &in->start_time) == 0;
+        ok = ws_utc_parse(value, &in->start_time) == 0;
     } else if (strcmp(key, "stop-time") == 0) {
-        ok = parse_time(value, &in->stop_time) == 0;
+        ok = ws_utc_parse(value, &in->stop_time) == 0;
     } else if (strcmp(key, "original-size") == 0) {
         ok = parse_u64(value, &in->original_size) == 0;
     } else if (strcmp(key, "stored-size") == 0) {
