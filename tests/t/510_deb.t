@@ -103,7 +103,7 @@ sub complete_words
 	my ($r, $o, $e) = run(cmd => [ 'bash', '-c', $script ], as_pg => 0);
 	return [ sort split /\n/, $o ];
 }
-is_deeply(complete_words([ $bin, '' ], 1), [ sort qw(push fetch basebackup restore list verify metrics check drill repo copy help) ],
+is_deeply(complete_words([ $bin, '' ], 1), [ sort qw(push fetch basebackup restore list expire pin unpin verify metrics check drill repo copy cipher help) ],
 	'completion: the commands');
 is_deeply(complete_words([ $bin, '--target-t' ], 1), [ sort qw(--target-time --target-timeline) ],
 	'completion: options from walship help');
