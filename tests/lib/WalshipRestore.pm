@@ -67,7 +67,9 @@ sub list_backups
 	my ($rc, $out, $err) =
 	  WalshipTest::run(cmd => [ WalshipTest::walship_bin(), @$global, 'list', '--json' ]);
 	croak "walship list --json failed ($rc): $err" if $rc != 0;
-	return decode_json($out)->{backups};
+	# several repositories: {"repositories": [...]}, the first one's backups
+	my $j = decode_json($out);
+	return $j->{backups} // $j->{repositories}[0]{backups};
 }
 
 # walship_restore(\@global, @args, {env => {...}, as_pg => 1}) -> ($rc, $stdout, $stderr).

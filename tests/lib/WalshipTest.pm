@@ -429,7 +429,9 @@ sub _spawn
 	my $id      = ++$RUN_SEQ;
 	my ($in, $out, $err) = map { "$RUNDIR/$id.$_" } qw(in out err);
 	_spurt($in, $a{stdin} // '');
-	_spurt($err, '') if $a{merge};    # stays empty: stderr goes to $out
+	# both exist before the fork: a child killed before it opens them still leaves files to read
+	_spurt($out, '');
+	_spurt($err, '');    # stays empty with merge: stderr goes to $out
 
 	my $pid = fork;
 	croak "fork: $!" unless defined $pid;
