@@ -51,7 +51,10 @@ ok(!-e "$repo/walship.repo", '... and writes nothing');
 
 ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, 'repo', 'repair' ]);
 is($rc, 0, 'repair with the key exits 0') or diag($err);
-like($out, qr/derived from/, '... deriving the identity from the decrypted objects') or diag($out);
+like($out, qr/derived from [1-9]\d* segment\(s\) and 1 backup manifest\(s\) that agree/,
+	'... deriving the identity from the decrypted segments and manifest') or diag($out);
+unlike($err, qr/could not be read/, '... every stored segment decrypted and counted (not only the manifest)')
+  or diag($err);
 my $text = -e "$repo/walship.repo" ? slurp_file("$repo/walship.repo") : '';
 for my $k ('system-identifier', 'pg-version', 'wal-segment-size')
 {
