@@ -255,8 +255,11 @@ static const command commands[] = {
      "different one is never overwritten: it is reported and copy exits 1. The target's\n"
      "identity must be the source's; an empty target gets the source's. copy-parallel\n"
      "objects at once; progress on a terminal. --dry-run says what would be copied;\n"
-     "--json prints a summary object. Exit 0 when everything chosen is on the target,\n"
-     "1 otherwise, 2 for a usage error (docs/copy.md)."},
+     "--json prints a summary object. With encryption on either side (repoN-cipher),\n"
+     "each object is decrypted with the source's key and re-encrypted under the\n"
+     "target's, and \"the same\" means the same plaintext SHA-256. Exit 0 when\n"
+     "everything chosen is on the target, 1 otherwise, 2 for a usage error\n"
+     "(docs/copy.md)."},
     {"cipher", ws_cmd_cipher, "cipher change | cipher rotate",
      "Change the passphrase of an encrypted repository, or rotate its master key.\n"
      "\n"
@@ -267,9 +270,12 @@ static const command commands[] = {
      "with the next key id, used by new objects; old ones stay readable through the\n"
      "keyring. It prints how many objects use each key id. Every repository with\n"
      "cipher = aes-256-gcm is changed. Secrets: config file or environment only.\n"
-     "See docs/encryption.md.\n"
+     "Both hold walship.keyring.lock while they change the keyring: a second change or\n"
+     "rotate meanwhile is refused, naming the holder (one older than 600 s was left by a\n"
+     "killed command: remove it by hand). See docs/encryption.md.\n"
      "\n"
-     "Exit: 0 done; 1 failed (a key that does not match); 2 usage or config error.\n"},
+     "Exit: 0 done; 1 failed (a key that does not match, the lock held); 2 usage or\n"
+     "config error.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

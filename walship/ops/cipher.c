@@ -7,7 +7,8 @@
  * back and opened with the new secret. Objects are not touched.
  * rotate: a new random master key with the next key id becomes current for new objects; the
  * old ones stay in the keyring. The report counts the stored objects per key id.
- * Run one change or rotate at a time per repository (pushes may go on meanwhile).
+ * Both hold the keyring lock (repo.h) from reading the keyring to replacing it: a second
+ * change or rotate meanwhile is refused, naming the holder (pushes may go on).
  */
 #include "walship/clock.h"
 #include "walship/commands.h"
@@ -109,6 +110,7 @@ static int change_one(ws_repo *r, int i, const ws_config *cfg, int rotate)
         ws_log_err(WS_LOG_ERROR, &err);
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
+    (void)cur; /* checked the key; the keyring changed is read again under the lock */
     ws_cipher_secret news = *ws_repo_cipher_secret(r);
     if (!rotate) {
         news.pass = ws_config_repo_get(cfg, i, "cipher-pass-new");
@@ -121,19 +123,27 @@ static int change_one(ws_repo *r, int i, const ws_config *cfg, int rotate)
             return WS_EXIT_USAGE;
         }
     }
-    /* a copy to change: the repository keeps the keyring it read until it is replaced */
+    /* Two change/rotate at once would each read the keyring, change their copy and replace
+     * it: the last replace wins and the other's new key id is lost (with every object a
+     * writer encrypted under it meanwhile). The keyring lock serialises them; the keyring is
+     * read again under it, never from a copy read before. */
     char *text = NULL;
+    size_t tlen = 0;
     ws_keyring *k = NULL;
-    if (ws_keyring_export(cur, ws_repo_cipher_secret(r), &text, &err) < 0 ||
-        ws_keyring_open(text, strlen(text), ws_repo_cipher_secret(r), ws_repo_describe(r), &k,
-                        &err) < 0)
+    ws_keyring_lock *lock = NULL;
+    if (ws_repo_keyring_lock(r, &lock, &err) < 0)
         goto fail;
-    OPENSSL_cleanse(text, strlen(text));
+    if (ws_storage_get_small(ws_repo_storage(r), WS_KEYRING_KEY, WS_KEYRING_MAX, &text, &tlen,
+                             &err) < 0 ||
+        ws_keyring_open(text, tlen, ws_repo_cipher_secret(r), ws_repo_describe(r), &k, &err) < 0)
+        goto fail;
+    OPENSSL_cleanse(text, tlen);
     free(text);
     text = NULL;
     if (rotate && ws_keyring_rotate(k, &err) < 0)
         goto fail;
-    if (ws_keyring_export(k, &news, &text, &err) < 0 || ws_repo_keyring_replace(r, text, &err) < 0)
+    if (ws_keyring_export(k, &news, &text, &err) < 0 ||
+        ws_repo_keyring_lock_check(lock, &err) < 0 || ws_repo_keyring_replace(r, text, &err) < 0)
         goto fail;
     /* read back: the stored keyring opens with the new secret and holds the same keys */
     ws_keyring *back = NULL;
@@ -159,6 +169,7 @@ static int change_one(ws_repo *r, int i, const ws_config *cfg, int rotate)
     OPENSSL_cleanse(text, strlen(text));
     free(text);
     ws_keyring_free(k);
+    ws_repo_keyring_unlock(lock);
     if (rotate)
         report_counts(r);
     return WS_EXIT_OK;
@@ -169,6 +180,7 @@ fail:
         OPENSSL_cleanse(text, strlen(text));
     free(text);
     ws_keyring_free(k);
+    ws_repo_keyring_unlock(lock);
     return WS_EXIT_FAIL;
 }
 

@@ -123,7 +123,8 @@ static int gather_wal(ws_repo *r, evidence *ev, ws_error *err)
         ws_error e;
         ws_error_clear(&e);
         if (ws_repo_wal_identity(r, n, &id, &e) < 0) {
-            if (e.code == WS_ENOMEM || e.code == WS_ETRANSIENT || e.code == WS_EAUTH) {
+            if (e.code == WS_ENOMEM || e.code == WS_ETRANSIENT || e.code == WS_EAUTH ||
+                e.code == WS_ECONFIG) { /* the key: wrong, missing, or no keyring */
                 *err = e;
                 free(l.v);
                 return -1;

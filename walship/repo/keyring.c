@@ -6,8 +6,12 @@
  */
 #include "walship/repo/repo.h"
 #include "walship/clock.h"
+#include "walship/log.h"
+#include "walship/repo/lock.h" /* ws_repo_wall_time */
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,4 +251,160 @@ int ws_repo_keyring_replace(ws_repo *r, const char *text, ws_error *err)
      * a crash leaves the old keyring or the new one, never neither */
     return ws_storage_put_small(ws_repo_storage(r), WS_KEYRING_KEY, 0, text, strlen(text), NULL,
                                 err);
+}
+
+/* ---- the keyring lock (repo.h) ---- */
+
+struct ws_keyring_lock {
+    ws_repo *r;
+    char token[64];
+    char text[512];
+    size_t len;
+};
+
+static void lock_describe(const char *text, size_t len, char *out, size_t outlen, int64_t *age)
+{
+    char host[128] = "?";
+    long pid = 0;
+    long long started = 0;
+    char buf[512];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (sscanf(line, "host = %127s", host) == 1)
+            continue;
+        if (sscanf(line, "pid = %ld", &pid) == 1)
+            continue;
+        (void)sscanf(line, "started = %lld", &started);
+    }
+    *age = started ? ws_repo_wall_time() - (int64_t)started : -1;
+    snprintf(out, outlen, "host %s, pid %ld, taken %lld s ago", host, pid, (long long)*age);
+}
+
+static int lock_held(ws_repo *r, const char *text, size_t len, ws_error *err)
+{
+    char who[256];
+    int64_t age;
+    lock_describe(text, len, who, sizeof who, &age);
+    ws_error_set(err, WS_EEXIST,
+                 "another walship cipher change or rotate holds the keyring lock of %s (%s): "
+                 "refused, nothing changed",
+                 ws_repo_describe(r), who);
+    if (age > WS_KEYRING_LOCK_STALE)
+        ws_error_hint(err,
+                      "the lock is older than %d s: a killed cipher command left it; if none is "
+                      "running, remove " WS_KEYRING_LOCK_KEY " from the repository and rerun",
+                      WS_KEYRING_LOCK_STALE);
+    else
+        ws_error_hint(err, "run one cipher change or rotate at a time; rerun once it is done");
+    return -1;
+}
+
+/* 1 if the stored lock is l's, 0 if it is another's (err set), -1 on error. */
+static int lock_ours(ws_keyring_lock *l, ws_error *err)
+{
+    char *text = NULL;
+    size_t len;
+    if (ws_storage_get_small(ws_repo_storage(l->r), WS_KEYRING_LOCK_KEY, 4096, &text, &len, err) <
+        0) {
+        if (err->code == WS_ENOENT)
+            ws_error_set(err, WS_EEXIST, "the keyring lock of %s vanished while held",
+                         ws_repo_describe(l->r));
+        return -1;
+    }
+    int ours = len == l->len && memcmp(text, l->text, len) == 0;
+    if (!ours)
+        lock_held(l->r, text, len, err);
+    free(text);
+    return ours;
+}
+
+int ws_repo_keyring_lock(ws_repo *r, ws_keyring_lock **out, ws_error *err)
+{
+    *out = NULL;
+    ws_storage *s = ws_repo_storage(r);
+    char *text = NULL;
+    size_t len;
+    /* a lock already there: refused before writing anything */
+    if (ws_storage_get_small(s, WS_KEYRING_LOCK_KEY, 4096, &text, &len, err) == 0) {
+        lock_held(r, text, len, err);
+        free(text);
+        return -1;
+    }
+    if (err->code != WS_ENOENT)
+        return -1;
+    ws_error_clear(err);
+    ws_keyring_lock *l = calloc(1, sizeof *l);
+    if (!l)
+        return ws_error_oom(err);
+    l->r = r;
+    unsigned char rnd[12];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        free(l);
+        return ws_error_set(err, WS_EINTERNAL, "RAND_bytes failed");
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(l->token + 2 * i, 3, "%02x", rnd[i]);
+    char host[128] = "unknown";
+    if (gethostname(host, sizeof host - 1) < 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    int n = snprintf(l->text, sizeof l->text,
+                     "# walship keyring lock: a cipher change or rotate is running\n"
+                     "owner = %s\nhost = %s\npid = %ld\nstarted = %lld\n",
+                     l->token, host, (long)getpid(), (long long)ws_repo_wall_time());
+    if (n < 0 || (size_t)n >= sizeof l->text) {
+        free(l);
+        return ws_error_set(err, WS_EINTERNAL, "keyring lock text too long");
+    }
+    l->len = (size_t)n;
+    if (ws_storage_put_small(s, WS_KEYRING_LOCK_KEY, WS_STORAGE_WRITE_EXCL, l->text, l->len, NULL,
+                             err) < 0) {
+        if (err->code == WS_EEXIST) {
+            ws_error_clear(err);
+            if (ws_storage_get_small(s, WS_KEYRING_LOCK_KEY, 4096, &text, &len, err) == 0) {
+                lock_held(r, text, len, err);
+                free(text);
+            } else {
+                ws_error_set(err, WS_EEXIST,
+                             "another walship cipher change or rotate holds the keyring lock "
+                             "of %s: refused, nothing changed",
+                             ws_repo_describe(r));
+            }
+        }
+        free(l);
+        return -1;
+    }
+    /* A store that ignores If-None-Match (s3rver, some S3-compatible servers) lets a second
+     * PUT replace the first: each taker waits WS_KEYRING_LOCK_SETTLE seconds, then reads the
+     * lock back and goes on only if it still holds its own owner token. Two takers' PUTs
+     * both land after both checked for absence, so within a moment of each other: the one
+     * whose PUT came first reads the other's token and is refused. posix (link(2)) needs no
+     * wait; S3 is the only driver with object metadata. */
+    if (ws_storage_features(s) & WS_STORAGE_FEAT_META)
+        ws_sleep(WS_KEYRING_LOCK_SETTLE);
+    if (lock_ours(l, err) != 1) {
+        free(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+int ws_repo_keyring_lock_check(ws_keyring_lock *l, ws_error *err)
+{
+    return lock_ours(l, err) == 1 ? 0 : -1;
+}
+
+void ws_repo_keyring_unlock(ws_keyring_lock *l)
+{
+    if (!l)
+        return;
+    ws_error e;
+    ws_error_clear(&e);
+    if (lock_ours(l, &e) == 1 &&
+        ws_storage_remove(ws_repo_storage(l->r), WS_KEYRING_LOCK_KEY, &e) < 0)
+        ws_log_err(WS_LOG_WARN, &e);
+    free(l);
 }

@@ -181,6 +181,24 @@ const ws_cipher_secret *ws_repo_cipher_secret(ws_repo *r);
 int ws_repo_keyring(ws_repo *r, int writer, const ws_keyring **out, ws_error *err);
 /* Replaces the stored keyring by text (atomically: old or new, never neither). */
 int ws_repo_keyring_replace(ws_repo *r, const char *text, ws_error *err);
+/* The keyring lock: walship.keyring.lock at the repository root, held by `walship cipher
+ * change | rotate` around reading, changing and replacing the keyring, so that two at once
+ * never lose a key (the second would replace the first's keyring with one lacking its new
+ * key id). Taken create-only-if-absent; on a store that may ignore If-None-Match (S3: the
+ * driver with metadata) the taker waits WS_KEYRING_LOCK_SETTLE seconds and reads it back,
+ * going on only if its owner token is still there. A lock held by another fails with
+ * WS_EEXIST and a message naming its owner (host, pid, age); one older than
+ * WS_KEYRING_LOCK_STALE seconds is named as left by a killed command, to be removed by hand
+ * (never broken automatically: two breakers could both win). Freed by ws_repo_keyring_unlock,
+ * which removes the object only if it is still this lock's. */
+#define WS_KEYRING_LOCK_KEY    "walship.keyring.lock"
+#define WS_KEYRING_LOCK_STALE  600
+#define WS_KEYRING_LOCK_SETTLE 2.0
+typedef struct ws_keyring_lock ws_keyring_lock;
+int ws_repo_keyring_lock(ws_repo *r, ws_keyring_lock **out, ws_error *err);
+/* 0 if the stored lock is still l's; -1 (WS_EEXIST, naming the holder) if not. */
+int ws_repo_keyring_lock_check(ws_keyring_lock *l, ws_error *err);
+void ws_repo_keyring_unlock(ws_keyring_lock *l);
 /* Internal to walship/repo/. */
 typedef struct ws_repo_cipher ws_repo_cipher;
 ws_repo_cipher **ws_repo_cipher_slot(ws_repo *r);
