@@ -1,0 +1,63 @@
+/* fuzz_config.c — the configuration file (walship/config.h: key = value lines, quotes,
+ * repoN- keys, sizes, durations, booleans), then the restore target parsing of restore/target.c
+ * on what it loaded (the target keys may be in the file), and restore's time and LSN text. */
+#include "restore/restore.h"
+#include "tests/fuzz/fuzz.h"
+#include "walship/config.h"
+#include "walship/wal.h"
+
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fd = -1;
+static char path[64];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (fd < 0) {
+        static const char *env[] = {"WALSHIP_CONFIG", "WALSHIP_REPO", "WALSHIP_LOG_LEVEL",
+                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+        for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
+            unsetenv(env[i]);
+        fd = memfd_create("walship-fuzz-config", 0);
+        if (fd < 0)
+            abort();
+        fchmod(fd, 0600);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    }
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+        abort();
+    char *argv[] = {"walship", "-c", path, "restore", "--pgdata", "/nonexistent/fuzz", NULL};
+    ws_config *c = NULL;
+    ws_error err;
+    if (ws_config_load(6, argv, &c, &err) == 0) {
+        ws_rs_target t;
+        ws_rs_target_parse(c, &t, &err);
+        int n = ws_config_repo_count(c);
+        for (int i = 0; i < n && i < 8; i++) {
+            ws_storage_config sc;
+            ws_config_storage(c, i, &sc, &err); /* strings borrowed from c */
+        }
+        long l;
+        uint64_t u;
+        double d;
+        int b;
+        ws_config_get_long(c, "compress-level", 1, 12, &l, &err);
+        ws_config_get_size(c, "push-queue-max", 0, &u, &err);
+        ws_config_get_seconds(c, "fetch-timeout", &d, &err);
+        ws_config_get_bool(c, "s3-verify-tls", &b, &err);
+        ws_config_free(c);
+    }
+    /* the values themselves, as restore reads them */
+    char *s = fuzz_strndup(data, size < 256 ? size : 256);
+    if (s) {
+        double t;
+        uint64_t lsn;
+        ws_rs_parse_time(s, &t);
+        ws_wal_parse_lsn(s, &lsn);
+        free(s);
+    }
+    return 0;
+}
