@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ws_config_get_size(c, "push-queue-max", 0, &u, &err);
         ws_config_get_seconds(c, "fetch-timeout", &d, &err);
         ws_config_get_bool(c, "s3-verify-tls", &b, &err);
-        ws_config_free(c);
     }
+    ws_config_free(c); /* set even when loading failed */
     /* the values themselves, as restore reads them */
     char *s = fuzz_strndup(data, size < 256 ? size : 256);
     if (s) {

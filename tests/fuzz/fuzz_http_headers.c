@@ -1,10 +1,16 @@
 /* fuzz_http_headers.c — response header lines as libcurl hands them to walship/storage/http.c
  * (status lines reset the set, as after a 100 Continue), then the lookups the S3 driver makes. */
 #include "tests/fuzz/fuzz.h"
+#include "walship/storage/curl_dl.h"
 #include "walship/storage/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static int loaded;
+    ws_error err;
+    if (!loaded && ws_curl_load(&err) < 0)
+        abort(); /* libcurl is loaded on first use; ws_http_req_free calls into it */
+    loaded = 1;
     ws_http_req *rq = ws_http_req_new("GET", "http://127.0.0.1/fuzz");
     if (!rq)
         return 0;
@@ -28,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)strlen(v);
     }
     const char *name, *value;
-    for (int i = 0; ws_http_req_resp_header_at(rq, i, &name, &value) == 0; i++)
+    for (int i = 0; ws_http_req_resp_header_at(rq, i, &name, &value) == 1; i++)
         if (strlen(name) + strlen(value) > size)
             abort();
     ws_http_req_free(rq);

@@ -22,10 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ws_wal_header h;
         for (uint64_t fs = WS_WAL_SEG_MIN; fs <= (64u << 20); fs <<= 2)
             ws_wal_check_header(page, plen, &n, fs, &h, &err);
-        if (plen >= 20) {
-            /* the size the header itself claims */
+        if (plen >= WS_WAL_LONG_HEADER_SIZE) {
+            /* the segment size the header itself claims (xlp_seg_size, offset 32) */
             uint32_t seg;
-            memcpy(&seg, page + 32 < data + size ? page + 32 : page, sizeof seg);
+            memcpy(&seg, page + 32, sizeof seg);
             ws_wal_check_header(page, plen, &n, seg, &h, &err);
         }
     }
