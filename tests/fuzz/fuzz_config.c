@@ -11,25 +11,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fd = -1;
-static char path[64];
+static int cfg_fd = -1;
+static char cfg_path[64];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0) {
-        static const char *env[] = {"WALSHIP_CONFIG", "WALSHIP_REPO", "WALSHIP_LOG_LEVEL",
-                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+    if (cfg_fd < 0) {
+        static const char *env[] = {"WALSHIP_CONFIG",        "WALSHIP_REPO",
+                                    "WALSHIP_LOG_LEVEL",     "AWS_ACCESS_KEY_ID",
+                                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
         for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
             unsetenv(env[i]);
-        fd = memfd_create("walship-fuzz-config", 0);
-        if (fd < 0)
+        cfg_fd = memfd_create("walship-fuzz-config", 0);
+        if (cfg_fd < 0)
             abort();
-        fchmod(fd, 0600);
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        fchmod(cfg_fd, 0600);
+        snprintf(cfg_path, sizeof cfg_path, "/proc/self/fd/%d", cfg_fd);
     }
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+    if (ftruncate(cfg_fd, 0) < 0 || pwrite(cfg_fd, data, size, 0) != (ssize_t)size)
         abort();
-    char *argv[] = {"walship", "-c", path, "restore", "--pgdata", "/nonexistent/fuzz", NULL};
+    char *argv[] = {"walship", "-c", cfg_path, "restore", "--pgdata", "/nonexistent/fuzz", NULL};
     ws_config *c = NULL;
     ws_error err;
     if (ws_config_load(6, argv, &c, &err) == 0) {

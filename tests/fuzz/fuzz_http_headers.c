@@ -26,8 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(line);
         off += n;
     }
-    static const char *names[] = {"etag", "content-length", "x-amz-meta-walship-sha256",
-                                  "last-modified", "content-range", "retry-after", ""};
+    static const char *names[] = {"etag",
+                                  "content-length",
+                                  "x-amz-meta-walship-sha256",
+                                  "last-modified",
+                                  "content-range",
+                                  "retry-after",
+                                  ""};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = ws_http_req_resp_header(rq, names[i]);
         if (v)

@@ -14,7 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nl) {
         char *files = fuzz_strndup(data, (size_t)(nl - data));
         char *save = NULL;
-        for (char *t = files ? strtok_r(files, " ", &save) : NULL; t; t = strtok_r(NULL, " ", &save)) {
+        for (char *t = files ? strtok_r(files, " ", &save) : NULL; t;
+             t = strtok_r(NULL, " ", &save)) {
             char *sz = strtok_r(NULL, " ", &save);
             unsigned char digest[32] = {0};
             ws_bb_verify_add(v, t, sz ? strtoull(sz, NULL, 10) : 0, digest, 0xdeadbeefu, &err);

@@ -30,7 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    size_t piece = 1 + (data[0] % 4 == 0 ? 1 : data[0] % 4 == 1 ? 511 : data[0] % 4 == 2 ? 513 : 8192);
+    size_t piece = 1 + (data[0] % 4 == 0   ? 1
+                        : data[0] % 4 == 1 ? 511
+                        : data[0] % 4 == 2 ? 513
+                                           : 8192);
     int unterminated = data[0] & 0x80;
     data++, size--;
     uint64_t bytes = 0;
