@@ -28,12 +28,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fchmod(cfg_fd, 0600);
         snprintf(cfg_path, sizeof cfg_path, "/proc/self/fd/%d", cfg_fd);
     }
+    /* A first byte below 8 makes the first line the value of a restore target option (they
+     * are command-line only) and the rest the file; otherwise all of it is the file. */
+    static const char *flags[] = {"--target-time",     "--target-lsn",  "--target-xid",
+                                  "--target-name",     "--target",      "--target-action",
+                                  "--target-timeline", "--archive-mode"};
+    char *value = NULL;
+    int argc = 6;
+    char *argv[9] = {"walship", "-c", cfg_path, "restore", "--pgdata", "/nonexistent/fuzz"};
+    if (size && data[0] < 8) {
+        const uint8_t *nl = memchr(data + 1, '\n', size - 1);
+        size_t vlen = nl ? (size_t)(nl - data - 1) : size - 1;
+        value = fuzz_strndup(data + 1, vlen);
+        if (!value)
+            return 0;
+        argv[argc++] = (char *)flags[data[0]];
+        argv[argc++] = value;
+        size_t skip = 1 + vlen + (nl ? 1 : 0);
+        data += skip;
+        size -= skip;
+    }
+    argv[argc] = NULL;
     if (ftruncate(cfg_fd, 0) < 0 || pwrite(cfg_fd, data, size, 0) != (ssize_t)size)
         abort();
-    char *argv[] = {"walship", "-c", cfg_path, "restore", "--pgdata", "/nonexistent/fuzz", NULL};
     ws_config *c = NULL;
     ws_error err;
-    if (ws_config_load(6, argv, &c, &err) == 0) {
+    if (ws_config_load(argc, argv, &c, &err) == 0) {
         ws_rs_target t;
         ws_rs_target_parse(c, &t, &err);
         int n = ws_config_repo_count(c);
@@ -51,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ws_config_get_bool(c, "s3-verify-tls", &b, &err);
     }
     ws_config_free(c); /* set even when loading failed */
+    free(value);
     /* the values themselves, as restore reads them */
     char *s = fuzz_strndup(data, size < 256 ? size : 256);
     if (s) {

@@ -139,12 +139,17 @@ seed('gap', 'minimal', "walship-gap = 1\nsegment = 000000010000000000000001\nrea
 # ---- config files
 seed('config', 'sample', slurp_file("$FindBin::RealBin/../../conf/walship.conf.sample"));
 seed('config', 'trial', slurp_file($conf));
-seed('config', 'restore-targets', "repo = /var/lib/walship\nrepo2 = s3://bucket/prefix\nrepo2-s3-region = eu-west-1\n"
-	  . "target-time = \"2026-11-22 14:30:00.123+01:00\"\ntarget-action = promote\ntarget-timeline = latest\n"
-	  . "compress-level = 3\nfetch-timeout = 90s\npush-queue-max = 1GB\ns3-verify-tls = off\n");
-seed('config', 'target-lsn', "repo = /r\ntarget-lsn = 16/B374D848\narchive-mode = preserve\n");
-seed('config', 'target-xid', "repo = /r\ntarget-xid = 745\n");
-seed('config', 'target-name', "repo = /r\ntarget-name = before_drop\ntarget-timeline = 3\n");
+seed('config', 'settings', "repo = /var/lib/walship\nrepo2 = s3://bucket/prefix\nrepo2-s3-region = eu-west-1\n"
+	  . "compress-level = 3\nfetch-timeout = 90s\npush-queue-max = 1GB\ns3-verify-tls = off\nasync = \"on\"\n");
+# target options are command-line only: a first byte 0..7 picks one, the first line is its value
+seed('config', 'target-time', chr(0) . "2026-11-22 14:30:00.123+01:00\nrepo = /r\n");
+seed('config', 'target-lsn', chr(1) . "16/B374D848\nrepo = /r\n");
+seed('config', 'target-xid', chr(2) . "745\nrepo = /r\n");
+seed('config', 'target-name', chr(3) . "before_drop\nrepo = /r\n");
+seed('config', 'target-immediate', chr(4) . "immediate\nrepo = /r\n");
+seed('config', 'target-action', chr(5) . "promote\nrepo = /r\n");
+seed('config', 'target-timeline', chr(6) . "latest\nrepo = /r\n");
+seed('config', 'archive-mode', chr(7) . "preserve\nrepo = /r\n");
 
 # ---- S3 XML replies (the S3 API reference's shapes, and s3rver's spelling)
 seed('s3_xml', 'list-v2', '<?xml version="1.0" encoding="UTF-8"?>' . "\n"
