@@ -162,6 +162,7 @@ deb: walship
 # ---------------------------------------------------------------------------------------------
 # Proof (issue 18): make fuzz, make trials, make pitr-trials — docs/reliability.md
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="wal tar ..."]   libFuzzer targets (tests/fuzz/)
+#                                           (all targets at the default 60 s: docs/reliability.md rewritten)
 #   make trials [TRIALS=200]                                    kill -9 / fault trials (tests/trials/)
 #   make pitr-trials [PITR_TRIALS=50] [PITR_SEED=N]             randomized PITR trials
 # The fuzz build is its own tree (build/fuzz/): every library module compiled by clang with
@@ -179,6 +180,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-p
                 -Wno-unknown-warning-option -I. $(PKG_CFLAGS) -DWS_VERSION='"$(VERSION)"' \
                 -DWS_GIT_COMMIT='"$(GIT_COMMIT)"' -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -MMD -MP
+# the full form (every target, 60 s) writes its figures into docs/reliability.md
+FUZZ_DOC     := $(if $(and $(filter 60,$(FUZZ_SECONDS)),$(filter $(FUZZ_NAMES),$(FUZZ_TARGETS)),$(if $(filter-out $(FUZZ_TARGETS),$(FUZZ_NAMES)),,y)),y)
 TRIALS       ?= 200
 PITR_TRIALS  ?= 50
 
@@ -196,15 +199,17 @@ fuzz-build: $(FUZZ_BINS)
 
 fuzz: deps
 	$(MAKE) --no-print-directory fuzz-build
-	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	rm -f $(FUZZ_BUILD)/report.md
+	FUZZ_REPORT=$(if $(FUZZ_DOC),$(CURDIR)/$(FUZZ_BUILD)/report.md) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	$(if $(FUZZ_DOC),tests/fuzz/write-doc.sh $(FUZZ_BUILD)/report.md $(FUZZ_SECONDS))
 
 trials: deps
 	$(MAKE) --no-print-directory $(BIN)
-	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/crash.pl --trials $(TRIALS)
+	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/crash.pl --trials $(TRIALS) --write-doc
 
 pitr-trials: deps
 	$(MAKE) --no-print-directory $(BIN)
-	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/pitr.pl --trials $(PITR_TRIALS) $(if $(PITR_SEED),--seed $(PITR_SEED))
+	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/pitr.pl --trials $(PITR_TRIALS) --write-doc $(if $(PITR_SEED),--seed $(PITR_SEED))
 
 .SECONDARY: $(FUZZ_OBJS)
 -include $(FUZZ_OBJS:.o=.d)
