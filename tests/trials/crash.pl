@@ -61,6 +61,7 @@ my $s3 = $have_s3 && grep({ /^s3/ } @setups) ? WalshipS3->s3rver(buckets => ['wa
 
 my @rows;
 my $started = time;
+my $tree = tree_commit();    # the tree under trial: taken at the start
 my $per = int($trials / @setups);
 my $extra = $trials - $per * @setups;
 for my $i (0 .. $#setups)
@@ -85,7 +86,7 @@ if ($write_doc)
 	my $mins = (time - $started) / 60;
 	my $text = sprintf("Last full run: %s UTC, tree %s, `make trials TRIALS=%d` (seed %d), %.0f min; "
 		  . "%s; load: pgbench -c 2 (scale 1) during the trials.\n\n%s\nTotal: %s.\n",
-		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), tree_commit(), $trials, $seed, $mins,
+		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), $tree, $trials, $seed, $mins,
 		machine_line(), $table, $summary);
 	update_doc('crash-trials', $text);
 }

@@ -42,6 +42,7 @@ GetOptions('trials=i' => \$trials, 'seed=i' => \$seed, 'only=s' => \$only,
 srand($seed);
 diag("PITR trials: $trials trials, seed $seed");
 my $started = time;
+my $tree = tree_commit();    # the tree under trial: taken at the start
 
 my $bin  = walship_bin();
 my $base = tmp_base();
@@ -95,7 +96,7 @@ if ($write_doc)
 {
 	my $text = sprintf("Last full run: %s UTC, tree %s, `make pitr-trials PITR_TRIALS=%d PITR_SEED=%d`, %.0f min; %s; "
 		  . "workload: %d random steps per timeline, sequential, in one session.\n\n%s\n%s.\n",
-		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), tree_commit(), $trials, $seed,
+		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), $tree, $trials, $seed,
 		(time - $started) / 60, machine_line(), $steps, $table, $summary);
 	update_doc('pitr-trials', $text);
 }
