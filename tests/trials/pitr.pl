@@ -249,7 +249,16 @@ sub build_history
 	# the primary's own location)
 	backup_now(\%h, $p, \%w1, 'first');
 	run_steps(\%h, $p, \%w1, int($steps / 2));
-	# the branch: a restore point, then a copy restored to it and promoted onto timeline 2
+	# the branch: a restore point, then a copy restored to it and promoted onto timeline 2.
+	# No prepared transaction may be open across it: PostgreSQL 15 itself cannot recover past
+	# a timeline switch with one (at the switch's checkpoint it reads the PREPARE record from
+	# the old timeline's segment, which recovery never restored: "requested WAL segment
+	# 00000001...  has already been removed"), whatever the restore_command.
+	if ($w1{prepared})
+	{
+		$p->safe_psql("COMMIT PREPARED '$w1{prepared}'");
+		$w1{prepared} = undef;
+	}
 	my $rp = 'branch_' . $seed;
 	$p->safe_psql("SELECT pg_create_restore_point('$rp')");
 	my $branch_lsn = lsn_num($p->safe_psql('SELECT pg_current_wal_insert_lsn()'));
