@@ -5,6 +5,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 report=$1 secs=$2
 doc=docs/reliability.md
 {
+    # shellcheck disable=SC2016 # the backquotes are Markdown
     printf 'Last full run: %s UTC, tree %s, `make fuzz` (%s s per target), clang %s; %s, %s CPUs, load average %s at the end.\n\n' \
         "$(date -u '+%Y-%m-%d %H:%M')" "$(git describe --always --dirty 2>/dev/null || echo unknown)" "$secs" \
         "$(clang --version | sed -n 's/.*clang version \([0-9.]*\).*/\1/p' | head -1)" "$(hostname)" "$(nproc)" \
