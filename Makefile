@@ -163,7 +163,7 @@ deb: walship
 # Proof (issue 18): make fuzz, make trials, make pitr-trials — docs/reliability.md
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="wal tar ..."]   libFuzzer targets (tests/fuzz/)
 #                                           (all targets at the default 60 s: docs/reliability.md rewritten)
-#   make trials [TRIALS=200]                                    kill -9 / fault trials (tests/trials/)
+#   make trials [TRIALS=200] [KILL_TRIALS=20]                   kill -9 / fault trials (tests/trials/)
 #   make pitr-trials [PITR_TRIALS=50] [PITR_SEED=N]             randomized PITR trials
 # The fuzz build is its own tree (build/fuzz/): every library module compiled by clang with
 # -fsanitize=fuzzer-no-link,address,undefined, each target linked with -fsanitize=fuzzer.
@@ -184,6 +184,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-p
 FUZZ_DOC     := $(if $(and $(filter 60,$(FUZZ_SECONDS)),$(filter $(FUZZ_NAMES),$(FUZZ_TARGETS)),$(if $(filter-out $(FUZZ_TARGETS),$(FUZZ_NAMES)),,y)),y)
 TRIALS       ?= 200
 PITR_TRIALS  ?= 50
+KILL_TRIALS  ?= 20
 
 .PHONY: fuzz fuzz-build trials pitr-trials
 
@@ -206,6 +207,7 @@ fuzz: deps
 trials: deps
 	$(MAKE) --no-print-directory $(BIN)
 	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/crash.pl --trials $(TRIALS) --write-doc
+	WALSHIP_BIN=$(CURDIR)/$(BIN) tests/trials/killbr.pl --trials $(KILL_TRIALS) --write-doc
 
 pitr-trials: deps
 	$(MAKE) --no-print-directory $(BIN)
