@@ -6,7 +6,7 @@
 # Prints one line per target and a summary; exits 1 if any target crashed.
 # FUZZ_REPORT=FILE appends the summary as Markdown rows (docs/reliability.md's fuzz table).
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 build=$1 secs=$2
 shift 2
 targets=("$@")
@@ -18,7 +18,7 @@ for t in "${targets[@]}"; do
     work=$build/corpus/$t crashes=$build/crashes/$t
     mkdir -p "$work" "$crashes" tests/fuzz/regress/"$t"
     dict=()
-    [[ -f tests/fuzz/dict/$t.dict ]] && dict=(-dict=tests/fuzz/dict/$t.dict)
+    [[ -f tests/fuzz/dict/$t.dict ]] && dict=("-dict=tests/fuzz/dict/$t.dict")
     # the formats whose real inputs are large (a WAL segment's frame, a manifest, a tar) get room
     case $t in lz4 | manifest | server_manifest | tar) maxlen=262144 ;; *) maxlen=65536 ;; esac
     log=$build/fuzz_$t.log

@@ -79,11 +79,16 @@ sub print_table
 	return $text;
 }
 
+# tree_commit: the commit, "-dirty" when a file other than docs/reliability.md (which the
+# tools rewrite) differs from it.
 sub tree_commit
 {
-	my $c = `git -C '$FindBin::RealBin/../..' describe --always --dirty 2>/dev/null` // '';
+	my $top = "$FindBin::RealBin/../..";
+	my $c = `git -C '$top' describe --always 2>/dev/null` // '';
 	chomp $c;
-	return $c || 'unknown';
+	return 'unknown' unless $c;
+	system('git', '-C', $top, 'diff', '--quiet', 'HEAD', '--', '.', ':!docs/reliability.md');
+	return $? == 0 ? $c : "$c-dirty";
 }
 
 sub machine_line

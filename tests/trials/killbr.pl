@@ -135,7 +135,7 @@ my $table = print_table(
 	]);
 if ($write_doc)
 {
-	update_doc('kill-trials', sprintf("Last full run: %s UTC, tree %s, `make trials` (tests/trials/killbr.pl --trials %d, seed %d), %.0f min; %s.\n\n%s",
+	update_doc('kill-trials', sprintf("Last full run: %s UTC, tree %s, `tests/trials/killbr.pl --trials %d` (seed %d; make trials runs it), %.0f min; %s.\n\n%s",
 		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), $tree, $trials, $seed, (time - $started) / 60, machine_line(), $table));
 }
 done_testing();
