@@ -2,7 +2,7 @@
 # crash.pl — kill -9 trials of a live archive (docs/reliability.md, "Crash and fault trials").
 #
 #   WALSHIP_BIN=build/walship tests/trials/crash.pl [--trials N] [--seed S] [--only posix-sync,...]
-#                                                   [--write-doc]
+#                                                   [--write-doc [--section NAME]]
 #
 # Four set-ups share the N trials: posix and S3 (s3rver behind tests/s3/faultproxy.js injecting
 # 30 % faults: 503, 500, connection resets, stalls, 200s carrying an <Error>), each with a sync
@@ -39,9 +39,9 @@ use Getopt::Long qw(GetOptions);
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-my ($trials, $seed, $only, $write_doc) = (200, time % 100000, '', 0);
+my ($trials, $seed, $only, $write_doc, $section) = (200, time % 100000, '', 0, 'crash-trials');
 GetOptions('trials=i' => \$trials, 'seed=i' => \$seed, 'only=s' => \$only,
-	'write-doc' => \$write_doc)
+	'write-doc' => \$write_doc, 'section=s' => \$section)
   or die "usage: crash.pl [--trials N] [--seed S] [--only LIST] [--write-doc]\n";
 srand($seed);
 diag("crash trials: $trials trials, seed $seed");
@@ -84,11 +84,11 @@ is($tot{lost} + $tot{mismatch} + $tot{early} + $tot{partial}, 0, 'no WAL lost, a
 if ($write_doc)
 {
 	my $mins = (time - $started) / 60;
-	my $text = sprintf("Last full run: %s UTC, tree %s, `make trials TRIALS=%d` (seed %d), %.0f min; "
+	my $text = sprintf("Last full run: %s UTC, tree %s, `tests/trials/crash.pl --trials %d%s` (seed %d), %.0f min; "
 		  . "%s; load: pgbench -c 2 (scale 1) during the trials.\n\n%s\nTotal: %s.\n",
-		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), $tree, $trials, $seed, $mins,
+		POSIX::strftime('%Y-%m-%d %H:%M', gmtime), $tree, $trials, $only ? " --only $only" : '', $seed, $mins,
 		machine_line(), $table, $summary);
-	update_doc('crash-trials', $text);
+	update_doc($section, $text);
 }
 done_testing();
 
