@@ -70,7 +70,7 @@ case " $* " in
     ;;
 esac
 SH
-($rc, $out, $err) = run(cmd => [ 'perl', "$trials/pitr.pl", '--trials', 4, '--steps', 12, '--only', 'posix', '--seed', 3 ],
+($rc, $out, $err) = run(cmd => [ 'perl', "$trials/pitr.pl", '--trials', 3, '--steps', 10, '--only', 'posix', '--seed', 3 ],
 	env => { WALSHIP_BIN => $restore_liar }, as_pg => 0, timeout => 400);
 $all = "$out\n$err";
 cleanup($all);
