@@ -38,6 +38,12 @@ pkgs+=(
 pkgs+=(
     postgresql-server-dev-15
 )
+# Proof (make fuzz, tests/fuzz/): Debian's clang and libFuzzer. On Debian 12 the runtime
+# (libclang_rt.fuzzer*.a, with the ASan and UBSan ones) is libclang-rt-14-dev, which clang-14
+# pulls in only as a recommendation (of libclang-common-14-dev), and those are not installed.
+pkgs+=(
+    clang clang-14 libclang-rt-14-dev
+)
 
 # One dpkg query for all (dpkg -s per package is slow); "ii" = installed.
 declare -A installed=()

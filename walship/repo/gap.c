@@ -124,6 +124,11 @@ static int parse_record(const char *text, const char *key, ws_repo_gap *g, ws_er
     return 0;
 }
 
+int ws_repo_gap_parse(const char *text, const char *key, ws_repo_gap *g, ws_error *err)
+{
+    return parse_record(text, key, g, err);
+}
+
 int ws_repo_gap_get(ws_repo *r, const char *segment, ws_repo_gap *g, ws_error *err)
 {
     char key[128];

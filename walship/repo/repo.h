@@ -237,5 +237,8 @@ int ws_repo_gap_get(ws_repo *r, const char *segment, ws_repo_gap *g, ws_error *e
  * when *n is 0) and freed by the caller with free(). Includes records of segments that were
  * stored after all: the caller checks wal/ when it matters. */
 int ws_repo_gap_list(ws_repo *r, ws_repo_gap **out, int *n, ws_error *err);
+/* For tests and fuzzing: parses the text of a gap record (NUL-terminated; key is for
+ * messages) as ws_repo_gap_get does. WS_ECORRUPT if malformed. */
+int ws_repo_gap_parse(const char *text, const char *key, ws_repo_gap *g, ws_error *err);
 
 #endif

@@ -470,6 +470,11 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
     return n;
 }
 
+int ws_http_req_feed_header(ws_http_req *rq, const char *line, size_t len)
+{
+    return on_header((char *)line, 1, len, rq) == len ? 0 : -1;
+}
+
 static int setup_easy(ws_http *h, ws_http_req *rq)
 {
     CURL *e = rq->easy;

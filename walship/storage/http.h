@@ -92,5 +92,8 @@ const char *ws_http_req_body_text(const ws_http_req *rq, size_t *len);
 const char *ws_http_req_resp_header(const ws_http_req *rq, const char *name);
 /* Response headers by index (names lowercased); returns 0 past the end. */
 int ws_http_req_resp_header_at(const ws_http_req *rq, int i, const char **name, const char **value);
+/* For tests and fuzzing: hands one raw response header line (as libcurl's header callback
+ * gets it) to rq's parser. Returns 0 when the line was taken, -1 when it was refused. */
+int ws_http_req_feed_header(ws_http_req *rq, const char *line, size_t len);
 
 #endif

@@ -38,6 +38,7 @@ struct s3_writer {
     int nparts, inflight;
     ws_error part_err;
     int part_failed;
+    int exists; /* EXCL and the key exists: the rest is not uploaded, commit says WS_EEXIST */
 };
 
 /* Headers that every new object gets: storage class, server-side encryption. */
@@ -164,8 +165,18 @@ static int start_multipart(s3_writer *w, ws_error *err)
 /* The filled buffer becomes a part: part 1 is held, the others go up now. */
 static int flush_part(s3_writer *w, ws_error *err)
 {
-    if (!w->upload_id && start_multipart(w, err) < 0)
-        return -1;
+    if (!w->upload_id && !w->exists && start_multipart(w, err) < 0) {
+        if (!err || err->code != WS_EEXIST)
+            return -1;
+        /* Refused at commit as a single PUT would be, so that the repository layer compares
+         * the stored object with this one there (the same file pushed again succeeds). */
+        w->exists = 1;
+        ws_error_clear(err);
+    }
+    if (w->exists) {
+        w->len = 0;
+        return 0;
+    }
     char *data = w->buf;
     size_t len = w->len;
     w->buf = NULL;
@@ -216,6 +227,8 @@ static int s3_writer_patch(ws_storage_writer *wr, uint64_t off, const void *data
                            ws_error *err)
 {
     s3_writer *w = (s3_writer *)wr;
+    if (w->exists)
+        return 0;
     char *target = w->first ? w->first : w->buf;
     size_t have = w->first ? w->first_len : w->len;
     if (off + n > have)
@@ -352,6 +365,10 @@ static int s3_writer_commit(ws_storage_writer *wr, const ws_meta *meta, ws_error
         if (err)
             *err = w->part_err;
         rc = -1;
+    } else if (w->exists) {
+        char what[600];
+        ws_s3_describe_key(&w->s->c, w->key, what, sizeof what);
+        rc = ws_error_set(err, WS_EEXIST, "%s: already exists", what);
     } else if (!w->upload_id) {
         rc = commit_single(w, meta, err);
     } else {
