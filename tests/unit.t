@@ -35,7 +35,10 @@ if (!@tests)
 # Sanitizer reports of the unit tests go to stderr (so into the captured output), never to the
 # log files WalshipTest names for the walship processes of the integration tests.
 my $san = ($ENV{SANITIZE} // '0') eq '1';
+# WALSHIP_SRC_DIR: the source tree, for the binaries that read committed inputs (the fuzz
+# corpora of test_fuzz_regress); the runner starts them in a scratch directory.
 my %env = (
+	WALSHIP_SRC_DIR => "$FindBin::RealBin/..",
 	ASAN_OPTIONS  => $san ? 'detect_leaks=1'                      : undef,
 	UBSAN_OPTIONS => $san ? 'print_stacktrace=1:halt_on_error=1' : undef);
 
