@@ -87,7 +87,7 @@ is(scalar @{ decode_json($out)->{backups} }, 4, '... and lists that repository a
 is($rc, 0, '--repo 2 picks it too') or diag($err);
 ($rc, $out, $err) = run(cmd => [ $bin, '-c', $conf, '--repo', '7', 'list' ]);
 is($rc, 2, '--repo 7: no such repository, exit 2');
-like($err, qr/--repo = 7: no repo7 is configured/, '... saying so');
+like($err, qr/--repo 7: 2 repositories are configured/, '... saying so (the message of --repo N in config.c, issue 19)');
 
 # a repository that cannot be read: the others are listed, exit 1
 my $bad = write_config("$base/bad.conf", repo1 => $posix, repo2 => 's3://nosuchbucket/x',
