@@ -1,5 +1,5 @@
 # 617_expire_concurrent.t — archiving, a base backup and a restore keep working while a big
-# expire runs (posix). Six old backups (clock shifted 60..10 days back) with ~480 WAL segments
+# expire runs (posix; 618 runs the same on S3). Six old backups (clock shifted 60..10 days back) with ~480 WAL segments
 # between them, then two recent ones; retention-full = 2 and expire-grace = 0 (so only the
 # backup lock protects a running backup). The interleaving is forced, not left to timing:
 #   1. a base backup is started and stopped (SIGSTOP) once it holds its lock, before its
@@ -26,9 +26,25 @@ use Time::HiRes qw(sleep);
 
 my $bin  = walship_bin();
 my $base = tmp_base();
-my $repo = make_pg_dir("$base/repo");
-my $conf = write_config("$base/walship.conf", repo => $repo, async => 'off',
+# 618 runs this same scenario on S3 (s3rver): it sets $main::S3 before `do`ing this file
+our $S3;
+my ($root, @repo);
+if ($S3) {
+	require WalshipS3;
+	plan skip_all => 'tests/s3/node_modules is missing: run scripts/deps.sh'
+	  unless WalshipS3::have_s3rver();
+	my $s3 = WalshipS3->s3rver(buckets => ['wal'], dir => "$base/s3data");
+	@repo = (repo => 's3://wal/r', 's3-uri-style' => 'path', $s3->config);
+	$root = "$base/s3data/wal/r";    # s3rver's files: KEY._S3rver_object
+} else {
+	$root = make_pg_dir("$base/repo");
+	@repo = (repo => $root);
+}
+my $conf = write_config("$base/walship.conf", @repo, async => 'off',
 	'retention-full' => 2, 'expire-grace' => '0', 'expire-auto' => 'off');
+
+# obj($key): the file of a repository object
+sub obj { return "$root/$_[0]" . ($S3 ? '._S3rver_object' : '') }
 my $node = new_cluster('primary', archive_command => "$bin -c $conf push %p");
 $node->start;
 $node->safe_psql('CREATE TABLE t (n int)');
@@ -48,9 +64,9 @@ for my $k (1, 2) {
 }
 my $seg = $node->switch_wal;
 ok($node->wait_for_archive($seg), 'the history is archived');
-my $wal_before = () = glob("$repo/wal/*/*");
+my $wal_before = () = grep { !$S3 || /\._S3rver_object$/ } glob("$root/wal/*/*");
 
-sub backup_dirs { return map { m{/([^/]+)$} } grep { -d } glob("$repo/backup/*") }
+sub backup_dirs { return map { m{/([^/]+)$} } grep { -d } glob("$root/backup/*") }
 
 # pause / resume a command of run_bg: its process and its process group (which exists only
 # once the child called setpgid, hence both)
@@ -86,8 +102,8 @@ push @started, $bb->{pid};
 pause($bb->{pid});
 my $new;
 my $held = step_until($bb->{pid}, sub {
-	($new) = grep { !$known{$_} && -e "$repo/backup/$_/walship.lock" } backup_dirs();
-	return $new && !-e "$repo/backup/$new/walship.manifest";
+	($new) = grep { !$known{$_} && -e obj("backup/$_/walship.lock") } backup_dirs();
+	return $new && !-e obj("backup/$new/walship.manifest");
 });
 ok($held, "a base backup ($new) holds its lock, no manifest yet, and is stopped there")
   or diag('the base backup ended before it could be stopped in progress');
@@ -96,10 +112,10 @@ ok($held, "a base backup ($new) holds its lock, no manifest yet, and is stopped 
 my $ex = run_bg(cmd => [ $bin, '-c', $conf, 'expire', '--json' ]);
 push @started, $ex->{pid};
 pause($ex->{pid});
-my $mid = step_until($ex->{pid}, sub { !-e "$repo/backup/$old[0]/walship.manifest" });
+my $mid = step_until($ex->{pid}, sub { !-e obj("backup/$old[0]/walship.manifest") });
 ok($mid, 'expire has begun removing (the oldest backup\'s manifest is gone) and is paused');
 ok(pid_alive($ex->{pid}), '... and has not finished ('
-	  . scalar(grep { -e "$repo/backup/$_/walship.manifest" } @old) . ' expired backups still have their manifest)');
+	  . scalar(grep { -e obj("backup/$_/walship.manifest") } @old) . ' expired backups still have their manifest)');
 
 # 3. while expire is paused mid-removal: the cluster archives into the half-expired repository
 # and a restore point; a restore of the oldest kept backup starts (stopped at once)
@@ -158,7 +174,7 @@ ok($node->wait_for_archive($seg), 'archiving works after expire');
 
 my @listed = map { $_->{id} } @{ list_backups([ '-c', $conf ]) };
 is_deeply([ sort @listed ], [ sort(@kept, $new) ], 'list: the two kept backups and the new one, complete');
-ok(-e "$repo/backup/$new/walship.manifest", 'the new backup has its manifest');
+ok(-e obj("backup/$new/walship.manifest"), 'the new backup has its manifest');
 
 configure_restored($rn);
 $rn->start;
