@@ -192,6 +192,14 @@ static const opt_def opts[] = {
     {"wal", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "copy: the WAL (segments, history, backup history, gaps) the target lacks"},
     {"copy-parallel", 0, 0, "N", "4", "copy: objects copied at once (1 to 32)"},
+    /* catch-up repositories and the push agent's failure reports (issue 15; docs/async.md) */
+    {"mode", 0, OPT_REPO, "MODE", "sync",
+     "repoN-mode: sync (push acknowledges once it holds the file) | catch-up (filled by the "
+     "push agent in the background; never blocks archiving or basebackup)"},
+    {"check-catch-up-max-lag", 0, 0, "SIZE", "1GB",
+     "check: CRITICAL when a catch-up repository's backlog is larger (off = no limit)"},
+    {"notify-interval", 0, 0, "SECONDS", "300",
+     "push agent: at most one archive-failure notification per this long, with the count"},
 };
 
 /* copy (issue 19): deprecated names, read as their new one with one WARNING (when the value

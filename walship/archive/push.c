@@ -3,7 +3,7 @@
  *
  * The story: name the file, refuse anything that is not WAL, check a segment's page header
  * (and that it belongs to the repository's cluster), stream it once through SHA-256 and lz4
- * into every repository, and exit 0 only when each holds it durably. Exit 1 otherwise —
+ * into every sync repository (repoN-mode), and exit 0 only when each holds it durably. Exit 1 otherwise —
  * never more than 125, which would make PostgreSQL's archiver FATAL.
  *
  * The pipeline itself (ws_push_file_store) is pipeline.c. With async = on it runs in the
@@ -21,6 +21,7 @@
 #include "walship/exit.h"
 #include "walship/log.h"
 #include "walship/queue.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/open.h"
 
 #include <errno.h>
@@ -133,9 +134,11 @@ int ws_cmd_push(const ws_config *cfg)
     ws_push_opts opts;
     int async;
     uint64_t queue_max;
+    int catchup[WS_CONFIG_MAX_REPOS];
     if (ws_push_opts_get(cfg, &opts, &err) < 0 ||
         ws_config_get_bool(cfg, "async", &async, &err) < 0 ||
-        ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0) {
+        ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0 ||
+        ws_repo_modes(cfg, catchup, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
@@ -169,8 +172,15 @@ int ws_cmd_push(const ws_config *cfg)
         ws_push_file_close(&f);
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
+    /* repoN-mode = catch-up: not written here; the push agent fills it later from the
+     * first sync repository (docs/async.md), or `walship copy --wal` does */
+    ws_repo *sync[WS_CONFIG_MAX_REPOS];
+    int nsync = 0;
+    for (int i = 0; i < nrepos && i < WS_CONFIG_MAX_REPOS; i++)
+        if (!catchup[i])
+            sync[nsync++] = repos[i];
     ws_objhdr oh;
-    int rc = ws_push_file_store(&f, repos, nrepos, &opts, &oh, &err);
+    int rc = ws_push_file_store(&f, sync, nsync, &opts, &oh, &err);
     ws_cmd_close_repos(repos, nrepos);
     ws_push_file_close(&f);
     return rc < 0 ? WS_EXIT_FAIL : WS_EXIT_OK;
