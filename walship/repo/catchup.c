@@ -232,3 +232,34 @@ int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int
     *stored = res.status != WS_PUT_IDENTICAL;
     return 0;
 }
+
+int ws_catchup_backlog_cfg(const ws_config *cfg, int i, int *source, uint64_t *files,
+                           uint64_t *bytes, ws_error *err)
+{
+    int catchup[WS_CONFIG_MAX_REPOS];
+    int src = ws_repo_modes(cfg, catchup, err);
+    if (src < 0)
+        return -1;
+    *source = src;
+    *files = *bytes = 0;
+    if (i < 0 || i >= WS_CONFIG_MAX_REPOS || !catchup[i])
+        return 1;
+    ws_storage_config sc;
+    ws_repo *s = NULL, *d = NULL;
+    int rc = -1;
+    if (ws_config_storage(cfg, src, &sc, err) == 0 && ws_repo_open(&sc, &s, err) == 0 &&
+        ws_config_storage(cfg, i, &sc, err) == 0 && ws_repo_open(&sc, &d, err) == 0) {
+        ws_catchup_backlog b;
+        if (ws_catchup_backlog_of(s, d, &b, err) == 0) {
+            *files = (uint64_t)b.n;
+            *bytes = b.bytes;
+            ws_catchup_backlog_free(&b);
+            rc = 0;
+        }
+    }
+    if (s)
+        ws_repo_free(s);
+    if (d)
+        ws_repo_free(d);
+    return rc;
+}

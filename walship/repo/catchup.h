@@ -47,6 +47,13 @@ void ws_catchup_backlog_free(ws_catchup_backlog *b);
  * level. 0 when dst now holds it (*stored 1 if written now, 0 if it was there already with
  * the same contents); -1 with err otherwise (WS_EMISMATCH: dst holds a different object under
  * key, left alone). stored may be NULL. */
+/* For metrics and check: the backlog of configured repository i (0-based) behind the source
+ * (*source its index), both opened here and closed. 0 with *files, *bytes when i is catch-up;
+ * 1 when it is sync (nothing computed); -1 with err when either cannot be listed or the modes
+ * are wrong. */
+int ws_catchup_backlog_cfg(const ws_config *cfg, int i, int *source, uint64_t *files,
+                           uint64_t *bytes, ws_error *err);
+
 int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int *stored,
                      ws_error *err);
 
