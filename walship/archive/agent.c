@@ -52,6 +52,7 @@ typedef struct catchup_repo {
     uint64_t copied; /* by this agent */
     int failing;
     char error[512];
+    char newest[128]; /* the newest WAL segment key seen in it: the estimate while it is down */
 } catchup_repo;
 
 typedef struct file_entry {
@@ -483,14 +484,30 @@ static void catchup_work(uv_work_t *w)
         ws_catchup_backlog b;
         ws_error err;
         ws_error_clear(&err);
-        if (ws_catchup_backlog_of(src, dst, &b, &err) < 0) {
+        ws_repo_identity sid;
+        int rc = ws_repo_identity_get(src, &sid, &err);
+        if (rc == 0)
+            rc = ws_repo_identity_ensure(dst, &sid, &err); /* an empty one gets the source's */
+        if (rc == 0)
+            rc = ws_catchup_backlog_of(src, dst, &b, &err);
+        if (rc < 0) {
             c->failing = 1;
             snprintf(c->error, sizeof c->error, "%s", err.msg);
-            continue; /* the last backlog known stays shown */
+            /* down: what the source holds after the newest segment seen there, at least */
+            ws_error e2;
+            if (ws_catchup_backlog_after(src, c->newest, &b, &e2) == 0) {
+                c->known = 1;
+                c->files = (uint64_t)b.n;
+                c->bytes = b.bytes;
+                ws_catchup_backlog_free(&b);
+            }
+            continue;
         }
         c->known = 1;
         c->files = (uint64_t)b.n;
         c->bytes = b.bytes;
+        if (strcmp(b.dst_newest, c->newest) > 0)
+            snprintf(c->newest, sizeof c->newest, "%s", b.dst_newest);
         c->failing = 0;
         c->error[0] = '\0';
         for (int k = 0; k < b.n && !atomic_load(&a->cstop); k++) {
@@ -505,6 +522,8 @@ static void catchup_work(uv_work_t *w)
             }
             c->files--;
             c->bytes -= b.v[k].size < c->bytes ? b.v[k].size : c->bytes;
+            if (strncmp(b.v[k].key, "wal/history/", 12) != 0 && strcmp(b.v[k].key, c->newest) > 0)
+                snprintf(c->newest, sizeof c->newest, "%s", b.v[k].key);
             if (stored)
                 c->copied++;
         }
@@ -608,8 +627,18 @@ static void notify_maybe(agent *a)
         !ws_config_get(a->rt->cfg, "notify-url"))
         return;
     double now = ws_ops_wallclock();
+    if (!a->last_notify) { /* an earlier agent's, so that a restart does not notify again */
+        char buf[64];
+        if (ws_spool_file_read(a->sp, "notify.last", buf, sizeof buf, NULL) == 0)
+            a->last_notify = strtod(buf, NULL);
+    }
     if (a->last_notify && now - a->last_notify < a->notify_interval)
         return;
+    char stamp[64];
+    ws_error werr;
+    snprintf(stamp, sizeof stamp, "%.3f\n", now);
+    if (ws_spool_file_write(a->sp, "notify.last", stamp, &werr) < 0)
+        ws_log_err(WS_LOG_WARN, &werr);
     snprintf(a->nsummary, sizeof a->nsummary,
              "walship push: %" PRIu64 " archive failure(s) in %s since %s; the last: %s",
              a->failures_unsent, a->sp->wal_dir, a->last_notify ? "the last notice" : "the agent started",

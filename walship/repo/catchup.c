@@ -114,6 +114,8 @@ int ws_catchup_backlog_of(ws_repo *src, ws_repo *dst, ws_catchup_backlog *b, ws_
     for (int i = 0; i < d.n && !oldest; i++)
         if (!is_history(d.v[i].key))
             oldest = d.v[i].key;
+    if (oldest && !is_history(d.v[d.n - 1].key))
+        snprintf(b->dst_newest, sizeof b->dst_newest, "%s", d.v[d.n - 1].key);
     int k = 0, j = 0;
     for (int i = 0; i < s.n; i++) {
         ws_catchup_item *it = &s.v[i];
@@ -129,6 +131,28 @@ int ws_catchup_backlog_of(ws_repo *src, ws_repo *dst, ws_catchup_backlog *b, ws_
         s.v[k++] = *it;
     }
     keys_free(&d);
+    b->v = s.v;
+    b->n = k;
+    return 0;
+}
+
+int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b,
+                             ws_error *err)
+{
+    memset(b, 0, sizeof *b);
+    keys s = {0};
+    if (list_wal(src, &s, err) < 0)
+        return -1;
+    int k = 0;
+    for (int i = 0; i < s.n; i++) {
+        ws_catchup_item *it = &s.v[i];
+        if (is_history(it->key) || (after && *after && strcmp(it->key, after) <= 0)) {
+            free(it->key);
+            continue;
+        }
+        b->bytes += it->size;
+        s.v[k++] = *it;
+    }
     b->v = s.v;
     b->n = k;
     return 0;
