@@ -20,6 +20,7 @@
 #include "walship/log.h"
 #include "walship/ops/ops.h"
 #include "walship/repo/catchup.h"
+#include "walship/repo/keys.h"
 #include "walship/repo/open.h"
 
 #include <dirent.h>
@@ -522,7 +523,7 @@ static void catchup_work(uv_work_t *w)
             }
             c->files--;
             c->bytes -= b.v[k].size < c->bytes ? b.v[k].size : c->bytes;
-            if (strncmp(b.v[k].key, "wal/history/", 12) != 0 && strcmp(b.v[k].key, c->newest) > 0)
+            if (strncmp(b.v[k].key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) != 0 && strcmp(b.v[k].key, c->newest) > 0)
                 snprintf(c->newest, sizeof c->newest, "%s", b.v[k].key);
             if (stored)
                 c->copied++;

@@ -478,9 +478,9 @@ int ws_cmd_check(const ws_config *cfg)
         ws_catchup_backlog b;
         ws_error e;
         ws_error_clear(&e);
-        if (!up[i] || !up[source]) {
+        if (!up[source]) {
             add(&C, "catch_up_lag", ST_CRITICAL, "%s: its backlog is unknown: %s is down", d,
-                ws_repo_describe(repos[up[i] ? source : i]));
+                ws_repo_describe(repos[source]));
         } else if (ws_catchup_backlog_of(repos[source], repos[i], &b, &e) < 0) {
             add(&C, "catch_up_lag", ST_CRITICAL, "%s: cannot compute its backlog: %s", d, e.msg);
         } else {

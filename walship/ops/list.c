@@ -566,7 +566,8 @@ int ws_cmd_list(const ws_config *cfg)
         ws_catchup_backlog b;
         ws_error e;
         ws_error_clear(&e);
-        if (st[i].ok && st[src].ok && ws_catchup_backlog_of(repos[src], repos[i], &b, &e) == 0) {
+        /* a catch-up repository never reached has no identity yet: its backlog is all */
+        if (st[src].ok && ws_catchup_backlog_of(repos[src], repos[i], &b, &e) == 0) {
             st[i].L.backlog_known = 1;
             st[i].L.backlog_files = (uint64_t)b.n;
             st[i].L.backlog_bytes = b.bytes;
@@ -597,10 +598,22 @@ int ws_cmd_list(const ws_config *cfg)
                 json_str(stdout, ws_repo_describe(repos[i]));
                 printf(",\"number\":%d,\"error\":", i + 1);
                 json_str(stdout, st[i].err.msg);
+                printf(",\"mode\":\"%s\"", st[i].L.catchup ? "catch-up" : "sync");
+                if (st[i].L.catchup && st[i].L.backlog_known)
+                    printf(",\"catch_up_backlog\":{\"source\":%d,\"files\":%" PRIu64
+                           ",\"bytes\":%" PRIu64 "}",
+                           st[i].L.source, st[i].L.backlog_files, st[i].L.backlog_bytes);
                 printf("}");
             } else if (!json) {
                 printf("%srepository %d: %s CANNOT BE LISTED: %s\n", i ? "\n" : "", i + 1,
                        ws_repo_describe(repos[i]), st[i].err.msg);
+                if (st[i].L.catchup && st[i].L.backlog_known) {
+                    char hb[32];
+                    human(st[i].L.backlog_bytes, hb);
+                    printf("catch-up repository: %" PRIu64 " WAL file(s) (%s) behind repository "
+                           "%d, oldest %s\n",
+                           st[i].L.backlog_files, hb, st[i].L.source, st[i].L.backlog_oldest);
+                }
             }
             continue;
         }

@@ -1,5 +1,6 @@
 /* catchup.c — repoN-mode, catch-up backlogs and the one-object copy (catchup.h). */
 #include "walship/repo/catchup.h"
+#include "walship/repo/keys.h"
 #include "walship/stage/stage.h"
 #include "walship/storage/storage.h"
 
@@ -71,7 +72,7 @@ static void keys_free(keys *s)
 
 static int is_history(const char *key)
 {
-    return strncmp(key, "wal/history/", 12) == 0;
+    return strncmp(key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) == 0;
 }
 
 /* history files first (a timeline's history is needed before its segments), then by key */
@@ -86,7 +87,7 @@ static int cmp_key(const void *a, const void *b)
 
 static int list_wal(ws_repo *r, keys *s, ws_error *err)
 {
-    if (ws_storage_list(ws_repo_storage(r), "wal/", add_key, s, err) < 0 && !s->oom) {
+    if (ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, add_key, s, err) < 0 && !s->oom) {
         keys_free(s);
         return -1;
     }
