@@ -641,7 +641,7 @@ static void notify_maybe(agent *a)
     if (ws_spool_file_write(a->sp, "notify.last", stamp, &werr) < 0)
         ws_log_err(WS_LOG_WARN, &werr);
     snprintf(a->nsummary, sizeof a->nsummary,
-             "walship push: %" PRIu64 " archive failure(s) in %s since %s; the last: %s",
+             "%" PRIu64 " archive failure(s) in %s since %s; the last: %s",
              a->failures_unsent, a->sp->wal_dir, a->last_notify ? "the last notice" : "the agent started",
              a->last_error);
     a->nfailures = a->failures_unsent;
