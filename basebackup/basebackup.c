@@ -521,7 +521,8 @@ static void wait_checkpoint(bb *b)
         if (pfd.fd < 0 || poll(&pfd, 1, 1000) < 0 || (pfd.revents && !PQconsumeInput(b->conn)))
             break;
         if (b->tty && PQisBusy(b->conn)) {
-            fprintf(stderr, "\rwalship basebackup: waiting for the checkpoint: %.0f s ", ws_now() - t0);
+            fprintf(stderr, "\rwalship basebackup: waiting for the checkpoint: %.0f s ",
+                    ws_now() - t0);
             shown = 1;
         }
     }
@@ -750,7 +751,6 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
         so->max_inflight = so->pack_size;
     return 0;
 }
-
 
 /* ---- catch-up repositories (repoN-mode = catch-up) ---- */
 

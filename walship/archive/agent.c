@@ -10,6 +10,11 @@
  *
  * Its lifecycle (lock, title, idle timeout, postmaster watch, signals, the thread pool's
  * size) is the agents' shared runtime, walship/agent/loop.h; this file is the push job.
+ *
+ * Jobs write the sync repositories only (repoN-mode). Side jobs on the pool, one of each at
+ * a time: the walship.repo check, the catch-up round that fills catch-up repositories from
+ * the first sync one (walship/repo/catchup.h), and the archive-failure notification (one per
+ * notify-interval). The agent's metrics file is written on the loop thread (docs/async.md).
  */
 #include "walship/agent/loop.h"
 #include "walship/agent/spool.h"
@@ -523,7 +528,8 @@ static void catchup_work(uv_work_t *w)
             }
             c->files--;
             c->bytes -= b.v[k].size < c->bytes ? b.v[k].size : c->bytes;
-            if (strncmp(b.v[k].key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) != 0 && strcmp(b.v[k].key, c->newest) > 0)
+            if (strncmp(b.v[k].key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) != 0 &&
+                strcmp(b.v[k].key, c->newest) > 0)
                 snprintf(c->newest, sizeof c->newest, "%s", b.v[k].key);
             if (stored)
                 c->copied++;
@@ -550,7 +556,8 @@ static void catchup_done(uv_work_t *w, int status)
                         "archiving goes on into the sync repositories",
                         ws_repo_describe(a->crepos[i]), c->files, ws_mib(c->bytes), c->error);
         else if (!c->failing && was->failing)
-            ws_log_info("catch-up repository %s is reachable again", ws_repo_describe(a->crepos[i]));
+            ws_log_info("catch-up repository %s is reachable again",
+                        ws_repo_describe(a->crepos[i]));
         if (c->failing)
             failing = 1;
         left += c->files;
@@ -641,8 +648,8 @@ static void notify_maybe(agent *a)
     if (ws_spool_file_write(a->sp, "notify.last", stamp, &werr) < 0)
         ws_log_err(WS_LOG_WARN, &werr);
     snprintf(a->nsummary, sizeof a->nsummary,
-             "%" PRIu64 " archive failure(s) in %s since %s; the last: %s",
-             a->failures_unsent, a->sp->wal_dir, a->last_notify ? "the last notice" : "the agent started",
+             "%" PRIu64 " archive failure(s) in %s since %s; the last: %s", a->failures_unsent,
+             a->sp->wal_dir, a->last_notify ? "the last notice" : "the agent started",
              a->last_error);
     a->nfailures = a->failures_unsent;
     a->failures_unsent = 0;
@@ -687,19 +694,22 @@ static void metrics_maybe(agent *a, double now, int force)
         ws_log_warn("cannot write %s: %s", tmp, strerror(errno));
         return;
     }
-    fprintf(f, "# HELP walship_push_failures_total files the push agent failed to archive (each "
-               "try)\n# TYPE walship_push_failures_total counter\n"
-               "walship_push_failures_total %" PRIu64 "\n",
+    fprintf(f,
+            "# HELP walship_push_failures_total files the push agent failed to archive (each "
+            "try)\n# TYPE walship_push_failures_total counter\n"
+            "walship_push_failures_total %" PRIu64 "\n",
             a->failures_total);
-    fprintf(f, "# HELP walship_push_last_failure_timestamp_seconds when the push agent last failed "
-               "to archive a file (0: never)\n"
-               "# TYPE walship_push_last_failure_timestamp_seconds gauge\n"
-               "walship_push_last_failure_timestamp_seconds %.3f\n",
+    fprintf(f,
+            "# HELP walship_push_last_failure_timestamp_seconds when the push agent last failed "
+            "to archive a file (0: never)\n"
+            "# TYPE walship_push_last_failure_timestamp_seconds gauge\n"
+            "walship_push_last_failure_timestamp_seconds %.3f\n",
             a->last_failure);
-    fprintf(f, "# HELP walship_push_last_success_timestamp_seconds when the push agent last "
-               "archived a file (0: not yet)\n"
-               "# TYPE walship_push_last_success_timestamp_seconds gauge\n"
-               "walship_push_last_success_timestamp_seconds %.3f\n",
+    fprintf(f,
+            "# HELP walship_push_last_success_timestamp_seconds when the push agent last "
+            "archived a file (0: not yet)\n"
+            "# TYPE walship_push_last_success_timestamp_seconds gauge\n"
+            "walship_push_last_success_timestamp_seconds %.3f\n",
             a->last_success);
     if (a->ncatchup) {
         static const char *fam[2][2] = {

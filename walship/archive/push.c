@@ -3,8 +3,8 @@
  *
  * The story: name the file, refuse anything that is not WAL, check a segment's page header
  * (and that it belongs to the repository's cluster), stream it once through SHA-256 and lz4
- * into every sync repository (repoN-mode), and exit 0 only when each holds it durably. Exit 1 otherwise —
- * never more than 125, which would make PostgreSQL's archiver FATAL.
+ * into every sync repository (repoN-mode), and exit 0 only when each holds it durably. Exit 1
+ * otherwise — never more than 125, which would make PostgreSQL's archiver FATAL.
  *
  * The pipeline itself (ws_push_file_store) is pipeline.c. With async = on it runs in the
  * background agent (agent.c on the runtime of walship/agent/, docs/async.md), and this process only

@@ -281,8 +281,7 @@ int ws_cmd_check(const ws_config *cfg)
         ws_config_get_seconds(cfg, "check-backup-max-age", &max_age, &err) < 0 ||
         ws_config_get_size(cfg, "check-archive-max-lag", 0, &max_lag, &err) < 0 ||
         ws_config_get_size(cfg, "check-catch-up-max-lag", 0, &catchup_max, &err) < 0 ||
-        (source = ws_repo_modes(cfg, catchup, &err)) < 0 ||
-        ws_ops_config_check(cfg, &err) < 0) {
+        (source = ws_repo_modes(cfg, catchup, &err)) < 0 || ws_ops_config_check(cfg, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return usage_rc;
     }

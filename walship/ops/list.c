@@ -178,8 +178,7 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     fprintf(f, ",\"mode\":\"%s\"", L->catchup ? "catch-up" : "sync");
     if (L->catchup && L->backlog_known)
         fprintf(f,
-                ",\"catch_up_backlog\":{\"source\":%d,\"files\":%" PRIu64 ",\"bytes\":%" PRIu64
-                "}",
+                ",\"catch_up_backlog\":{\"source\":%d,\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
                 L->source, L->backlog_files, L->backlog_bytes);
     else if (L->catchup)
         fprintf(f, ",\"catch_up_backlog\":null");

@@ -137,8 +137,7 @@ int ws_catchup_backlog_of(ws_repo *src, ws_repo *dst, ws_catchup_backlog *b, ws_
     return 0;
 }
 
-int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b,
-                             ws_error *err)
+int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b, ws_error *err)
 {
     memset(b, 0, sizeof *b);
     keys s = {0};

@@ -33,7 +33,7 @@ typedef struct ws_catchup_item {
 typedef struct ws_catchup_backlog {
     ws_catchup_item *v; /* oldest first: history files, then segments by name */
     int n;
-    uint64_t bytes; /* stored bytes of the n objects in the source */
+    uint64_t bytes;       /* stored bytes of the n objects in the source */
     char dst_newest[128]; /* ws_catchup_backlog_of: the newest WAL segment key dst holds */
 } ws_catchup_backlog;
 
@@ -44,8 +44,7 @@ int ws_catchup_backlog_of(ws_repo *src, ws_repo *dst, ws_catchup_backlog *b, ws_
 void ws_catchup_backlog_free(ws_catchup_backlog *b);
 /* While dst cannot be listed: the WAL segments of src after the key after ("" or NULL: all
  * of them), a lower bound of dst's backlog (the agent keeps the newest key it saw in dst). */
-int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b,
-                             ws_error *err);
+int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b, ws_error *err);
 
 /* Copies one object key from src to dst as `walship copy` does: read back verified from src
  * (header, length, SHA-256), written create-only-if-absent into dst with src's codec at
