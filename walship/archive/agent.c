@@ -27,6 +27,7 @@
 #include "walship/repo/catchup.h"
 #include "walship/repo/keys.h"
 #include "walship/repo/open.h"
+#include "walship/storage/http.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -477,12 +478,19 @@ static void note_requests(agent *a, double now)
  * CATCHUP_BUDGET_S has passed, the agent stops or a copy fails (the repository is down: its
  * backlog grows until the next round). Push never waits for it. */
 
+/* The agent is stopping: set on a tick, and seen through the runtime's abort of every
+ * transfer (ws_http_abort_all), which the job thread can read safely. */
+static int catchup_stopping(agent *a)
+{
+    return atomic_load(&a->cstop) || ws_http_aborted();
+}
+
 static void catchup_work(uv_work_t *w)
 {
     agent *a = w->data;
     double t0 = ws_now();
     ws_repo *src = a->crepos[a->source];
-    for (int i = 0; i < a->ncrepos && !atomic_load(&a->cstop); i++) {
+    for (int i = 0; i < a->ncrepos && !catchup_stopping(a); i++) {
         if (!a->catchup[i])
             continue;
         catchup_repo *c = &a->cr[i];
@@ -516,7 +524,7 @@ static void catchup_work(uv_work_t *w)
             snprintf(c->newest, sizeof c->newest, "%s", b.dst_newest);
         c->failing = 0;
         c->error[0] = '\0';
-        for (int k = 0; k < b.n && !atomic_load(&a->cstop); k++) {
+        for (int k = 0; k < b.n && !catchup_stopping(a); k++) {
             if (ws_now() - t0 > CATCHUP_BUDGET_S)
                 break;
             int stored = 0;
