@@ -536,7 +536,8 @@ static void catchup_work(uv_work_t *w)
             }
             c->files--;
             c->bytes -= b.v[k].size < c->bytes ? b.v[k].size : c->bytes;
-            if (strncmp(b.v[k].key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) != 0 &&
+            if (strncmp(b.v[k].key, WS_KEY_WAL_PREFIX, strlen(WS_KEY_WAL_PREFIX)) == 0 &&
+                strncmp(b.v[k].key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) != 0 &&
                 strcmp(b.v[k].key, c->newest) > 0)
                 snprintf(c->newest, sizeof c->newest, "%s", b.v[k].key);
             if (stored)

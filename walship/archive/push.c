@@ -48,11 +48,11 @@ static int stored_everywhere(ws_repo **repos, int n, const char *key)
     return 1;
 }
 
-/* push-queue-max: 1 if f was dropped (its gap recorded in every repository, a WARNING
+/* push-queue-max: 1 if f was dropped (its gap recorded in every sync repository, a WARNING
  * logged); 0 if it is to be archived as usual; -1 with err if the gap could not be recorded
  * everywhere, in which case nothing was dropped and push exits 1. */
-static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t limit,
-                                 ws_error *err)
+static int drop_beyond_queue_max(const ws_config *cfg, const int *catchup, ws_push_file *f,
+                                 uint64_t limit, ws_error *err)
 {
     if (!limit || f->name.kind != WS_WAL_SEGMENT)
         return 0;
@@ -65,10 +65,16 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
     }
     if (!v.beyond)
         return 0;
-    ws_repo **repos;
-    int nrepos;
-    if (ws_cmd_open_repos(cfg, &repos, &nrepos, err) < 0)
+    ws_repo **all;
+    int nall;
+    if (ws_cmd_open_repos(cfg, &all, &nall, err) < 0)
         return -1;
+    /* the sync repositories only (repoN-mode): a catch-up one gets the gap record from them */
+    ws_repo *repos[WS_CONFIG_MAX_REPOS];
+    int nrepos = 0;
+    for (int i = 0; i < nall && i < WS_CONFIG_MAX_REPOS; i++)
+        if (!catchup[i])
+            repos[nrepos++] = all[i];
     char key[128];
     ws_repo_wal_key(&f->name, key, sizeof key);
     int rc = 0;
@@ -118,7 +124,7 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
         rc = 1;
     }
 out:
-    ws_cmd_close_repos(repos, nrepos);
+    ws_cmd_close_repos(all, nall);
     return rc;
 }
 
@@ -147,7 +153,7 @@ int ws_cmd_push(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_FAIL;
     }
-    int dropped = drop_beyond_queue_max(cfg, &f, queue_max, &err);
+    int dropped = drop_beyond_queue_max(cfg, catchup, &f, queue_max, &err);
     if (dropped != 0) {
         if (dropped < 0)
             ws_log_err(WS_LOG_ERROR, &err);

@@ -70,24 +70,37 @@ static void keys_free(keys *s)
     memset(s, 0, sizeof *s);
 }
 
-static int is_history(const char *key)
+/* 0 history file, 1 gap record, 2 segment (and .partial, backup history file) */
+static int rank(const char *key)
 {
-    return strncmp(key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) == 0;
+    if (strncmp(key, WS_KEY_HISTORY_PREFIX, strlen(WS_KEY_HISTORY_PREFIX)) == 0)
+        return 0;
+    return strncmp(key, WS_KEY_GAP_PREFIX, strlen(WS_KEY_GAP_PREFIX)) == 0 ? 1 : 2;
 }
 
-/* history files first (a timeline's history is needed before its segments), then by key */
+/* history files and gap records: small, always wanted, never "expired" */
+static int is_history(const char *key)
+{
+    return rank(key) < 2;
+}
+
+/* history files first (a timeline's history is needed before its segments), the gap records
+ * (so that a drop is known before the segments around it), then the segments by name */
 static int cmp_key(const void *a, const void *b)
 {
     const char *x = ((const ws_catchup_item *)a)->key, *y = ((const ws_catchup_item *)b)->key;
-    int hx = is_history(x), hy = is_history(y);
-    if (hx != hy)
-        return hy - hx;
+    int rx = rank(x), ry = rank(y);
+    if (rx != ry)
+        return rx - ry;
     return strcmp(x, y);
 }
 
 static int list_wal(ws_repo *r, keys *s, ws_error *err)
 {
-    if (ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, add_key, s, err) < 0 && !s->oom) {
+    if ((ws_storage_list(ws_repo_storage(r), WS_KEY_WAL_PREFIX, add_key, s, err) < 0 ||
+         (!s->oom &&
+          ws_storage_list(ws_repo_storage(r), WS_KEY_GAP_PREFIX, add_key, s, err) < 0)) &&
+        !s->oom) {
         keys_free(s);
         return -1;
     }

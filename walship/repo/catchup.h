@@ -31,15 +31,15 @@ typedef struct ws_catchup_item {
 } ws_catchup_item;
 
 typedef struct ws_catchup_backlog {
-    ws_catchup_item *v; /* oldest first: history files, then segments by name */
+    ws_catchup_item *v; /* oldest first: history files, gap records, then segments by name */
     int n;
     uint64_t bytes;       /* stored bytes of the n objects in the source */
     char dst_newest[128]; /* ws_catchup_backlog_of: the newest WAL segment key dst holds */
 } ws_catchup_backlog;
 
-/* The WAL objects (wal/) src holds and dst lacks, from one listing of each; of the segments,
- * only those after dst's oldest WAL segment (all if it has none). -1 with err when either
- * cannot be listed. */
+/* The WAL objects (wal/) and gap records (gap/) src holds and dst lacks, from one listing of
+ * each; of the segments, only those after dst's oldest WAL segment (all if it has none). -1 with
+ * err when either cannot be listed. */
 int ws_catchup_backlog_of(ws_repo *src, ws_repo *dst, ws_catchup_backlog *b, ws_error *err);
 void ws_catchup_backlog_free(ws_catchup_backlog *b);
 /* While dst cannot be listed: the WAL segments of src after the key after ("" or NULL: all
