@@ -40,6 +40,11 @@ my $allcu = write_config("$base/allcu.conf", repo1 => $cu, repo2 => $sync,
 ($rc, $out, $err) = run(cmd => [ $bin, '-c', $allcu, 'push', 'pg_wal/000000010000000000000001' ]);
 is($rc, 2, 'every repository catch-up: push exits 2');
 like($err, qr/at least one must be sync/, '... saying one must be sync') or diag($err);
+my $bare = write_config("$base/bare.conf", repo1 => $cu, repo2 => $sync, mode => 'catch-up');
+($rc, $out, $err) = run(cmd => [ $bin, '-c', $bare, 'push', 'pg_wal/000000010000000000000001' ]);
+is($rc, 2, 'a bare mode = catch-up: push exits 2');
+like($err, qr/mode \(from .*bare\.conf:\d+\) is a per-repository setting: write repoN-mode/,
+	'... saying to write repoN-mode') or diag($err);
 ($rc, $out, $err) = run(cmd => [ $bin, '-c', $allcu, 'basebackup', '--pgconn', 'host=/nonexistent' ]);
 is($rc, 2, 'every repository catch-up: basebackup exits 2') or diag($err);
 is(nfiles($cu) + nfiles($sync), 0, '... nothing written');

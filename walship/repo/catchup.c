@@ -11,6 +11,12 @@
 int ws_repo_modes(const ws_config *cfg, int *catchup, ws_error *err)
 {
     int n = ws_config_repo_count(cfg), source = -1;
+    const char *where = ws_config_source(cfg, "mode");
+    if (where && strcmp(where, "default") != 0)
+        return ws_error_set(err, WS_ECONFIG,
+                            "mode (from %s) is a per-repository setting: write repoN-mode "
+                            "(repo2-mode = catch-up)",
+                            where);
     for (int i = 0; i < n && i < WS_CONFIG_MAX_REPOS; i++) {
         const char *m = ws_config_repo_get(cfg, i, "mode");
         if (!m || strcmp(m, "sync") == 0) {
