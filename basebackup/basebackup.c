@@ -792,8 +792,7 @@ static int fill_catchup_into(bb *b, ws_repo *dst, ws_error *err)
     if (ws_repo_identity_ensure(dst, &want, err) < 0)
         return -1;
     char prefix[128], mkey[128];
-    int k = snprintf(prefix, sizeof prefix, WS_KEY_BACKUP_PREFIX "%s/", b->id);
-    if (k < 0 || (size_t)k >= sizeof prefix ||
+    if (ws_key_backup_prefix(b->id, prefix, sizeof prefix) < 0 ||
         ws_manifest_key(b->id, WS_MANIFEST_NAME, mkey, sizeof mkey) < 0)
         return ws_error_set(err, WS_EINVAL, "backup id too long: %s", b->id);
     keylist l = {0};

@@ -453,7 +453,7 @@ static int copy_backup(job *j, ws_repo *src, const ws_manifest_info *b, int wal,
     char prefix[128], mkey[128];
     snprintf(out->id, sizeof out->id, "%s", id);
     out->state = "incomplete";
-    if (ws_manifest_key(id, "", prefix, sizeof prefix) < 0 ||
+    if (ws_key_backup_prefix(id, prefix, sizeof prefix) < 0 ||
         ws_manifest_key(id, WS_MANIFEST_NAME, mkey, sizeof mkey) < 0)
         return ws_error_set(err, WS_EINVAL, "backup id too long: %s", id);
     items s;
