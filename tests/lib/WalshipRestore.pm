@@ -60,14 +60,15 @@ sub take_basebackup
 }
 
 # list_backups(\@global) -> [ {id, stop_time, stop_lsn, ...}, ... ] from list --json, oldest
-# first; dies if list fails.
+# first (of the first repository when several are configured); dies if list fails.
 sub list_backups
 {
 	my ($global) = @_;
 	my ($rc, $out, $err) =
 	  WalshipTest::run(cmd => [ WalshipTest::walship_bin(), @$global, 'list', '--json' ]);
 	croak "walship list --json failed ($rc): $err" if $rc != 0;
-	return decode_json($out)->{backups};
+	my $j = decode_json($out);
+	return $j->{backups} // $j->{repositories}[0]{backups};    # several repositories: the first's
 }
 
 # walship_restore(\@global, @args, {env => {...}, as_pg => 1}) -> ($rc, $stdout, $stderr).
