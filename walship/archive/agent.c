@@ -124,6 +124,7 @@ struct agent {
     uint64_t nfailures;
     char metrics_path[PATH_MAX];
     double last_metrics;
+    int metrics_warned; /* one WARNING per agent for a metrics file it cannot write */
 };
 
 static void scan(agent *a);
@@ -700,7 +701,8 @@ static void metrics_maybe(agent *a, double now, int force)
     snprintf(tmp, sizeof tmp, "%s.tmp", a->metrics_path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        ws_log_warn("cannot write %s: %s", tmp, strerror(errno));
+        if (!a->metrics_warned++)
+            ws_log_warn("cannot write %s: %s", tmp, strerror(errno));
         return;
     }
     fprintf(f,
@@ -738,7 +740,8 @@ static void metrics_maybe(agent *a, double now, int force)
     }
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || chmod(tmp, 0644) < 0 || rename(tmp, a->metrics_path) < 0) {
-        ws_log_warn("cannot write %s: %s", a->metrics_path, strerror(errno));
+        if (!a->metrics_warned++)
+            ws_log_warn("cannot write %s: %s", a->metrics_path, strerror(errno));
         unlink(tmp);
     }
 }
