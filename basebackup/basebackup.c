@@ -25,6 +25,7 @@
 #include "basebackup/verify.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/open.h"
 #include "walship/clock.h"
 #include "walship/bytes.h"
@@ -51,8 +52,10 @@
 
 typedef struct bb {
     const ws_config *cfg;
-    ws_repo **repos;
+    ws_repo **repos; /* the sync repositories (repoN-mode): what the backup is written to */
     int nrepos;
+    ws_repo **all; /* every configured repository, opened; idx[i]: repos[i]'s number - 1 */
+    int nall, idx[WS_CONFIG_MAX_REPOS], catchup[WS_CONFIG_MAX_REPOS];
     PGconn *conn;
     char id[WS_MANIFEST_ID_MAX];
     int objects_written;  /* something may exist under backup/<id>/: clean up on failure */
@@ -449,7 +452,7 @@ static int take_lock(bb *b, ws_error *err)
 {
     ws_storage_config sc[WS_CONFIG_MAX_REPOS];
     for (int i = 0; i < b->nrepos && i < WS_CONFIG_MAX_REPOS; i++)
-        if (ws_config_storage(b->cfg, i, &sc[i], err) < 0)
+        if (ws_config_storage(b->cfg, b->idx[i], &sc[i], err) < 0)
             return -1;
     return ws_backup_lock_take(sc, b->nrepos, b->id, &b->lock, err);
 }
@@ -518,7 +521,8 @@ static void wait_checkpoint(bb *b)
         if (pfd.fd < 0 || poll(&pfd, 1, 1000) < 0 || (pfd.revents && !PQconsumeInput(b->conn)))
             break;
         if (b->tty && PQisBusy(b->conn)) {
-            fprintf(stderr, "\rwalship basebackup: waiting for the checkpoint: %.0f s ", ws_now() - t0);
+            fprintf(stderr, "\rwalship basebackup: waiting for the checkpoint: %.0f s ",
+                    ws_now() - t0);
             shown = 1;
         }
     }
@@ -742,6 +746,114 @@ static int read_options(bb *b, const char **label, const char **checkpoint, long
     return 0;
 }
 
+/* ---- catch-up repositories (repoN-mode = catch-up) ---- */
+
+typedef struct keylist {
+    char **v;
+    int n, cap, oom;
+} keylist;
+
+static int add_key(void *arg, const char *key, const ws_storage_info *info)
+{
+    (void)info;
+    keylist *l = arg;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return l->oom = 1;
+        l->v = nv;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(key)))
+        return l->oom = 1;
+    l->n++;
+    return 0;
+}
+
+/* The backup, complete in the sync repositories, copied from the first of them into a
+ * catch-up repository as `walship copy --backup ID --wal` would: the started marker, the
+ * objects (each read back verified), the WAL from start to stop segment, the manifest last.
+ * A failure leaves the backup unlisted there and is a WARNING, never the backup's failure. */
+static int fill_catchup_into(bb *b, ws_repo *dst, ws_error *err)
+{
+    ws_repo *src = b->repos[0];
+    ws_repo_identity want = {WS_REPO_FORMAT, b->info.sysid, 0, b->info.seg_size};
+    ws_repo_identity sid;
+    if (ws_repo_identity_get(src, &sid, err) < 0)
+        return -1;
+    want.pg_version = sid.pg_version;
+    if (ws_repo_identity_ensure(dst, &want, err) < 0)
+        return -1;
+    char prefix[128], mkey[128];
+    if (ws_key_backup_prefix(b->id, prefix, sizeof prefix) < 0 ||
+        ws_manifest_key(b->id, WS_MANIFEST_NAME, mkey, sizeof mkey) < 0)
+        return ws_error_set(err, WS_EINVAL, "backup id too long: %s", b->id);
+    keylist l = {0};
+    int rc = 0;
+    if (ws_storage_list(ws_repo_storage(src), prefix, add_key, &l, err) < 0 || l.oom)
+        rc = l.oom ? ws_error_oom(err) : -1;
+    /* the marker first, byte for byte (a small text object, not in the object format) */
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        const char *slash = strrchr(l.v[i], '/');
+        if (!slash || strcmp(slash + 1, WS_CATALOG_STARTED_NAME) != 0)
+            continue;
+        char *text = NULL;
+        size_t len = 0;
+        if (ws_storage_get_small(ws_repo_storage(src), l.v[i], 64 << 10, &text, &len, err) < 0 ||
+            (ws_storage_put_small(ws_repo_storage(dst), l.v[i], WS_STORAGE_WRITE_EXCL, text, len,
+                                  NULL, err) < 0 &&
+             err->code != WS_EEXIST))
+            rc = -1;
+        else
+            ws_error_clear(err);
+        free(text);
+    }
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        const char *slash = strrchr(l.v[i], '/');
+        if (strcmp(l.v[i], mkey) == 0 || (slash && strcmp(slash + 1, WS_CATALOG_STARTED_NAME) == 0))
+            continue;
+        rc = ws_repo_obj_copy(src, dst, l.v[i], 1, NULL, err);
+    }
+    /* a backup is visible only once its WAL is there */
+    uint64_t first = ws_wal_lsn_segno(b->info.start_lsn, b->info.seg_size);
+    uint64_t last =
+        ws_wal_lsn_segno(b->info.stop_lsn > 0 ? b->info.stop_lsn - 1 : 0, b->info.seg_size);
+    if (last < first)
+        last = first;
+    if (b->info.start_tli != b->info.stop_tli)
+        first = last;
+    for (uint64_t seg = first; rc == 0 && seg <= last; seg++) {
+        char name[32], key[128];
+        ws_wal_format_segment(name, b->info.stop_tli, seg, b->info.seg_size);
+        ws_wal_name wn;
+        if (ws_wal_parse_name(name, &wn, err) < 0 || ws_repo_wal_key(&wn, key, sizeof key) < 0)
+            rc = -1;
+        else
+            rc = ws_repo_obj_copy(src, dst, key, 1, NULL, err);
+    }
+    if (rc == 0)
+        rc = ws_repo_obj_copy(src, dst, mkey, 1, NULL, err);
+    for (int i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
+    return rc;
+}
+
+static void fill_catchup(bb *b, int i)
+{
+    ws_error err;
+    ws_error_clear(&err);
+    if (fill_catchup_into(b, b->all[i], &err) == 0) {
+        ws_log_info("backup %s is complete in the catch-up repository %s", b->id,
+                    ws_repo_describe(b->all[i]));
+        return;
+    }
+    ws_log_warn("backup %s is complete in every sync repository but not in the catch-up "
+                "repository %s (repo%d): %s; `walship copy --to %d --backup %s` can fill it later",
+                b->id, ws_repo_describe(b->all[i]), i + 1, err.msg, i + 1, b->id);
+}
+
 static int run_backup(bb *b, ws_error *err)
 {
     const char *label = NULL, *checkpoint = NULL;
@@ -750,8 +862,18 @@ static int run_backup(bb *b, ws_error *err)
     memset(&so, 0, sizeof so);
     if (read_options(b, &label, &checkpoint, &max_rate, &so, err) < 0)
         return WS_EXIT_USAGE;
-    if (ws_cmd_open_repos(b->cfg, &b->repos, &b->nrepos, err) < 0)
+    if (ws_repo_modes(b->cfg, b->catchup, err) < 0)
+        return WS_EXIT_USAGE;
+    if (ws_cmd_open_repos(b->cfg, &b->all, &b->nall, err) < 0)
         return err->code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
+    /* repoN-mode = catch-up: filled after the backup is complete in the sync ones */
+    if (!(b->repos = calloc((size_t)b->nall, sizeof *b->repos)))
+        return ws_error_oom(err), WS_EXIT_FAIL;
+    for (int i = 0; i < b->nall && i < WS_CONFIG_MAX_REPOS; i++)
+        if (!b->catchup[i]) {
+            b->idx[b->nrepos] = i;
+            b->repos[b->nrepos++] = b->all[i];
+        }
     if (ws_pq_load(err) < 0)
         return WS_EXIT_FAIL;
     if (!(b->conn = connect_pg(ws_config_get(b->cfg, "pgconn"), 1, err)))
@@ -906,11 +1028,16 @@ int ws_cmd_basebackup(const ws_config *cfg)
     }
     /* expire-auto: the backup is complete whatever expire says (exit 0); a failure is an
      * ERROR line for the operator */
+    for (int i = 0; rc == WS_EXIT_OK && i < b.nall; i++)
+        if (b.catchup[i])
+            fill_catchup(&b, i);
     if (rc == WS_EXIT_OK && ws_expire_auto(cfg, b.repos, b.nrepos, b.info.sysid, &err) < 0)
         ws_log_err(WS_LOG_ERROR, &err);
     ws_manifest_builder_free(b.mb);
     free(b.archive_oids);
-    ws_cmd_close_repos(b.repos, b.nrepos);
+    free(b.repos);
+    if (b.all)
+        ws_cmd_close_repos(b.all, b.nall);
     report(cfg, &b, rc, &err, w0); /* ops (issue 15): metrics-file, notify-url */
     return rc;
 }

@@ -23,6 +23,7 @@
 #include "walship/repo/manifest.h"
 
 #include "walship/log.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/open.h"
 
 #include <inttypes.h>
@@ -550,9 +551,20 @@ int ws_bb_oq_new(const ws_bb_oq_opts *o, ws_bb_oq **out, ws_error *err)
             return ws_error_set(err, WS_ENOMEM, "cannot create a condition variable");
         w->cv_ready = 1;
         if (s->o.cfg) {
-            if (ws_cmd_open_repos(s->o.cfg, &w->repos, &w->nrepos, err) < 0)
+            int catchup[WS_CONFIG_MAX_REPOS];
+            if (ws_repo_modes(s->o.cfg, catchup, err) < 0 ||
+                ws_cmd_open_repos(s->o.cfg, &w->repos, &w->nrepos, err) < 0)
                 return -1;
             w->own = 1;
+            /* repoN-mode = catch-up: not written by the backup (filled after it) */
+            int k = 0;
+            for (int r = 0; r < w->nrepos; r++) {
+                if (r < WS_CONFIG_MAX_REPOS && catchup[r])
+                    ws_repo_free(w->repos[r]);
+                else
+                    w->repos[k++] = w->repos[r];
+            }
+            w->nrepos = k;
         } else {
             w->repos = s->o.repos;
             w->nrepos = s->o.nrepos;

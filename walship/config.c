@@ -203,6 +203,14 @@ static const opt_def opts[] = {
     {"cipher-pass-new", 0, OPT_REPO | OPT_SECRET, "PASSPHRASE", NULL,
      "cipher change: the new passphrase; config file or environment only"},
     {"cipher-key-file-new", 0, OPT_REPO, "FILE", NULL, "cipher change: the new key file"},
+    /* catch-up repositories and the push agent's failure reports (issue 15; docs/async.md) */
+    {"mode", 0, OPT_REPO, "MODE", "sync",
+     "repoN-mode: sync (push acknowledges once it holds the file) | catch-up (filled by the "
+     "push agent in the background; never blocks archiving or basebackup)"},
+    {"check-catch-up-max-lag", 0, 0, "SIZE", "1GB",
+     "check: CRITICAL when a catch-up repository's backlog is larger (off = no limit)"},
+    {"notify-interval", 0, 0, "SECONDS", "300",
+     "push agent: at most one archive-failure notification per this long, with the count"},
 };
 
 /* copy (issue 19): deprecated names, read as their new one with one WARNING (when the value

@@ -193,7 +193,8 @@ sub moto
 }
 
 # proxy(upstream => $server, rate => 0.3, faults => '503,500,reset,stall,err200', seed => 1,
-#       stall_ms => 600000, match => REGEX: faults only for the URLs it matches)
+#       stall_ms => 600000, match => REGEX: faults only for the URLs it matches,
+#       port => N: listen there, e.g. to replace a proxy by another on the same endpoint)
 sub proxy
 {
 	my ($class, %a) = @_;
@@ -202,7 +203,7 @@ sub proxy
 	my $n    = scalar @RUNNING;
 	my $flog = "$base/proxy$n.requests";
 	my @cmd  = (
-		'node', "$S3DIR/faultproxy.js", '--upstream', $up->{port}, '--port', 0,
+		'node', "$S3DIR/faultproxy.js", '--upstream', $up->{port}, '--port', $a{port} // 0,
 		'--rate', $a{rate} // 0.3, '--faults', $a{faults} // '503,500,reset,stall,err200',
 		'--seed', $a{seed} // 1, '--stall-ms', $a{stall_ms} // 600000, '--log', $flog,
 		(defined $a{match} ? ('--match', $a{match}) : ()));

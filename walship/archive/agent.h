@@ -8,7 +8,8 @@
  * by the time PostgreSQL asks for a file it is usually stored already and push answers from the
  * spool at once.
  *
- * An acknowledgement is written only after the file is durable in every repository. It names
+ * An acknowledgement is written only after the file is durable in every sync repository
+ * (repoN-mode; catch-up repositories are filled afterwards by the agent, agent.c). It names
  * the agent's set id (the configuration's hash plus a random nonce drawn when the agent
  * started), the file's SHA-256 and size, and the file's identity (device, inode, size, mtime,
  * ctime). Push trusts it only while the agent that wrote it is alive and running the same

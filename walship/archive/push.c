@@ -3,8 +3,8 @@
  *
  * The story: name the file, refuse anything that is not WAL, check a segment's page header
  * (and that it belongs to the repository's cluster), stream it once through SHA-256 and lz4
- * into every repository, and exit 0 only when each holds it durably. Exit 1 otherwise —
- * never more than 125, which would make PostgreSQL's archiver FATAL.
+ * into every sync repository (repoN-mode), and exit 0 only when each holds it durably. Exit 1
+ * otherwise — never more than 125, which would make PostgreSQL's archiver FATAL.
  *
  * The pipeline itself (ws_push_file_store) is pipeline.c. With async = on it runs in the
  * background agent (agent.c on the runtime of walship/agent/, docs/async.md), and this process only
@@ -21,6 +21,7 @@
 #include "walship/exit.h"
 #include "walship/log.h"
 #include "walship/queue.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/open.h"
 
 #include <errno.h>
@@ -47,11 +48,11 @@ static int stored_everywhere(ws_repo **repos, int n, const char *key)
     return 1;
 }
 
-/* push-queue-max: 1 if f was dropped (its gap recorded in every repository, a WARNING
+/* push-queue-max: 1 if f was dropped (its gap recorded in every sync repository, a WARNING
  * logged); 0 if it is to be archived as usual; -1 with err if the gap could not be recorded
  * everywhere, in which case nothing was dropped and push exits 1. */
-static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t limit,
-                                 ws_error *err)
+static int drop_beyond_queue_max(const ws_config *cfg, const int *catchup, ws_push_file *f,
+                                 uint64_t limit, ws_error *err)
 {
     if (!limit || f->name.kind != WS_WAL_SEGMENT)
         return 0;
@@ -64,10 +65,16 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
     }
     if (!v.beyond)
         return 0;
-    ws_repo **repos;
-    int nrepos;
-    if (ws_cmd_open_repos(cfg, &repos, &nrepos, err) < 0)
+    ws_repo **all;
+    int nall;
+    if (ws_cmd_open_repos(cfg, &all, &nall, err) < 0)
         return -1;
+    /* the sync repositories only (repoN-mode): a catch-up one gets the gap record from them */
+    ws_repo *repos[WS_CONFIG_MAX_REPOS];
+    int nrepos = 0;
+    for (int i = 0; i < nall && i < WS_CONFIG_MAX_REPOS; i++)
+        if (!catchup[i])
+            repos[nrepos++] = all[i];
     char key[128];
     ws_repo_wal_key(&f->name, key, sizeof key);
     int rc = 0;
@@ -117,7 +124,7 @@ static int drop_beyond_queue_max(const ws_config *cfg, ws_push_file *f, uint64_t
         rc = 1;
     }
 out:
-    ws_cmd_close_repos(repos, nrepos);
+    ws_cmd_close_repos(all, nall);
     return rc;
 }
 
@@ -133,9 +140,11 @@ int ws_cmd_push(const ws_config *cfg)
     ws_push_opts opts;
     int async;
     uint64_t queue_max;
+    int catchup[WS_CONFIG_MAX_REPOS];
     if (ws_push_opts_get(cfg, &opts, &err) < 0 ||
         ws_config_get_bool(cfg, "async", &async, &err) < 0 ||
-        ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0) {
+        ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0 ||
+        ws_repo_modes(cfg, catchup, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
@@ -144,7 +153,7 @@ int ws_cmd_push(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_FAIL;
     }
-    int dropped = drop_beyond_queue_max(cfg, &f, queue_max, &err);
+    int dropped = drop_beyond_queue_max(cfg, catchup, &f, queue_max, &err);
     if (dropped != 0) {
         if (dropped < 0)
             ws_log_err(WS_LOG_ERROR, &err);
@@ -169,8 +178,15 @@ int ws_cmd_push(const ws_config *cfg)
         ws_push_file_close(&f);
         return err.code == WS_ECONFIG ? WS_EXIT_USAGE : WS_EXIT_FAIL;
     }
+    /* repoN-mode = catch-up: not written here; the push agent fills it later from the
+     * first sync repository (docs/async.md), or `walship copy --wal` does */
+    ws_repo *sync[WS_CONFIG_MAX_REPOS];
+    int nsync = 0;
+    for (int i = 0; i < nrepos && i < WS_CONFIG_MAX_REPOS; i++)
+        if (!catchup[i])
+            sync[nsync++] = repos[i];
     ws_objhdr oh;
-    int rc = ws_push_file_store(&f, repos, nrepos, &opts, &oh, &err);
+    int rc = ws_push_file_store(&f, sync, nsync, &opts, &oh, &err);
     ws_cmd_close_repos(repos, nrepos);
     ws_push_file_close(&f);
     return rc < 0 ? WS_EXIT_FAIL : WS_EXIT_OK;

@@ -24,6 +24,7 @@
  */
 #include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
+#include "walship/repo/catchup.h"
 #include "walship/clock.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
@@ -275,11 +276,13 @@ int ws_cmd_check(const ws_config *cfg)
         return usage_rc;
     }
     double timeout, max_age;
-    uint64_t max_lag;
+    uint64_t max_lag, catchup_max;
+    int catchup[WS_CONFIG_MAX_REPOS], source = 0;
     if (ws_config_get_seconds(cfg, "check-timeout", &timeout, &err) < 0 ||
         ws_config_get_seconds(cfg, "check-backup-max-age", &max_age, &err) < 0 ||
         ws_config_get_size(cfg, "check-archive-max-lag", 0, &max_lag, &err) < 0 ||
-        ws_ops_config_check(cfg, &err) < 0) {
+        ws_config_get_size(cfg, "check-catch-up-max-lag", 0, &catchup_max, &err) < 0 ||
+        (source = ws_repo_modes(cfg, catchup, &err)) < 0 || ws_ops_config_check(cfg, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
         return usage_rc;
     }
@@ -378,7 +381,11 @@ int ws_cmd_check(const ws_config *cfg)
             else {
                 double t0 = ws_now(), deadline = t0 + timeout;
                 int *have = calloc((size_t)nrepos, sizeof *have);
-                int left = nrepos;
+                int left = nrepos, nsync = nrepos;
+                /* catch-up repositories are not waited for: catch_up_lag below */
+                for (int i = 0; have && i < nrepos && i < WS_CONFIG_MAX_REPOS; i++)
+                    if (catchup[i])
+                        have[i] = 1, left--, nsync--;
                 while (have && left > 0) {
                     for (int i = 0; i < nrepos; i++) {
                         ws_objhdr h;
@@ -400,8 +407,8 @@ int ws_cmd_check(const ws_config *cfg)
                             seg, ws_repo_describe(repos[i]), timeout);
                 if (have && left == 0)
                     add(&C, "switch", ST_OK,
-                        "segment %s (pg_switch_wal) in %d repository(ies) after %.1f s", seg,
-                        nrepos, ws_now() - t0);
+                        "segment %s (pg_switch_wal) in %d %srepository(ies) after %.1f s", seg,
+                        nsync, nsync < nrepos ? "sync " : "", ws_now() - t0);
                 free(have);
             }
         }
@@ -413,6 +420,8 @@ int ws_cmd_check(const ws_config *cfg)
         check_archiver(&C, conn);
     /* archive lag and backup age, from the first repository that is up */
     int first = -1;
+    if (source < nrepos && up[source])
+        first = source; /* the first sync repository */
     for (int i = 0; i < nrepos && first < 0; i++)
         if (up[i])
             first = i;
@@ -461,6 +470,28 @@ int ws_cmd_check(const ws_config *cfg)
         if (size_change > 0 && cat.n >= 2)
             check_size_change(&C, &cat, size_change);
         ws_catalog_free(&cat);
+    }
+    /* catch-up repositories: their backlog behind the first sync repository */
+    for (int i = 0; i < nrepos && i < WS_CONFIG_MAX_REPOS; i++) {
+        if (!catchup[i])
+            continue;
+        const char *d = ws_repo_describe(repos[i]);
+        ws_catchup_backlog b;
+        ws_error e;
+        ws_error_clear(&e);
+        if (!up[source]) {
+            add(&C, "catch_up_lag", ST_CRITICAL, "%s: its backlog is unknown: %s is down", d,
+                ws_repo_describe(repos[source]));
+        } else if (ws_catchup_backlog_of(repos[source], repos[i], &b, &e) < 0) {
+            add(&C, "catch_up_lag", ST_CRITICAL, "%s: cannot compute its backlog: %s", d, e.msg);
+        } else {
+            char h[32];
+            ws_ops_human_bytes(b.bytes, h);
+            add(&C, "catch_up_lag", catchup_max && b.bytes > catchup_max ? ST_CRITICAL : ST_OK,
+                "%s: %d WAL file(s), %s behind %s (check-catch-up-max-lag %" PRIu64 " bytes)", d,
+                b.n, h, ws_repo_describe(repos[source]), catchup_max);
+            ws_catchup_backlog_free(&b);
+        }
     }
     if (conn)
         PQfinish(conn);

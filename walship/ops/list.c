@@ -21,6 +21,7 @@
 #include "walship/ops/ops.h"
 #include "walship/ops/expire_plan.h"
 #include "walship/repo/catalog.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/lock.h"
 #include "walship/repo/open.h"
 #include "walship/repo/pin.h"
@@ -43,6 +44,10 @@ typedef struct listing {
     const unsigned *keep;          /* cat->n rules keeping each backup; NULL: no policy */
     unsigned *present;             /* cat->n masks of the repositories holding each backup */
     char **notes;                  /* cat->n pin notes (NULL: not pinned or unread) */
+    /* repoN-mode = catch-up: its backlog behind the source (repository number source) */
+    int catchup, source, backlog_known;
+    uint64_t backlog_files, backlog_bytes;
+    char backlog_oldest[128];
 } listing;
 
 /* Pins, the rules that keep the backup, and where else it is. */
@@ -145,6 +150,13 @@ static void print_json(FILE *f, const listing *L, const ws_summary *w, uint32_t 
     fprintf(f, "{\"repository\":");
     ws_ops_json_str(f, repo);
     fprintf(f, ",\"number\":%d,\"stored_bytes\":%" PRIu64, L->number, stored_total(L, w));
+    fprintf(f, ",\"mode\":\"%s\"", L->catchup ? "catch-up" : "sync");
+    if (L->catchup && L->backlog_known)
+        fprintf(f,
+                ",\"catch_up_backlog\":{\"source\":%d,\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                L->source, L->backlog_files, L->backlog_bytes);
+    else if (L->catchup)
+        fprintf(f, ",\"catch_up_backlog\":null");
     fprintf(f, ",\"backups\":[");
     for (int i = 0; i < nb; i++) {
         const ws_manifest_info *m = &b[i];
@@ -310,6 +322,20 @@ static void print_text(FILE *f, const listing *L, const ws_summary *w, uint32_t 
         fprintf(f, "repository %d: %s (%s stored)\n\n", L->number, L->repo, tot);
     else
         fprintf(f, "repository %s (%s stored)\n\n", L->repo, tot);
+    if (L->catchup && L->backlog_known) {
+        char bb[32];
+        ws_ops_human_bytes(L->backlog_bytes, bb);
+        if (L->backlog_files)
+            fprintf(f,
+                    "catch-up repository: %" PRIu64 " WAL file(s) (%s) behind repository %d, "
+                    "oldest %s\n\n",
+                    L->backlog_files, bb, L->source, L->backlog_oldest);
+        else
+            fprintf(f, "catch-up repository: up to date with repository %d\n\n", L->source);
+    } else if (L->catchup) {
+        fprintf(f, "catch-up repository: backlog unknown (repository %d cannot be listed)\n\n",
+                L->source);
+    }
     if (nb == 0)
         fprintf(f, "no backups\n");
     else
@@ -497,6 +523,38 @@ int ws_cmd_list(const ws_config *cfg)
             rc = WS_EXIT_FAIL;
         }
     }
+    /* repoN-mode = catch-up: the backlog behind the first sync repository, by listing */
+    int catchup[WS_CONFIG_MAX_REPOS];
+    int src = ws_repo_modes(cfg, catchup, &err);
+    if (src < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        ws_error_clear(&err);
+        src = 0;
+        memset(catchup, 0, sizeof catchup);
+    }
+    for (int i = 0; i < nrepos && i < WS_CONFIG_MAX_REPOS; i++) {
+        if (!catchup[i])
+            continue;
+        st[i].L.catchup = 1;
+        st[i].L.source = src + 1;
+        ws_catchup_backlog b;
+        ws_error e;
+        ws_error_clear(&e);
+        /* a catch-up repository never reached has no identity yet: its backlog is all */
+        if (st[src].ok && ws_catchup_backlog_of(repos[src], repos[i], &b, &e) == 0) {
+            st[i].L.backlog_known = 1;
+            st[i].L.backlog_files = (uint64_t)b.n;
+            st[i].L.backlog_bytes = b.bytes;
+            if (b.n) {
+                const char *slash = strrchr(b.v[0].key, '/');
+                snprintf(st[i].L.backlog_oldest, sizeof st[i].L.backlog_oldest, "%s",
+                         slash ? slash + 1 : b.v[0].key);
+            }
+            ws_catchup_backlog_free(&b);
+        } else if (e.msg[0]) {
+            ws_log_err(WS_LOG_WARN, &e);
+        }
+    }
     /* where each backup is: by id across the repositories that could be read */
     for (int i = 0; i < nrepos; i++)
         for (int k = 0; st[i].ok && k < st[i].cat.n; k++)
@@ -514,10 +572,22 @@ int ws_cmd_list(const ws_config *cfg)
                 ws_ops_json_str(stdout, ws_repo_describe(repos[i]));
                 printf(",\"number\":%d,\"error\":", i + 1);
                 ws_ops_json_str(stdout, st[i].err.msg);
+                printf(",\"mode\":\"%s\"", st[i].L.catchup ? "catch-up" : "sync");
+                if (st[i].L.catchup && st[i].L.backlog_known)
+                    printf(",\"catch_up_backlog\":{\"source\":%d,\"files\":%" PRIu64
+                           ",\"bytes\":%" PRIu64 "}",
+                           st[i].L.source, st[i].L.backlog_files, st[i].L.backlog_bytes);
                 printf("}");
             } else if (!json) {
                 printf("%srepository %d: %s CANNOT BE LISTED: %s\n", i ? "\n" : "", i + 1,
                        ws_repo_describe(repos[i]), st[i].err.msg);
+                if (st[i].L.catchup && st[i].L.backlog_known) {
+                    char hb[32];
+                    ws_ops_human_bytes(st[i].L.backlog_bytes, hb);
+                    printf("catch-up repository: %" PRIu64 " WAL file(s) (%s) behind repository "
+                           "%d, oldest %s\n",
+                           st[i].L.backlog_files, hb, st[i].L.source, st[i].L.backlog_oldest);
+                }
             }
             continue;
         }

@@ -10,6 +10,7 @@
  */
 #include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
+#include "walship/repo/catchup.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
@@ -372,6 +373,33 @@ int ws_metrics_write(const ws_config *cfg, const ws_ops_result *res, FILE *out, 
             fprintf(out, "%s{repo=", repo_families[k].name);
             label(out, descs[i]);
             fprintf(out, "} %.17g\n", v);
+        }
+    }
+    /* repoN-mode = catch-up: the backlog behind the first sync repository, by listing */
+    uint64_t cfiles[WS_CONFIG_MAX_REPOS], cbytes[WS_CONFIG_MAX_REPOS];
+    int cknown[WS_CONFIG_MAX_REPOS] = {0}, ncatch = 0;
+    for (int i = 0; i < n && i < WS_CONFIG_MAX_REPOS; i++) {
+        int src;
+        ws_error e;
+        ws_error_clear(&e);
+        int rc = ws_catchup_backlog_cfg(cfg, i, &src, &cfiles[i], &cbytes[i], &e);
+        if (rc == 0)
+            cknown[i] = 1, ncatch++;
+        else if (rc < 0)
+            ws_log_warn("metrics: repository %d's catch-up backlog: %s", i + 1, e.msg);
+    }
+    for (int k = 0; ncatch && k < 2; k++) {
+        const char *name = k ? "walship_catchup_backlog_bytes" : "walship_catchup_backlog_files";
+        fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", name,
+                k ? "stored bytes of the WAL a catch-up repository lacks (repoN-mode)"
+                  : "WAL files a catch-up repository lacks (repoN-mode)",
+                name);
+        for (int i = 0; i < n && i < WS_CONFIG_MAX_REPOS; i++) {
+            if (!cknown[i])
+                continue;
+            fprintf(out, "%s{repo=", name);
+            label(out, descs[i]);
+            fprintf(out, "} %" PRIu64 "\n", k ? cbytes[i] : cfiles[i]);
         }
     }
     job_line jobs[JOB_MAX];

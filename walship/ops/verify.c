@@ -30,7 +30,7 @@
 #include "walship/clock.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
-#include "walship/archive/pipeline.h"
+#include "walship/repo/catchup.h"
 #include "walship/exit.h"
 #include "walship/repo/open.h"
 #include "walship/storage/storage.h"
@@ -994,29 +994,6 @@ static int verify_repo(verify *V, vrepo *v, const vopts *o, ws_error *err)
 
 /* ---- --repair: a segment missing here, present and valid in another repository ---- */
 
-typedef struct copy_sink {
-    ws_stage base;
-    ws_repo_obj_writer *w;
-} copy_sink;
-
-static int copy_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    return ws_repo_obj_write(((copy_sink *)st)->w, buf, len, err);
-}
-
-static int copy_flush(ws_stage *st, ws_error *err)
-{
-    (void)st, (void)err;
-    return 0;
-}
-
-static void copy_free(ws_stage *st)
-{
-    (void)st;
-}
-
-static const ws_stage_ops copy_ops = {"verify-repair", copy_write, copy_flush, copy_free};
-
 static const walobj *find_good(const vrepo *v, const char *name)
 {
     walobj k;
@@ -1027,25 +1004,16 @@ static const walobj *find_good(const vrepo *v, const char *name)
     return w && !w->bad ? w : NULL;
 }
 
-/* Copies name from src into dst (verified on the way: the source's SHA-256 is checked before
- * the copy is committed, create-only-if-absent). */
+/* Copies name from src into dst as walship copy does (walship/repo/catchup.h): read back
+ * verified (the source's SHA-256 is checked before the copy is committed), create-only-if-
+ * absent, at compress-level. */
 static int copy_segment(const ws_config *cfg, vrepo *dst, vrepo *src, const walobj *w,
                         ws_error *err)
 {
-    ws_push_opts po; /* compress and compress-level, as push writes */
-    if (ws_push_opts_get(cfg, &po, err) < 0)
+    long level;
+    if (ws_config_get_long(cfg, "compress-level", 1, 12, &level, err) < 0)
         return -1;
-    ws_repo_obj_writer *wr = NULL;
-    if (ws_repo_obj_create(&dst->r, 1, w->key, ws_objkind_of(w->name.kind), po.codec, po.level,
-                           dst->id.seg_size, &wr, err) < 0)
-        return -1;
-    copy_sink cs = {{&copy_ops, NULL}, wr};
-    ws_objhdr h;
-    if (ws_repo_obj_read(src->r, w->key, &cs.base, &h, err) < 0) {
-        ws_repo_obj_abort(wr);
-        return -1;
-    }
-    return ws_repo_obj_commit(wr, NULL, NULL, err);
+    return ws_repo_obj_copy(src->r, dst->r, w->key, (int)level, NULL, err);
 }
 
 static void repair(verify *V, vrepo *vs, int n)
