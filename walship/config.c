@@ -127,7 +127,8 @@ static const opt_def opts[] = {
     {"repair", 0, OPT_FLAG | OPT_CLI_ONLY, NULL, NULL,
      "verify: copy a segment missing from one repository from another that holds it valid"},
     {"metrics-file", 0, 0, "PATH", NULL,
-     "basebackup, verify, check, drill: rewrite this Prometheus textfile (node_exporter) at the "
+     "basebackup, expire, verify, check, drill: rewrite this Prometheus textfile (node_exporter) "
+     "at the "
      "end"},
     {"notify-url", 0, OPT_SECRET, "URL", NULL,
      "POST each job's result as JSON here (Slack/Mattermost webhook; a secret: config or "

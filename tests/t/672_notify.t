@@ -111,6 +111,24 @@ is($rc, 2, 'a notify-url that is not http(s): exits 2');
 like($err, qr/notify-url \(host h\) is not an http/, '... naming the host only');
 ok(!(grep { /\Q$secret\E/ } @stderr), 'the URL\'s secret path is in no message') or diag(join "\n", @stderr);
 
+# expire reports too: its result is posted and recorded in metrics-file (its plan, --dry-run, is not)
+my $mf = "$base/walship.prom";
+my $ce = write_config("$base/e.conf", repo => $repo, 'notify-url' => $url, 'notify-on' => 'always',
+	'metrics-file' => $mf, 'retention-full' => 1);
+my $before = () = $sink->requests;
+($rc, $out, $err) = job($ce, 'expire', '--dry-run');
+is(scalar(() = $sink->requests), $before, 'expire --dry-run posts nothing');
+($rc, $out, $err) = job($ce, 'expire');
+is($rc, 0, 'expire exits 0') or diag($err);
+my @ex = grep { (eval { decode_json($_->{body}) } // {})->{job} eq 'expire' } $sink->requests;
+is(scalar @ex, 1, '... one notification with "job": "expire"');
+my $ej = eval { decode_json(($ex[0] // {})->{body} // '') } // {};
+ok($ej->{ok}, '... "ok": true') or diag(explain($ej));
+like($ej->{text} // '', qr/expire of 1 repository: done/, '... "text" says what it did');
+my $prom = -e $mf ? slurp_file($mf) : '';
+like($prom, qr/^walship_job_last_success\{job="expire"\} 1$/m, 'metrics-file: walship_job_last_success{job="expire"} 1')
+  or diag($prom);
+
 $node->stop;
 $sink->stop;
 done_testing();

@@ -741,6 +741,11 @@ int ws_cmd_expire(const ws_config *cfg)
         ws_log_err(WS_LOG_ERROR, &err);
         return WS_EXIT_USAGE;
     }
+    if (ws_ops_config_check(cfg, &err) < 0) {
+        ws_log_err(WS_LOG_ERROR, &err);
+        return WS_EXIT_USAGE;
+    }
+    double w0 = ws_ops_wallclock();
     ws_repo **repos;
     if (ws_cmd_open_repos(cfg, &repos, &n, &err) < 0) {
         ws_log_err(WS_LOG_ERROR, &err);
@@ -768,6 +773,15 @@ int ws_cmd_expire(const ws_config *cfg)
     if (fflush(stdout) != 0)
         rc = WS_EXIT_FAIL;
     ws_cmd_close_repos(repos, n);
+    if (!dry) { /* metrics-file and notify-url (issue 15): the run's result, not a plan's */
+        char summary[160], nrepo[16];
+        snprintf(summary, sizeof summary, "expire of %d repositor%s: %s", n, n == 1 ? "y" : "ies",
+                 rc == WS_EXIT_OK ? "done" : "failed (see the log)");
+        snprintf(nrepo, sizeof nrepo, "%d", n);
+        ws_ops_result res = {"expire", rc == WS_EXIT_OK, w0, ws_ops_wallclock(), summary, {{0}}, 0};
+        ws_ops_field_add(&res, "repositories", nrepo, 1);
+        ws_ops_report(cfg, &res);
+    }
     return rc;
 }
 
