@@ -57,6 +57,11 @@
 #include "tests/fuzz/fuzz_keyring.c"
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
+#define LLVMFuzzerTestOneInput fuzz_pin_one
+#define LLVMFuzzerInitialize   fuzz_pin_mkseeds
+#include "tests/fuzz/fuzz_pin.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
 
 static const struct {
     const char *name;
@@ -75,6 +80,7 @@ static const struct {
     {"config", fuzz_config_one},
     {"cipher", fuzz_cipher_one},
     {"keyring", fuzz_keyring_one},
+    {"pin", fuzz_pin_one},
 };
 
 /* Runs every file of dir through one; the number run, -1 if dir cannot be read. */
