@@ -20,7 +20,7 @@ for t in "${targets[@]}"; do
     dict=()
     [[ -f tests/fuzz/dict/$t.dict ]] && dict=("-dict=tests/fuzz/dict/$t.dict")
     # the formats whose real inputs are large (a WAL segment's frame, a manifest, a tar) get room
-    case $t in lz4 | manifest | server_manifest | tar) maxlen=262144 ;; *) maxlen=65536 ;; esac
+    case $t in lz4 | manifest | server_manifest | tar | cipher) maxlen=262144 ;; *) maxlen=65536 ;; esac
     log=$build/fuzz_$t.log
     # -rss_limit_mb: the targets' own bounds are far below; a parser that balloons is a bug
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \

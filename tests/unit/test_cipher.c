@@ -253,6 +253,28 @@ int main(void)
     ok(ws_keyring_open(ed, strlen(ed), &pass, "/repo", &k2, &err) == -1,
        "an edited key entry is refused");
     free(ed);
+    /* scrypt parameters are repository data: ones that would make every push allocate more
+     * than 256 MiB (or that are not a power of two) are refused before scrypt runs */
+    {
+        const char *bad[] = {"scrypt-n = 16777216", "scrypt-n = 1048576", "scrypt-n = 32767"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char *hv = malloc(strlen(text) + 32);
+            const char *at = strstr(text, "scrypt-n = 32768");
+            if (!hv || !at) {
+                ok(0, "keyring text has scrypt-n = 32768");
+                free(hv);
+                continue;
+            }
+            snprintf(hv, strlen(text) + 32, "%.*s%s%s", (int)(at - text), text, bad[i],
+                     at + strlen("scrypt-n = 32768"));
+            /* malformed (before scrypt), not "does not match" (after a scrypt of that size) */
+            ok(ws_keyring_open(hv, strlen(hv), &pass, "/repo", &k2, &err) == -1 &&
+                   err.code == WS_ECORRUPT && strstr(err.msg, "malformed"),
+               "a keyring asking for %s is refused as malformed, before scrypt", bad[i]) ||
+                (diag("%s", err.msg), 0);
+            free(hv);
+        }
+    }
 
     /* two writers creating one repository's keyring at once: the same keys */
     {

@@ -46,6 +46,22 @@
 #define LLVMFuzzerTestOneInput fuzz_config_one
 #include "tests/fuzz/fuzz_config.c"
 #undef LLVMFuzzerTestOneInput
+/* the targets with a seed-making mode: their LLVMFuzzerInitialize renamed too (not called) */
+#define LLVMFuzzerTestOneInput fuzz_cipher_one
+#define LLVMFuzzerInitialize   fuzz_cipher_mkseeds
+#include "tests/fuzz/fuzz_cipher.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
+#define LLVMFuzzerTestOneInput fuzz_keyring_one
+#define LLVMFuzzerInitialize   fuzz_keyring_mkseeds
+#include "tests/fuzz/fuzz_keyring.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
+#define LLVMFuzzerTestOneInput fuzz_pin_one
+#define LLVMFuzzerInitialize   fuzz_pin_mkseeds
+#include "tests/fuzz/fuzz_pin.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
 
 static const struct {
     const char *name;
@@ -62,6 +78,9 @@ static const struct {
     {"http_headers", fuzz_http_headers_one},
     {"lz4", fuzz_lz4_one},
     {"config", fuzz_config_one},
+    {"cipher", fuzz_cipher_one},
+    {"keyring", fuzz_keyring_one},
+    {"pin", fuzz_pin_one},
 };
 
 /* Runs every file of dir through one; the number run, -1 if dir cannot be read. */

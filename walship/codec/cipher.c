@@ -21,8 +21,12 @@
 #define SCRYPT_N       32768 /* 2^15: 32 MiB, ~0.1 s; stored in the keyring, so it can grow */
 #define SCRYPT_R       8
 #define SCRYPT_P       1
-#define WRAP_LEN       (12 + 32 + 16) /* nonce, wrapped key, tag */
-#define SALT_LEN       32
+/* The most a keyring read from the repository may make scrypt use (128 * N * r bytes): its
+ * parameters are repository data, and whoever can write the bucket must not be able to make
+ * every push allocate gigabytes. 8 times what walship writes. */
+#define SCRYPT_MAXMEM ((uint64_t)256 << 20)
+#define WRAP_LEN      (12 + 32 + 16) /* nonce, wrapped key, tag */
+#define SALT_LEN      32
 
 static const unsigned char prefix_magic[4] = {'W', 'S', 'E', '1'};
 
@@ -92,6 +96,7 @@ static int hkdf(const unsigned char *ikm, size_t ikm_len, const unsigned char *s
 static int scrypt(const char *pass, const unsigned char *salt, uint64_t n, uint32_t r, uint32_t p,
                   unsigned char out[32])
 {
+    uint64_t maxmem = SCRYPT_MAXMEM + (1 << 20); /* OpenSSL counts a little more than 128 N r */
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
     EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
     EVP_KDF_free(kdf);
@@ -103,6 +108,7 @@ static int scrypt(const char *pass, const unsigned char *salt, uint64_t n, uint3
         OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
         OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
         OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
         OSSL_PARAM_construct_end(),
     };
     int rc = EVP_KDF_derive(kc, out, 32, prm) == 1 ? 0 : -1;
@@ -513,8 +519,8 @@ int ws_keyring_reopen(const ws_keyring *prev, const char *text, size_t len,
     }
     if (format != KEYRING_FORMAT || !kdf_seen || !have_salt || current < 1 || !hash_w[0] ||
         n == 0 ||
-        (!kp.key_file &&
-         (kp.n < 2 || kp.n > (1u << 24) || kp.r < 1 || kp.r > 64 || kp.p < 1 || kp.p > 16)))
+        (!kp.key_file && (kp.n < 2 || kp.n > (1u << 24) || (kp.n & (kp.n - 1)) || kp.r < 1 ||
+                          kp.r > 64 || kp.p < 1 || kp.p > 16 || 128 * kp.n * kp.r > SCRYPT_MAXMEM)))
         goto bad;
     unsigned char kek[32];
     if (prev && prev->have_kek && same_kdf(&prev->kp, &kp))
