@@ -85,6 +85,18 @@ my @hits = $log =~ /walship fetch: restored (\S+) from the prefetch spool/g;
 my @fg   = $log =~ /walship fetch: restored (\S+) from \//g;
 diag(scalar(@hits) . ' segments served from the prefetch spool, ' . scalar(@fg) . ' in the foreground');
 cmp_ok(scalar @hits, '>=', 10, 'prefetch hits: at least 10 segments served from the spool');
+# the same figures through walship metrics --pgdata (the spool's fetch.stats counters)
+{
+	my @fgseg = grep { /^[0-9A-F]{24}$/ } @fg;
+	my ($mrc, $mout, $merr) = run(cmd => [ $bin, '-c', $conf, 'metrics', '--pgdata', $restored->pgdata ]);
+	is($mrc, 0, 'walship metrics --pgdata exits 0') or diag($merr);
+	my ($h) = $mout =~ /^walship_prefetch_hits_total\{pgdata="[^"]*"\} (\d+)$/m;
+	my ($m) = $mout =~ /^walship_prefetch_misses_total\{pgdata="[^"]*"\} (\d+)$/m;
+	is($h, scalar @hits, 'walship_prefetch_hits_total counts the segments served from the spool')
+	  or diag($mout);
+	is($m, scalar @fgseg, 'walship_prefetch_misses_total counts the segments restored in the foreground');
+	like($mout, qr/^# TYPE walship_prefetch_hits_total counter$/m, '... both are counters');
+}
 like($log, qr/(removed \Q$planted\E from the prefetch spool|not serving \Q$planted\E from the prefetch spool)/,
 	"the planted $planted was refused");
 ok(!(grep { $_ eq $planted } @hits) || $log =~ /walship prefetch: WARNING: removed \Q$planted\E from the prefetch spool/,

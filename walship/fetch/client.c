@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -119,6 +120,32 @@ static void note(const ws_spool *sp, const ws_wal_name *name, int found)
         ws_log_err(WS_LOG_WARN, &err);
 }
 
+/* Counts a hit (served from the spool) or a miss (a segment the foreground fetch restored) in
+ * <spool>/fetch.stats, "hits N misses M", for walship metrics --pgdata. Fetches run one at a
+ * time (the startup process) but the file is locked anyway; any failure only loses a count. */
+static void count(const ws_spool *sp, int hit)
+{
+    char path[PATH_MAX], buf[96] = "";
+    ws_spool_path(sp, WS_PREFETCH_STATS, "", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX) == 0) {
+        unsigned long long h = 0, m = 0;
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            if (sscanf(buf, "hits %llu misses %llu", &h, &m) != 2)
+                h = m = 0;
+        }
+        *(hit ? &h : &m) += 1;
+        int k = snprintf(buf, sizeof buf, "hits %llu misses %llu\n", h, m);
+        if (pwrite(fd, buf, (size_t)k, 0) == k && ftruncate(fd, k) < 0)
+            ws_log_debug("%s: cannot truncate", path);
+    }
+    close(fd);
+}
+
 int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char *dest,
                       int *agent_exit)
 {
@@ -149,6 +176,7 @@ int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char 
     int served = serve(&sp, name, dest) || wait_inflight(&sp, name, dest, limit);
     if (served) {
         note(&sp, name, 1);
+        count(&sp, 1);
         ws_log_debug("served %s in %.2f ms (spool, proof, page header, rename)", name->name,
                      (ws_now() - t0) * 1e3);
     }
@@ -173,6 +201,9 @@ void ws_prefetch_done(const ws_config *cfg, const ws_wal_name *name, const char 
 {
     ws_spool sp;
     ws_error err;
-    if (ws_spool_init_prefetch(&sp, cfg, dest, &err) == 0)
+    if (ws_spool_init_prefetch(&sp, cfg, dest, &err) == 0) {
         note(&sp, name, found);
+        if (found)
+            count(&sp, 0);
+    }
 }

@@ -32,6 +32,9 @@ enum {
  * WS_PREFETCH_PENDING. Anything else (a history file, a
  * destination outside pg_wal, prefetch off) returns WS_PREFETCH_MISS at once, having touched
  * nothing. Spool problems are logged and never fail the fetch: it goes to the repository. */
+/* The prefetch spool's counters, "hits N misses M\n" (walship metrics --pgdata reads them). */
+#define WS_PREFETCH_STATS "fetch.stats"
+
 int ws_prefetch_fetch(const ws_config *cfg, const ws_wal_name *name, const char *dest,
                       int *agent_exit);
 

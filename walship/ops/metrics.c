@@ -17,6 +17,7 @@
 #include "walship/repo/open.h"
 #include "walship/storage/storage.h"
 #include "walship/fsutil.h"
+#include "walship/fetch/prefetch.h"
 #include "walship/log.h"
 #include "walship/ops/ops.h"
 
@@ -286,6 +287,8 @@ typedef struct local_figures {
     uint64_t ready_files, ready_bytes;
     int64_t oldest_ready_mtime; /* 0: none */
     int64_t last_error;         /* newest *.error / agent.error in the spool; 0: none */
+    int have_prefetch;          /* the prefetch spool's counters were read */
+    unsigned long long prefetch_hits, prefetch_misses;
 } local_figures;
 
 static void scan_local(const char *pgdata, const char *spool, local_figures *lf)
@@ -325,6 +328,17 @@ static void scan_local(const char *pgdata, const char *spool, local_figures *lf)
     }
     if (d)
         closedir(d);
+    /* the prefetching fetch's hits and misses (fetch/client.c), in its own spool */
+    if (spool)
+        snprintf(path, sizeof path, "%s/prefetch/%s", spool, WS_PREFETCH_STATS);
+    else
+        snprintf(path, sizeof path, "%s/pg_wal/walship-prefetch/%s", pgdata, WS_PREFETCH_STATS);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        lf->have_prefetch =
+            fscanf(f, "hits %llu misses %llu", &lf->prefetch_hits, &lf->prefetch_misses) == 2;
+        fclose(f);
+    }
 }
 
 static void write_local(FILE *out, const char *pgdata, const local_figures *lf)
@@ -346,6 +360,21 @@ static void write_local(FILE *out, const char *pgdata, const local_figures *lf)
                 fams[k].name, fams[k].type, fams[k].name);
         label(out, pgdata);
         fprintf(out, "} %.17g\n", v[k]);
+    }
+    if (!lf->have_prefetch)
+        return;
+    static const family pf[] = {
+        {"walship_prefetch_hits_total", "counter",
+         "segments the prefetching fetch served from its spool"},
+        {"walship_prefetch_misses_total", "counter",
+         "segments the prefetching fetch had to download in the foreground"},
+    };
+    unsigned long long pv[2] = {lf->prefetch_hits, lf->prefetch_misses};
+    for (int k = 0; k < 2; k++) {
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s{pgdata=", pf[k].name, pf[k].help, pf[k].name,
+                pf[k].type, pf[k].name);
+        label(out, pgdata);
+        fprintf(out, "} %llu\n", pv[k]);
     }
 }
 
