@@ -693,6 +693,8 @@ static int match_repos(ws_config *c, ws_error *err)
         for (int i = 0; i < c->n; i++)
             if (c->e[i].src == c->repo_src && strcmp(c->e[i].key, c->repo_keys[r]) == 0)
                 own = &c->e[i];
+        if (!own) /* cannot happen: repo_keys come from repo_src's entries */
+            return ws_error_set(err, WS_EINTERNAL, "repository %d has no URL", r + 1);
         c->repo_url[r] = own->value;
         c->repo_settings[r] = r + 1;
         const char *v = own->value;

@@ -526,7 +526,7 @@ int ws_repo_obj_commit(ws_repo_obj_writer *w, ws_objhdr *hdr_out, ws_repo_put_re
 
     int failures = 0, first_fail = -1;
     for (int i = 0; i < w->n; i++) {
-        ws_repo_put_result local, *res = results ? &results[i] : &local;
+        ws_repo_put_result local = {0}, *res = results ? &results[i] : &local;
         *res = w->open_results[i];
         if (!w->w[i])
             goto failed;
