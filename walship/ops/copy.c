@@ -20,10 +20,10 @@
 
 #include "walship/repo/keys.h"
 #include "walship/repo/catalog.h"
+#include "walship/repo/catchup.h"
 #include "walship/repo/manifest.h"
 #include "restore/restore.h" /* ws_rs_parallel: the bounded worker pool restore uses */
 #include "walship/bytes.h"
-#include "walship/clock.h"
 #include "walship/clock.h"
 #include "walship/commands.h"
 #include "walship/exit.h"
@@ -220,60 +220,6 @@ static status copy_marker(ws_repo *src, ws_repo *dst, const char *key, int dry)
     return st;
 }
 
-/* A stage that discards the plaintext: reading through it verifies the source object and gives
- * its plaintext SHA-256 (the repository layer's header out), nothing else. */
-static int discard_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    (void)st;
-    (void)buf;
-    (void)len;
-    (void)err;
-    return 0;
-}
-
-static const ws_stage_ops discard_ops = {"copy-verify", discard_write, into_flush, into_free};
-
-/* The stored header of key in r, read from the object itself (a ranged read of its first
- * bytes): S3 metadata does not carry the kind, which the copy must keep (an encrypted
- * object's associated data binds it). */
-static int stored_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err)
-{
-    ws_storage_reader *rd;
-    if (ws_storage_open_read(ws_repo_storage(r), key, 0, WS_OBJHDR_SIZE, &rd, err) < 0)
-        return -1;
-    unsigned char buf[WS_OBJHDR_SIZE];
-    size_t n;
-    int rc = ws_storage_read_full(rd, buf, sizeof buf, &n, err);
-    ws_storage_reader_close(rd);
-    if (rc < 0)
-        return -1;
-    return ws_objhdr_decode(buf, n, key, h, err);
-}
-
-/* Whether the target's header t describes the plaintext of length len and SHA-256 plain.
- * An encrypted repository stores a keyed hash (HMAC-SHA-256 under its own hash key), so the
- * comparison is made in the target's terms: never the source's header against the target's
- * (two keyrings, or one side plain, give different bytes for the same plaintext).
- * 1 the same, 0 different, -1 on error (the target's keyring cannot be read). */
-static int target_matches(ws_repo *dst, const ws_objhdr *t, uint64_t len,
-                          const unsigned char plain[32], ws_error *err)
-{
-    if (t->length != len)
-        return 0;
-    if (!t->encryption)
-        return memcmp(t->sha256, plain, 32) == 0;
-    const ws_keyring *kr;
-    if (ws_repo_keyring(dst, 0, &kr, err) < 0)
-        return -1;
-    if (!kr)
-        return ws_error_set(err, WS_ECONFIG,
-                            "object is encrypted (aes-256-gcm) but cipher is none here");
-    unsigned char keyed[32];
-    if (ws_cipher_keyed_hash(ws_keyring_hash_key(kr), plain, keyed) < 0)
-        return ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 failed");
-    return memcmp(keyed, t->sha256, 32) == 0;
-}
-
 /* The conflict message: plaintext SHA-256 on both sides where the target's is known; an
  * encrypted target keeps only a keyed hash, which is named as such. */
 static status conflict_with(ws_repo *dst, const char *key, const unsigned char want[32],
@@ -294,33 +240,15 @@ static status copy_object(ws_repo *src, ws_repo *dst, const char *key, int dry, 
     ws_error e;
     ws_error_clear(&e);
     ws_objhdr h, t;
-    if (stored_header(src, key, &h, &e) < 0)
+    if (ws_repo_obj_stored_header(src, key, &h, &e) < 0)
         return failed(src, key, &e);
     ws_error_clear(&e);
     if (ws_repo_obj_header(dst, key, &t, &e) == 0) {
-        /* duplicate detection by the plaintext's SHA-256: an unencrypted source's header has
-         * it; an encrypted one's only a keyed hash, so the source is read (and verified,
-         * which needs its key) to learn it */
+        /* duplicate detection by the plaintext's SHA-256, in the target's terms */
         unsigned char plain[32];
-        if (!h.encryption) {
-            memcpy(plain, h.sha256, 32);
-        } else {
-            ws_stage *v = calloc(1, sizeof *v);
-            if (!v) {
-                ws_error_oom(&e);
-                return failed(src, key, &e);
-            }
-            v->ops = &discard_ops;
-            ws_objhdr rh;
-            int rc = ws_repo_obj_read_limit(src, key, v, &rh, 0, h.length, &e);
-            ws_stage_free(v);
-            if (rc < 0)
-                return failed(src, key, &e);
-            memcpy(plain, rh.sha256, 32);
-        }
-        int m = target_matches(dst, &t, h.length, plain, &e);
+        int src_failed, m = ws_repo_obj_same(src, &h, dst, &t, key, plain, &src_failed, &e);
         if (m < 0)
-            return failed(dst, key, &e);
+            return failed(src_failed ? src : dst, key, &e);
         return m ? ST_IDENTICAL : conflict_with(dst, key, plain, &t);
     }
     if (e.code != WS_ENOENT)

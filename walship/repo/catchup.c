@@ -1,5 +1,6 @@
 /* catchup.c — repoN-mode, catch-up backlogs and the one-object copy (catchup.h). */
 #include "walship/repo/catchup.h"
+#include "walship/codec/cipher.h"
 #include "walship/repo/keys.h"
 #include "walship/stage/stage.h"
 #include "walship/storage/storage.h"
@@ -212,16 +213,85 @@ static void into_free(ws_stage *st)
 
 static const ws_stage_ops into_ops = {"copy", into_write, into_flush, into_free};
 
-static int differs(ws_repo *dst, const char *key, const unsigned char want[32],
-                   const unsigned char have[32], ws_error *err)
+static int differs(ws_repo *dst, const char *key, const unsigned char want[32], const ws_objhdr *t,
+                   ws_error *err)
 {
     char a[65], b[65];
     ws_sha256_hex(want, a);
-    ws_sha256_hex(have, b);
+    if (t->encryption) /* an encrypted target keeps only a keyed hash: named as such */
+        return ws_error_set(err, WS_EMISMATCH,
+                            "%s already holds a different %s (%llu bytes whose keyed hash does "
+                            "not match the source's plaintext, SHA-256 %s): left alone, not "
+                            "copied",
+                            ws_repo_describe(dst), key, (unsigned long long)t->length, a);
+    ws_sha256_hex(t->sha256, b);
     return ws_error_set(err, WS_EMISMATCH,
                         "%s already holds a different %s (SHA-256 %s, the source's is %s): left "
                         "alone, not copied",
                         ws_repo_describe(dst), key, b, a);
+}
+
+static int discard_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
+{
+    (void)st;
+    (void)buf;
+    (void)len;
+    (void)err;
+    return 0;
+}
+
+static const ws_stage_ops discard_ops = {"copy-verify", discard_write, into_flush, into_free};
+
+int ws_repo_obj_stored_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err)
+{
+    ws_storage_reader *rd;
+    if (ws_storage_open_read(ws_repo_storage(r), key, 0, WS_OBJHDR_SIZE, &rd, err) < 0)
+        return -1;
+    unsigned char buf[WS_OBJHDR_SIZE];
+    size_t n;
+    int rc = ws_storage_read_full(rd, buf, sizeof buf, &n, err);
+    ws_storage_reader_close(rd);
+    if (rc < 0)
+        return -1;
+    return ws_objhdr_decode(buf, n, key, h, err);
+}
+
+int ws_repo_obj_same(ws_repo *src, const ws_objhdr *h, ws_repo *dst, const ws_objhdr *t,
+                     const char *key, unsigned char plain[32], int *src_failed, ws_error *err)
+{
+    *src_failed = 0;
+    if (!h->encryption) {
+        memcpy(plain, h->sha256, 32);
+    } else { /* only a keyed hash: the source is read, verified (with its key), to learn it */
+        ws_stage *v = calloc(1, sizeof *v);
+        if (!v)
+            return ws_error_oom(err);
+        v->ops = &discard_ops;
+        ws_objhdr rh;
+        int rc = ws_repo_obj_read_limit(src, key, v, &rh, 0, h->length, err);
+        ws_stage_free(v);
+        if (rc < 0) {
+            *src_failed = 1;
+            return -1;
+        }
+        memcpy(plain, rh.sha256, 32);
+    }
+    if (t->length != h->length)
+        return 0;
+    if (!t->encryption)
+        return memcmp(t->sha256, plain, 32) == 0;
+    const ws_keyring *kr;
+    if (ws_repo_keyring(dst, 0, &kr, err) < 0)
+        return -1;
+    if (!kr)
+        return ws_error_set(err, WS_ECONFIG,
+                            "%s: object is encrypted (aes-256-gcm) but cipher is "
+                            "none here",
+                            key);
+    unsigned char keyed[32];
+    if (ws_cipher_keyed_hash(ws_keyring_hash_key(kr), plain, keyed) < 0)
+        return ws_error_set(err, WS_EINTERNAL, "HMAC-SHA-256 failed");
+    return memcmp(keyed, t->sha256, 32) == 0;
 }
 
 int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int *stored,
@@ -232,14 +302,17 @@ int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int
         stored = &dummy;
     *stored = 0;
     ws_objhdr h, t;
-    if (ws_repo_obj_header(src, key, &h, err) < 0)
+    /* the stored header, not S3 metadata: it carries the kind the copy must keep */
+    if (ws_repo_obj_stored_header(src, key, &h, err) < 0)
         return -1;
     ws_error e;
     ws_error_clear(&e);
     if (ws_repo_obj_header(dst, key, &t, &e) == 0) {
-        if (t.length == h.length && memcmp(t.sha256, h.sha256, 32) == 0)
-            return 0;
-        return differs(dst, key, h.sha256, t.sha256, err);
+        unsigned char plain[32];
+        int src_failed, m = ws_repo_obj_same(src, &h, dst, &t, key, plain, &src_failed, err);
+        if (m < 0)
+            return -1;
+        return m ? 0 : differs(dst, key, plain, &t, err);
     }
     if (e.code != WS_ENOENT) {
         *err = e;
@@ -247,6 +320,8 @@ int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int
     }
     ws_repo_obj_writer *w = NULL;
     ws_repo *targets[1] = {dst};
+    /* the target's writer encrypts under the target's keyring (or not at all): the plaintext
+     * read from the source is re-encrypted, never its stored bytes copied */
     if (ws_repo_obj_create(targets, 1, key, (ws_objkind)h.kind, (ws_codec)h.codec, level, h.length,
                            &w, err) < 0)
         return -1;
@@ -269,7 +344,7 @@ int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int
     memset(&res, 0, sizeof res);
     if (ws_repo_obj_commit(w, NULL, &res, err) < 0) {
         if (err->code == WS_EMISMATCH)
-            return differs(dst, key, rh.sha256, res.existing.sha256, err);
+            return differs(dst, key, rh.sha256, &res.existing, err);
         return -1;
     }
     *stored = res.status != WS_PUT_IDENTICAL;

@@ -46,11 +46,6 @@ void ws_catchup_backlog_free(ws_catchup_backlog *b);
  * of them), a lower bound of dst's backlog (the agent keeps the newest key it saw in dst). */
 int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog *b, ws_error *err);
 
-/* Copies one object key from src to dst as `walship copy` does: read back verified from src
- * (header, length, SHA-256), written create-only-if-absent into dst with src's codec at
- * level. 0 when dst now holds it (*stored 1 if written now, 0 if it was there already with
- * the same contents); -1 with err otherwise (WS_EMISMATCH: dst holds a different object under
- * key, left alone). stored may be NULL. */
 /* For metrics and check: the backlog of configured repository i (0-based) behind the source
  * (*source its index), both opened here and closed. 0 with *files, *bytes when i is catch-up;
  * 1 when it is sync (nothing computed); -1 with err when either cannot be listed or the modes
@@ -58,6 +53,28 @@ int ws_catchup_backlog_after(ws_repo *src, const char *after, ws_catchup_backlog
 int ws_catchup_backlog_cfg(const ws_config *cfg, int i, int *source, uint64_t *files,
                            uint64_t *bytes, ws_error *err);
 
+/* ---- one object from one repository into another (walship copy, catch-up, basebackup) ---- */
+
+/* The stored header of key in r, read from the object itself (a ranged read of its first
+ * bytes): S3 metadata does not carry the kind, which a copy must keep (an encrypted object's
+ * associated data binds it). */
+int ws_repo_obj_stored_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err);
+
+/* Whether dst, whose header for key is t, holds the same plaintext as src's object with stored
+ * header h. Compared in dst's terms: an encrypted repository keeps a keyed hash under its own
+ * hash key, so never the two headers' bytes (two keyrings, or one side plain, differ for the
+ * same plaintext). An encrypted src is read and verified (its key) to learn the plaintext's
+ * SHA-256. plain gets it. 1 the same, 0 different, -1 with err (*src_failed 1 when reading src
+ * failed, 0 when dst's keyring did). */
+int ws_repo_obj_same(ws_repo *src, const ws_objhdr *h, ws_repo *dst, const ws_objhdr *t,
+                     const char *key, unsigned char plain[32], int *src_failed, ws_error *err);
+
+/* Copies one object key from src to dst as `walship copy` does: read back verified from src
+ * (header, length, SHA-256 or keyed hash), written create-only-if-absent into dst with src's
+ * codec at level, re-encrypted under dst's keyring when dst is encrypted. 0 when dst now holds
+ * it (*stored 1 if written now, 0 if it was there already with the same plaintext); -1 with
+ * err otherwise (WS_EMISMATCH: dst holds a different object under key, left alone). stored
+ * may be NULL. */
 int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int *stored,
                      ws_error *err);
 
