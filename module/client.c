@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* How long a `walship push` child may outlive archive-timeout before it is stopped: it
+/* How long a `walship push` child may outlive push-timeout before it is stopped: it
  * enforces the timeout itself; this only bounds a child that hangs. */
 #define CHILD_GRACE_S 5.0
 
@@ -108,7 +108,7 @@ static int run_push(const ws_module_req *rq, double timeout, char *msg, size_t l
             }
             snprintf(msg, len, "%s push %s %s", rq->bin, rq->path,
                      stop ? "stopped: the archiver is shutting down"
-                          : "did not finish within archive-timeout; stopped");
+                          : "did not finish within push-timeout; stopped");
             return WS_MODULE_FAIL;
         }
         nap(rq, ms, &stop);
@@ -200,8 +200,8 @@ static int wait_agent(const ws_module_req *rq, const ws_spool *sp, const char *n
             char t[32];
             snprintf(t, sizeof t, "%g", timeout);
             snprintf(msg, len,
-                     "%s was not acknowledged by the agent within archive-timeout (%s s)%s%s", name,
-                     t, last_text[0] ? "; its last error: " : "", last_text);
+                     "%s was not acknowledged by the agent within push-timeout (%s s)%s%s", name, t,
+                     last_text[0] ? "; its last error: " : "", last_text);
             return WS_MODULE_FAIL;
         }
         nap(rq, ms, &stop);
@@ -244,7 +244,7 @@ int ws_module_archive(const ws_module_req *rq, char *msg, size_t len, int *via_c
     uint64_t queue_max = 0;
     if (ws_config_load(argc, argv, &cfg, &err) < 0 ||
         ws_config_get_bool(cfg, "async", &async, &err) < 0 ||
-        ws_config_get_seconds(cfg, "archive-timeout", &timeout, &err) < 0 ||
+        ws_config_get_seconds(cfg, "push-timeout", &timeout, &err) < 0 ||
         ws_config_get_size(cfg, "push-queue-max", WS_WAL_SEG_MIN, &queue_max, &err) < 0) {
         set_msg(msg, len, "%s%s", err.msg, NULL);
         goto out;

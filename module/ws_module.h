@@ -34,7 +34,7 @@ enum {
 };
 
 /* Returns WS_MODULE_OK or WS_MODULE_FAIL with msg (NUL-terminated, at most len bytes, no
- * secrets) set. Never waits past archive-timeout (plus a few seconds for a child to exit).
+ * secrets) set. Never waits past push-timeout (plus a few seconds for a child to exit).
  * *via_child is set to 1 when a `walship push` child gave the answer (its own messages are
  * then in the server log already, on its stderr). */
 int ws_module_archive(const ws_module_req *rq, char *msg, size_t len, int *via_child);

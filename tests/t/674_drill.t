@@ -47,7 +47,7 @@ sub nothing_left
 		my $t = readlink($cwd) // next;
 		push @p, $cwd if index($t, $drills) == 0;
 	}
-	is_deeply(\@p, [], "$what: no process left there");
+	is_deeply(\@p, [], "$what: no process left there") or diag(join "\n", map { my $c = $_; $c =~ s/cwd$/cmdline/; my $t = slurp_file($c) // ""; $t =~ s/\0/ /g; "$_: $t" } @p);
 }
 
 # ---- passes

@@ -19,7 +19,7 @@ my $base  = tmp_base();
 my $repo1 = make_pg_dir("$base/repo1", 0700);
 my $repo2 = make_pg_dir("$base/repo2", 0700);
 my %common = (async => 'on', 'push-parallel' => 2, 'agent-idle-timeout' => '60s',
-	'archive-timeout' => '60s');
+	'push-timeout' => '60s');
 my $conf = write_config("$base/walship.conf", repo => $repo1, %common);
 
 my $node = new_cluster('primary', conf => module_conf($conf), wal_keep_size => '1GB');

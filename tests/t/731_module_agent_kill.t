@@ -17,7 +17,7 @@ my $bin  = walship_bin();
 my $base = tmp_base();
 my $repo = make_pg_dir("$base/repo", 0700);
 my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on',
-	'push-parallel' => 4, 'agent-idle-timeout' => '60s', 'archive-timeout' => '60s');
+	'push-parallel' => 4, 'agent-idle-timeout' => '60s', 'push-timeout' => '60s');
 
 my $node = new_cluster('primary', conf => module_conf($conf), wal_keep_size => '1GB');
 $node->start;

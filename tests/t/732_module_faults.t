@@ -20,7 +20,7 @@ my $bin  = walship_bin();
 my $base = tmp_base();
 my $repo = make_pg_dir("$base/repo", 0700);
 my $conf = write_config("$base/walship.conf", repo => $repo, async => 'on',
-	'push-parallel' => 2, 'agent-idle-timeout' => '60s', 'archive-timeout' => '20s');
+	'push-parallel' => 2, 'agent-idle-timeout' => '60s', 'push-timeout' => '20s');
 
 my $node = new_cluster('primary', conf => module_conf("$base/missing.conf"), wal_keep_size => '1GB');
 $node->start;

@@ -119,8 +119,33 @@ static long postmaster_pid(const drill *d)
     return pid > 0 && kill((pid_t)pid, 0) == 0 ? pid : 0;
 }
 
+/* Whether process pid's command line names something in the scratch directory. walship's own
+ * processes are not dumpable (PR_SET_DUMPABLE 0: secrets), so another process of the same
+ * user cannot read their cwd; their command line stays readable, and the prefetch agent's
+ * process title names the PGDATA it serves ("walship: prefetch agent for DIR"). */
+static int cmdline_names(const char *pid, const char *scratch)
+{
+    char path[300], buf[4096];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    const char *at = strstr(buf, scratch);
+    size_t len = strlen(scratch);
+    return at && (at[len] == '/' || at[len] == ' ' || at[len] == '\0');
+}
+
 /* Processes whose working directory lies in the scratch directory (the server, the fetch
- * prefetch agent it may have started). */
+ * prefetch agent it may have started), or, where the cwd cannot be read, whose command line
+ * names it. */
 static int leftovers(const drill *d, int sig)
 {
     DIR *p = opendir("/proc");
@@ -135,10 +160,14 @@ static int leftovers(const drill *d, int sig)
         char link[300], cwd[PATH_MAX];
         snprintf(link, sizeof link, "/proc/%s/cwd", e->d_name);
         ssize_t k = readlink(link, cwd, sizeof cwd - 1);
-        if (k <= 0)
-            continue;
-        cwd[k] = '\0';
-        if (strncmp(cwd, d->scratch, len) == 0 && (cwd[len] == '/' || cwd[len] == '\0')) {
+        int ours;
+        if (k > 0) {
+            cwd[k] = '\0';
+            ours = strncmp(cwd, d->scratch, len) == 0 && (cwd[len] == '/' || cwd[len] == '\0');
+        } else {
+            ours = errno == EACCES && cmdline_names(e->d_name, d->scratch);
+        }
+        if (ours) {
             n++;
             if (sig)
                 kill((pid_t)atol(e->d_name), sig);
@@ -168,7 +197,12 @@ static void stop_server(drill *d)
     if (leftovers(d, SIGTERM))
         for (int i = 0; i < 30 && leftovers(d, 0); i++)
             ws_sleep(0.1);
-    leftovers(d, SIGKILL);
+    /* what is still there is killed, again and again until none is left: a restore_command's
+     * fetch may fork its prefetch agent between two scans, and a killed process keeps its cwd
+     * until the kernel has torn it down. Every process that can start another has its cwd
+     * here, so once a scan finds none, none can appear (nothing the drill started outlives it) */
+    for (int i = 0; i < 200 && leftovers(d, SIGKILL); i++)
+        ws_sleep(0.05);
     d->started = 0;
 }
 
