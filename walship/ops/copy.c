@@ -133,31 +133,6 @@ static int list_keys(ws_repo *r, const char *prefix, items *s, ws_error *err)
 
 /* ---- one object ---- */
 
-/* A stage handing the plaintext to the target's object writer. */
-typedef struct into_writer {
-    ws_stage base;
-    ws_repo_obj_writer *w;
-} into_writer;
-
-static int into_write(ws_stage *st, const void *buf, size_t len, ws_error *err)
-{
-    return ws_repo_obj_write(((into_writer *)st)->w, buf, len, err);
-}
-
-static int into_flush(ws_stage *st, ws_error *err)
-{
-    (void)st;
-    (void)err;
-    return 0;
-}
-
-static void into_free(ws_stage *st)
-{
-    free(st);
-}
-
-static const ws_stage_ops into_ops = {"copy", into_write, into_flush, into_free};
-
 static int is_marker(const char *key)
 {
     const char *slash = strrchr(key, '/');
@@ -263,19 +238,8 @@ static status copy_object(ws_repo *src, ws_repo *dst, const char *key, int dry, 
     if (ws_repo_obj_create(targets, 1, key, (ws_objkind)h.kind, (ws_codec)h.codec, level, h.length,
                            &w, &e) < 0)
         return failed(dst, key, &e);
-    into_writer *s = calloc(1, sizeof *s);
-    if (!s) {
-        ws_repo_obj_abort(w);
-        ws_error_oom(&e);
-        return failed(dst, key, &e);
-    }
-    s->base.ops = &into_ops;
-    s->w = w;
     ws_objhdr rh;
-    /* bounded by the header just read: a source object growing under us is refused */
-    int rc = ws_repo_obj_read_limit(src, key, &s->base, &rh, 0, h.length, &e);
-    ws_stage_free(&s->base);
-    if (rc < 0) {
+    if (ws_repo_obj_fill(src, key, &h, w, &rh, &e) < 0) {
         ws_repo_obj_abort(w);
         return failed(src, key, &e);
     }

@@ -242,6 +242,20 @@ static int discard_write(ws_stage *st, const void *buf, size_t len, ws_error *er
 
 static const ws_stage_ops discard_ops = {"copy-verify", discard_write, into_flush, into_free};
 
+int ws_repo_obj_fill(ws_repo *src, const char *key, const ws_objhdr *h, ws_repo_obj_writer *w,
+                     ws_objhdr *rh, ws_error *err)
+{
+    into_writer *s = calloc(1, sizeof *s);
+    if (!s)
+        return ws_error_oom(err);
+    s->base.ops = &into_ops;
+    s->w = w;
+    /* bounded by the header just read: a source object growing under us is refused */
+    int rc = ws_repo_obj_read_limit(src, key, &s->base, rh, 0, h->length, err);
+    ws_stage_free(&s->base);
+    return rc;
+}
+
 int ws_repo_obj_stored_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err)
 {
     ws_storage_reader *rd;
@@ -325,18 +339,8 @@ int ws_repo_obj_copy(ws_repo *src, ws_repo *dst, const char *key, int level, int
     if (ws_repo_obj_create(targets, 1, key, (ws_objkind)h.kind, (ws_codec)h.codec, level, h.length,
                            &w, err) < 0)
         return -1;
-    into_writer *s = calloc(1, sizeof *s);
-    if (!s) {
-        ws_repo_obj_abort(w);
-        return ws_error_oom(err);
-    }
-    s->base.ops = &into_ops;
-    s->w = w;
     ws_objhdr rh;
-    /* bounded by the header just read: a source object growing under us is refused */
-    int rc = ws_repo_obj_read_limit(src, key, &s->base, &rh, 0, h.length, err);
-    ws_stage_free(&s->base);
-    if (rc < 0) {
+    if (ws_repo_obj_fill(src, key, &h, w, &rh, err) < 0) {
         ws_repo_obj_abort(w);
         return -1;
     }

@@ -60,6 +60,12 @@ int ws_catchup_backlog_cfg(const ws_config *cfg, int i, int *source, uint64_t *f
  * associated data binds it). */
 int ws_repo_obj_stored_header(ws_repo *r, const char *key, ws_objhdr *h, ws_error *err);
 
+/* Streams src's object key (stored header h, read with ws_repo_obj_stored_header) verified
+ * into w, bounded by h's length; *rh gets the verified header (the plaintext SHA-256). -1 with
+ * err; w is left to the caller (commit or abort). */
+int ws_repo_obj_fill(ws_repo *src, const char *key, const ws_objhdr *h, ws_repo_obj_writer *w,
+                     ws_objhdr *rh, ws_error *err);
+
 /* Whether dst, whose header for key is t, holds the same plaintext as src's object with stored
  * header h. Compared in dst's terms: an encrypted repository keeps a keyed hash under its own
  * hash key, so never the two headers' bytes (two keyrings, or one side plain, differ for the
