@@ -379,6 +379,26 @@ static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 static int crc_hw;
 
+/* Three independent crc32 streams over adjacent CRC_STRIPE-byte blocks keep the CPU's CRC unit
+ * busy (one crc32q has a latency of ~3 cycles and a throughput of 1): ~3x the speed of one
+ * chain on the basebackup's main thread. The streams are joined with crc_shift: the CRC's state
+ * after CRC_STRIPE zero bytes is linear in the state, so it is four table look-ups. */
+#define CRC_STRIPE 2048
+static uint32_t crc_shift_table[4][256];
+
+static uint32_t crc_zero_bytes(uint32_t c, size_t n)
+{
+    while (n--)
+        c = crc_table[c & 0xFF] ^ (c >> 8);
+    return c;
+}
+
+static uint32_t crc_shift(uint32_t c)
+{
+    return crc_shift_table[0][c & 0xFF] ^ crc_shift_table[1][(c >> 8) & 0xFF] ^
+           crc_shift_table[2][(c >> 16) & 0xFF] ^ crc_shift_table[3][c >> 24];
+}
+
 static void crc_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
@@ -387,6 +407,17 @@ static void crc_init(void)
             c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         crc_table[i] = c;
     }
+    uint32_t basis[32];
+    for (int b = 0; b < 32; b++)
+        basis[b] = crc_zero_bytes(1u << b, CRC_STRIPE);
+    for (int k = 0; k < 4; k++)
+        for (uint32_t v = 0; v < 256; v++) {
+            uint32_t c = 0;
+            for (int b = 0; b < 8; b++)
+                if (v & (1u << b))
+                    c ^= basis[8 * k + b];
+            crc_shift_table[k][v] = c;
+        }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     crc_hw = __builtin_cpu_supports("sse4.2");
@@ -401,6 +432,19 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const un
     while (len && ((uintptr_t)p & 7)) {
         c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++);
         len--;
+    }
+    for (; len >= 3 * CRC_STRIPE; p += 3 * CRC_STRIPE, len -= 3 * CRC_STRIPE) {
+        uint64_t a = c64, b = 0, d = 0;
+        for (size_t i = 0; i < CRC_STRIPE; i += 8) {
+            uint64_t wa, wb, wd;
+            memcpy(&wa, p + i, 8);
+            memcpy(&wb, p + CRC_STRIPE + i, 8);
+            memcpy(&wd, p + 2 * CRC_STRIPE + i, 8);
+            a = __builtin_ia32_crc32di(a, wa);
+            b = __builtin_ia32_crc32di(b, wb);
+            d = __builtin_ia32_crc32di(d, wd);
+        }
+        c64 = crc_shift(crc_shift((uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)d;
     }
     for (; len >= 8; p += 8, len -= 8) {
         uint64_t w;

@@ -638,7 +638,7 @@ This walship has no \`fetch-prefetch\` option: no prefetch-hit row (the script a
     for job in walship-posix walship-s3 prefetch-posix prefetch-s3; do
         [[ -n ${REPLAY[$job]:-} ]] || continue
         r=$(ratio_values "${REPLAY[$job]}" "${REPLAY[floor]}")
-        echo "- replay through walship fetch$(if [[ $job == prefetch-* ]]; then echo ' (fetch-prefetch = 8)'; fi), $(repo_label "$job") / floor = **${r}×** (goal ≤ 1.2×: $(verdict "$r" 1.2))"
+        echo "- replay through walship fetch$(if [[ $job == prefetch-* ]]; then echo ' (fetch-prefetch = 8)'; fi), $(repo_label "$job") / floor = **${r}×** (goal ≤ 1.3×: $(verdict "$r" 1.3))"
     done
     echo
     echo "Commands (archive_command / restore_command; CONF holds the repository and, for S3, the"

@@ -187,7 +187,7 @@ startup_ms() {
     awk -v d=$((t1 - t0)) 'BEGIN {printf "%.1f", d / 50 / 1000}'
 }
 STARTUP="\`/bin/true\` $(startup_ms /bin/true) ms · \`lz4 -V\` $(startup_ms lz4 -V) ms"
-[[ -z ${RESULTS[walship]:-} ]] || STARTUP+=" · \`walship --version\` $(startup_ms "$WALSHIP_BIN" --version) ms"
+[[ -z ${RESULTS[walship]:-} ]] || STARTUP+=" · \`walship --help\` $(startup_ms "$WALSHIP_BIN" --help) ms"
 STARTUP+=" · \`pgbackrest version\` $(startup_ms pgbackrest version) ms"
 cd "$ROOT_DIR"
 
@@ -257,7 +257,7 @@ BODY=$RUN_DIR/push.md
         echo "walship: not measured — $walship_error"
     fi
     echo
-    echo "Start-up of one process, mean of 50: $STARTUP."
+    echo "Start-up of one process, mean of 50: $STARTUP (\`walship --version\` also loads libcurl and libpq to report their versions; push loads neither for a posix repository)."
     echo
     echo "Commands (per segment SEG, cwd = PGDATA, REPO fresh per repetition):"
     echo

@@ -154,6 +154,35 @@ int main(void)
         big[i] = (char)(i * 7);
     ok(ws_bb_crc32c(ws_bb_crc32c(0, big, 3), big + 3, 997) == ws_bb_crc32c(0, big, 1000),
        "... chained across unaligned lengths");
+    {
+        /* the three-stream SSE4.2 path (3 x 2048-byte stripes) against a bit-wise CRC-32C,
+         * over lengths and alignments around the stripe boundaries */
+        static unsigned char buf[3 * 2048 * 4 + 64];
+        uint32_t x = 12345;
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = (unsigned char)(x >> 16);
+        }
+        static const size_t lens[] = {0,    1,     7,     8,     6143,  6144, 6145,
+                                      6151, 12288, 12300, 18431, 24576, 24583};
+        int bad = 0;
+        for (size_t off = 0; off < 9; off++)
+            for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+                uint32_t c = 0xFFFFFFFFu;
+                for (size_t i = 0; i < lens[k]; i++) {
+                    c ^= buf[off + i];
+                    for (int b = 0; b < 8; b++)
+                        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+                }
+                if (ws_bb_crc32c(0, buf + off, lens[k]) != ~c)
+                    bad++;
+            }
+        ok(bad == 0, "CRC-32C of 117 lengths x alignments equals the bit-wise CRC (%d differ)",
+           bad);
+        uint32_t whole = ws_bb_crc32c(0, buf, 20000);
+        ok(ws_bb_crc32c(ws_bb_crc32c(0, buf, 6150), buf + 6150, 13850) == whole,
+           "... and chains across the stripes");
+    }
 
     char crcbad[4096];
     snprintf(crcbad, sizeof crcbad, fmt, hex_a, hex_b, hex_c);
