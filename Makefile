@@ -101,7 +101,7 @@ deps:
 check: deps
 	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN) $(UNIT_BINS)
 	WALSHIP_BIN=$(CURDIR)/$(BIN) WALSHIP_UNIT_DIR=$(CURDIR)/$(BUILD)/tests SANITIZE=$(SANITIZE) \
-	  prove -v tests/unit.t tests/t/
+	  prove -v --timer tests/unit.t tests/t/
 
 demo: deps
 	$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) $(BIN)

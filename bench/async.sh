@@ -21,6 +21,8 @@
 #            figure is PostgreSQL's own: "redo starts" to "redo done" in the server log.
 #
 #   BENCH_BURST_MB   burst size in MiB (default 2048); smaller for a quick run
+#   BENCH_DRAIN_ONLY drain jobs to run, e.g. "walship-async-s3 pgbackrest-async-s3"; then only
+#                    the drain is measured and docs/benchmarks.md is left alone (profiling)
 #   BENCH_REPS       repetitions of each drain and replay job (default 3); medians
 #   WALSHIP_BIN      the walship binary (default build/walship)
 # The burst (a PostgreSQL data directory with the burst waiting, and the base backup) is kept
@@ -290,7 +292,7 @@ drain_conf() {
     case $job in
     walship-async-*)
         walship_conf "$conf" "$kind" "$path" "async = on" "push-parallel = 4" \
-            "agent-idle-timeout = 30s" "archive-timeout = 300s"
+            "agent-idle-timeout = 30s" "push-timeout = 300s"
         echo "$WALSHIP -c $conf push %p"
         ;;
     walship-sync-*)
@@ -313,6 +315,10 @@ drain_conf() {
 DRAIN_JOBS=(walship-async-posix walship-sync-posix pgbackrest-async-posix pgbackrest-sync-posix
     walship-async-s3 walship-sync-s3 pgbackrest-async-s3 pgbackrest-sync-s3)
 declare -A DRAIN=() HWM=() FAILED=()
+if [[ -n ${BENCH_DRAIN_ONLY:-} ]]; then
+    read -r -a DRAIN_JOBS <<<"$BENCH_DRAIN_ONLY"
+    for j in "${DRAIN_JOBS[@]}"; do [[ $(drain_conf "$j" 0) == *" %p" ]] || die "unknown drain job $j"; done
+fi
 
 # drain JOB REP — sets DRAIN_S (seconds) and records failed_count and the agent's VmHWM;
 # leaves the repository in place
@@ -345,6 +351,8 @@ drain() {
     row=$(PSQL -F ' ' -c 'SELECT last_archived_wal, failed_count FROM pg_stat_archiver')
     [[ ${row% *} == "$LAST" ]] || die "$job: last_archived_wal is '${row% *}', not $LAST"
     FAILED[$job]+="${row#* } "
+    # a failed archive_command is worth reading: the server's log is kept beside the template
+    [[ ${row#* } == 0 ]] || { cp "$RUN/data.log" "$AS_DIR/failed-$job-$rep.log" && log "$job: failed_count ${row#* }, server log in $AS_DIR/failed-$job-$rep.log"; }
     if [[ -n $pid && -r /proc/$pid/status ]]; then
         hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
         HWM[$job]+="$hwm "
@@ -379,6 +387,7 @@ for rep in $(seq 1 "$BENCH_REPS"); do
     done
 done
 rm -rf "$RUN/data" "$RUN/data.log"
+[[ -z ${BENCH_DRAIN_ONLY:-} ]] || exit 0
 
 # --- fetch latency -----------------------------------------------------------------------
 # Serially, as recovery asks: one process per segment, as postgres, into pg_wal/RECOVERYXLOG of

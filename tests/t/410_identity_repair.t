@@ -152,6 +152,9 @@ $other->stop;
 my $hist = "$copies/00000002.history";
 spurt_file($hist, "1\t0/3000000\tno recovery target specified\n");
 chown_pg($hist);
+my $bhist = "$copies/$seg.00000028.backup";
+spurt_file($bhist, "START WAL LOCATION: 0/3000028 (file $seg)\nSTOP WAL LOCATION: 0/3000100 (file $seg)\n");
+chown_pg($bhist);
 my %fresh = (posix => make_pg_dir("$base/fresh"), s3 => 's3://wal/fresh');
 for my $k (qw(posix s3))
 {
@@ -161,8 +164,14 @@ for my $k (qw(posix s3))
 	like($out, qr/nothing to repair/, "$k: ... with nothing to repair");
 	($rc, $out, $err) = run(cmd => [ $bin, '-c', $c, 'push', $hist ]);
 	is($rc, 0, "$k: a history file is pushed into an empty repository") or diag($err);
+	# the async agent can store a backup history file before the segments in front of it
+	($rc, $out, $err) = run(cmd => [ $bin, '-c', $c, 'push', $bhist ]);
+	is($rc, 0, "$k: a backup history file is pushed into a repository without walship.repo")
+	  or diag($err);
+	($rc, $out, $err) = run(cmd => [ $bin, '-c', $c, 'repo', 'repair' ]);
+	is($rc, 0, "$k: repair of a repository holding only history files exits 0") or diag($err);
 	($rc, $out, $err) = run(cmd => [ $bin, '-c', $c, 'push', "$pg_wal/$seg" ]);
-	is($rc, 0, "$k: the first segment into a repository holding only a history file") or diag($err);
+	is($rc, 0, "$k: the first segment into a repository holding only history files") or diag($err);
 	my $f = $k eq 'posix' ? "$fresh{posix}/walship.repo" : "$s3dir/wal/fresh/walship.repo._S3rver_object";
 	like(-e $f ? slurp_file($f) : '', qr/^system-identifier = $sysid$/m, "$k: it created walship.repo");
 }

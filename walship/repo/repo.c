@@ -197,9 +197,12 @@ static int holds_cb(void *arg, const char *key, const ws_storage_info *info)
 {
     (void)info;
     holds_scan *h = arg;
-    /* Timeline history files are stored before the first segment after a promotion
-     * (docs/repository-format.md): alone, they do not make a repository "used". */
-    if (strncmp(key, "wal/history/", 12) == 0)
+    /* Timeline history files are stored before the first segment after a promotion, and a
+     * backup history file can be (the async agent pushes several files at once, and this tiny
+     * one finishes first): neither carries a system identifier, so neither makes a repository
+     * "used" (docs/repository-format.md). */
+    size_t n = strlen(key);
+    if (strncmp(key, "wal/history/", 12) == 0 || (n > 7 && strcmp(key + n - 7, ".backup") == 0))
         return 0;
     snprintf(h->key, sizeof h->key, "%s", key);
     return 1; /* one key is enough: stop listing */
