@@ -127,7 +127,7 @@ job_conf() {
             echo "async = on"
             echo "push-parallel = 4"
             echo "agent-idle-timeout = 30s"
-            echo "archive-timeout = 300s"
+            echo "push-timeout = 300s"
         } >"$RUN/$job.conf"
         chown postgres: "$RUN/$job.conf" && chmod 600 "$RUN/$job.conf"
         mkdir_pg "$RUN/repo-$job"

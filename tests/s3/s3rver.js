@@ -31,7 +31,7 @@ const server = new S3rver({
   address: '127.0.0.1',
   port: args.port,
   directory: args.dir,
-  silent: true,
+  silent: !process.env.S3RVER_LOG, // S3RVER_LOG=1: a line per request (profiling)
   serviceEndpoint: 'localhost',
   key: args.key,
   cert: args.cert,
