@@ -23,6 +23,10 @@
 #   BENCH_BURST_MB   burst size in MiB (default 2048); smaller for a quick run
 #   BENCH_DRAIN_ONLY drain jobs to run, e.g. "walship-async-s3 pgbackrest-async-s3"; then only
 #                    the drain is measured and docs/benchmarks.md is left alone (profiling)
+#   BENCH_REPLAY_ONLY with BENCH_DRAIN_ONLY: then these replay jobs (e.g. "floor prefetch-s3",
+#                    which need walship-async-s3 drained), no fetch latency, no report
+#   BENCH_PREFETCH_EXTRA one more configuration line for the prefetch-* replays (profiling),
+#                    e.g. "fetch-parallel = 2"
 #   BENCH_REPS       repetitions of each drain and replay job (default 3); medians
 #   WALSHIP_BIN      the walship binary (default build/walship)
 # The burst (a PostgreSQL data directory with the burst waiting, and the base backup) is kept
@@ -387,7 +391,7 @@ for rep in $(seq 1 "$BENCH_REPS"); do
     done
 done
 rm -rf "$RUN/data" "$RUN/data.log"
-[[ -z ${BENCH_DRAIN_ONLY:-} ]] || exit 0
+[[ -z ${BENCH_DRAIN_ONLY:-} || -n ${BENCH_REPLAY_ONLY:-} ]] || exit 0
 
 # --- fetch latency -----------------------------------------------------------------------
 # Serially, as recovery asks: one process per segment, as postgres, into pg_wal/RECOVERYXLOG of
@@ -421,6 +425,7 @@ time_each() {
 }
 
 for kind in posix s3; do
+    [[ -z ${BENCH_REPLAY_ONLY:-} ]] || break
     rep=$BENCH_REPS
     walship_conf "$RUN/fetch-walship-$kind.conf" "$kind" "$(repo_path "walship-async-$kind" "$rep")"
     [[ -z $PF_OFF ]] || echo "$PF_OFF" >>"$RUN/fetch-walship-$kind.conf"
@@ -450,6 +455,7 @@ done
 
 REPLAY_JOBS=(floor walship-posix walship-s3 pgbackrest-posix pgbackrest-s3 pgbrasync-s3)
 ((PREFETCH == 0)) || REPLAY_JOBS+=(prefetch-posix prefetch-s3)
+[[ -z ${BENCH_REPLAY_ONLY:-} ]] || read -r -a REPLAY_JOBS <<<"$BENCH_REPLAY_ONLY"
 declare -A REPLAY=() REPLAY_WALL=() REPLAY_END=()
 
 # replay JOB — sets R_REDO, R_WALL (seconds) and R_LSN (where redo ended)
@@ -468,7 +474,7 @@ replay() {
     walship-* | prefetch-*)
         path=$(repo_path "walship-async-$kind" "$BENCH_REPS")
         if [[ $job == prefetch-* ]]; then
-            walship_conf "$conf" "$kind" "$path" "fetch-prefetch = 8"
+            walship_conf "$conf" "$kind" "$path" "fetch-prefetch = 8" ${BENCH_PREFETCH_EXTRA:+"$BENCH_PREFETCH_EXTRA"}
         elif [[ -n $PF_OFF ]]; then
             walship_conf "$conf" "$kind" "$path" "$PF_OFF"
         else
@@ -525,6 +531,7 @@ for rep in $(seq 1 "$BENCH_REPS"); do
     done
 done
 rm -rf "$RUN/replay" "$RUN/replay.log"
+[[ -z ${BENCH_REPLAY_ONLY:-} ]] || exit 0
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 T_TOTAL=$((($(now_us) - T_START) / 1000000))
 

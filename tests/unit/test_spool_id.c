@@ -148,6 +148,73 @@ int main(void)
         if (system(cmd) != 0)
             diag("could not remove %s", other);
     }
+    {
+        /* the prefetch proof of a file that was not fsync'd is bound to this boot */
+        ws_spool sp;
+        memset(&sp, 0, sizeof sp);
+        snprintf(sp.dir, sizeof sp.dir, "%s", base);
+        snprintf(sp.config_id, sizeof sp.config_id, "%s",
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab"
+                 "ab");
+        char f[PATH_MAX];
+        snprintf(f, sizeof f, "%s/000000010000000000000007", base);
+        FILE *fp = fopen(f, "w");
+        fputs("segment", fp);
+        fclose(fp);
+        struct stat st;
+        stat(f, &st);
+        const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        const char *boot = ws_spool_boot_id();
+        ok(strlen(boot) == 36, "this kernel has a boot id: %s", boot);
+        ws_spool_ack a, b;
+        ws_error err;
+        ws_spool_ok_make(&a, sp.config_id, sha, &st, 0);
+        ok(ws_spool_ok_write(&sp, "000000010000000000000007", &a, &err) == 0 &&
+               ws_spool_ok_read(&sp, "000000010000000000000007", &b) == 0 &&
+               strcmp(b.boot_id, boot) == 0 && ws_spool_ok_valid(&b, sp.config_id, &st),
+           "an unsynced file's proof carries the boot id and is valid in this boot");
+        snprintf(b.boot_id, sizeof b.boot_id, "%s", "00000000-0000-0000-0000-000000000000");
+        ok(!ws_spool_ok_valid(&b, sp.config_id, &st),
+           "... and not after a restart (another boot id)");
+        ws_spool_ok_make(&a, sp.config_id, sha, &st, 1);
+        ok(ws_spool_ok_write(&sp, "000000010000000000000007", &a, &err) == 0 &&
+               ws_spool_ok_read(&sp, "000000010000000000000007", &b) == 0 && b.boot_id[0] == 0 &&
+               ws_spool_ok_valid(&b, sp.config_id, &st),
+           "a synced file's proof has no boot id and is valid");
+        ok(!ws_spool_ok_valid(
+               &b, "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", &st),
+           "a proof of another configuration is not valid");
+    }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0)

@@ -6,6 +6,7 @@
 #include "walship/wal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -416,6 +417,10 @@ static int ack_write(const ws_spool *sp, const char *name, const char *suffix,
              " %" PRId64 " %" PRId64 " %" PRId64 "\n",
              a->set_id, a->sha256, f->size, f->dev, f->ino, f->mtime_s, f->mtime_ns, f->ctime_s,
              f->ctime_ns);
+    if (a->boot_id[0]) {
+        size_t n = strlen(text);
+        snprintf(text + n, sizeof text - n, "boot = %s\n", a->boot_id);
+    }
     return write_whole(path, text, err);
 }
 
@@ -432,6 +437,9 @@ static int ack_read(const ws_spool *sp, const char *name, const char *suffix, ws
                " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64,
                a->set_id, a->sha256, &f->size, &f->dev, &f->ino, &f->mtime_s, &f->mtime_ns,
                &f->ctime_s, &f->ctime_ns) != 9)
+        return -1;
+    const char *boot = strstr(text, "\nboot = ");
+    if (boot && sscanf(boot, "\nboot = %39s", a->boot_id) != 1)
         return -1;
     return is_hex64(a->set_id) && is_hex64(a->sha256) ? 0 : -1;
 }
@@ -463,14 +471,33 @@ int ws_spool_ack_valid(const ws_spool_ack *a, const char *set_id, const struct s
     return strcmp(a->set_id, set_id) == 0 && ws_spool_fileid_equal(&a->file, &now);
 }
 
+static char boot_id[40];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+static void boot_read(void)
+{
+    char buf[64];
+    if (read_whole("/proc/sys/kernel/random/boot_id", buf, sizeof buf, NULL) == 0 &&
+        sscanf(buf, "%39s", boot_id) != 1)
+        boot_id[0] = '\0';
+}
+
+const char *ws_spool_boot_id(void)
+{
+    pthread_once(&boot_once, boot_read);
+    return boot_id;
+}
+
 void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
-                      const struct stat *st)
+                      const struct stat *st, int synced)
 {
     memset(ok, 0, sizeof *ok);
     snprintf(ok->set_id, sizeof ok->set_id, "%s", config_id);
     snprintf(ok->sha256, sizeof ok->sha256, "%s", sha256_hex);
     ws_spool_fileid_of(st, &ok->file);
     ok->file.ctime_s = ok->file.ctime_ns = 0;
+    if (!synced)
+        snprintf(ok->boot_id, sizeof ok->boot_id, "%s", ws_spool_boot_id());
 }
 
 int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st)
@@ -478,7 +505,8 @@ int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struc
     ws_spool_fileid now;
     ws_spool_fileid_of(st, &now);
     now.ctime_s = now.ctime_ns = 0;
-    return strcmp(ok->set_id, config_id) == 0 && ws_spool_fileid_equal(&ok->file, &now);
+    return strcmp(ok->set_id, config_id) == 0 && ws_spool_fileid_equal(&ok->file, &now) &&
+           (!ok->boot_id[0] || strcmp(ok->boot_id, ws_spool_boot_id()) == 0);
 }
 
 /* ---- small files ---- */

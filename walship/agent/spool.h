@@ -60,6 +60,8 @@ typedef struct ws_spool_ack {
     char set_id[65];
     char sha256[65];
     ws_spool_fileid file;
+    /* .ok only: the kernel's boot id when the agent did not fsync the file ("" if it did) */
+    char boot_id[40];
 } ws_spool_ack;
 
 /* 0 and *ack if NAME.ack exists and parses; -1 otherwise (absent or malformed). */
@@ -72,11 +74,15 @@ int ws_spool_ok_read(const ws_spool *sp, const char *name, ws_spool_ack *ack);
 int ws_spool_ok_write(const ws_spool *sp, const char *name, const ws_spool_ack *ack, ws_error *err);
 /* 1 if ok (NAME.ok) proves that the file now at st is what the agent of configuration
  * config_id verified: same device, inode, size and mtime (the ctime moves when the agent
- * renames the file into place, after writing the proof). */
+ * renames the file into place, after writing the proof), and the same boot: a file that was
+ * not fsync'd is trusted only until the machine restarts, which may have lost its bytes. */
 int ws_spool_ok_valid(const ws_spool_ack *ok, const char *config_id, const struct stat *st);
-/* The proof of the verified file st for config_id and its SHA-256 (hex). */
+/* The proof of the verified file st for config_id and its SHA-256 (hex); synced = the file
+ * was fsync'd (else the proof carries this boot's id). */
 void ws_spool_ok_make(ws_spool_ack *ok, const char *config_id, const char *sha256_hex,
-                      const struct stat *st);
+                      const struct stat *st, int synced);
+/* The kernel's id of this boot (/proc/sys/kernel/random/boot_id), "" where there is none. */
+const char *ws_spool_boot_id(void);
 /* 1 if ack proves that the file now at st is archived by the agent whose set id is set_id. */
 int ws_spool_ack_valid(const ws_spool_ack *ack, const char *set_id, const struct stat *st);
 
