@@ -406,8 +406,9 @@ int ws_spool_fileid_equal(const ws_spool_fileid *a, const ws_spool_fileid *b)
            a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
 }
 
+/* boot: the .ok proof's boot id, NULL or "" for none (an .ack never has one) */
 static int ack_write(const ws_spool *sp, const char *name, const char *suffix,
-                     const ws_spool_ack *a, ws_error *err)
+                     const ws_spool_ack *a, const char *boot, ws_error *err)
 {
     char path[PATH_MAX], text[512];
     ws_spool_path(sp, name, suffix, path, sizeof path);
@@ -417,9 +418,9 @@ static int ack_write(const ws_spool *sp, const char *name, const char *suffix,
              " %" PRId64 " %" PRId64 " %" PRId64 "\n",
              a->set_id, a->sha256, f->size, f->dev, f->ino, f->mtime_s, f->mtime_ns, f->ctime_s,
              f->ctime_ns);
-    if (a->boot_id[0]) {
+    if (boot && boot[0]) {
         size_t n = strlen(text);
-        snprintf(text + n, sizeof text - n, "boot = %s\n", a->boot_id);
+        snprintf(text + n, sizeof text - n, "boot = %s\n", boot);
     }
     return write_whole(path, text, err);
 }
@@ -446,7 +447,7 @@ static int ack_read(const ws_spool *sp, const char *name, const char *suffix, ws
 
 int ws_spool_ack_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
 {
-    return ack_write(sp, name, ".ack", a, err);
+    return ack_write(sp, name, ".ack", a, NULL, err);
 }
 
 int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
@@ -456,7 +457,7 @@ int ws_spool_ack_read(const ws_spool *sp, const char *name, ws_spool_ack *a)
 
 int ws_spool_ok_write(const ws_spool *sp, const char *name, const ws_spool_ack *a, ws_error *err)
 {
-    return ack_write(sp, name, ".ok", a, err);
+    return ack_write(sp, name, ".ok", a, a->boot_id, err);
 }
 
 int ws_spool_ok_read(const ws_spool *sp, const char *name, ws_spool_ack *a)

@@ -60,7 +60,8 @@ typedef struct ws_spool_ack {
     char set_id[65];
     char sha256[65];
     ws_spool_fileid file;
-    /* .ok only: the kernel's boot id when the agent did not fsync the file ("" if it did) */
+    /* .ok only (ws_spool_ok_make sets it, ws_spool_ack_write ignores it): the kernel's boot
+     * id when the agent did not fsync the file, "" if it did */
     char boot_id[40];
 } ws_spool_ack;
 
