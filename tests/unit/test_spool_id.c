@@ -65,6 +65,7 @@ int main(void)
         const char *kind = pf ? "prefetch spool" : "push spool";
         ws_spool sp;
         ws_error err;
+        ws_error_clear(&err);
         char keyfile[PATH_MAX + 16], statefile[PATH_MAX + 16];
         ok(spool_id(secret, pf, &sp, &err) == 0, "%s: id computed: %s", kind, err.msg);
         char id1[65];
@@ -153,39 +154,8 @@ int main(void)
         ws_spool sp;
         memset(&sp, 0, sizeof sp);
         snprintf(sp.dir, sizeof sp.dir, "%s", base);
-        snprintf(sp.config_id, sizeof sp.config_id, "%s",
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab"
-                 "ab");
+        memset(sp.config_id, 'a', 64); /* a configuration id: 64 hex digits */
+        sp.config_id[64] = '\0';
         char f[PATH_MAX];
         snprintf(f, sizeof f, "%s/000000010000000000000007", base);
         FILE *fp = fopen(f, "w");
@@ -211,9 +181,17 @@ int main(void)
                ws_spool_ok_read(&sp, "000000010000000000000007", &b) == 0 && b.boot_id[0] == 0 &&
                ws_spool_ok_valid(&b, sp.config_id, &st),
            "a synced file's proof has no boot id and is valid");
-        ok(!ws_spool_ok_valid(
-               &b, "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", &st),
-           "a proof of another configuration is not valid");
+        char okpath[PATH_MAX + 40];
+        snprintf(okpath, sizeof okpath, "%s/000000010000000000000007.ok", base);
+        FILE *op = fopen(okpath, "a");
+        fputs("boot = \n", op); /* the synced proof above, with an empty boot line */
+        fclose(op);
+        ok(ws_spool_ok_read(&sp, "000000010000000000000007", &b) < 0,
+           "an .ok with an empty boot line is malformed: read fails, nothing is served");
+        char other_id[65];
+        memset(other_id, 'c', 64);
+        other_id[64] = '\0';
+        ok(!ws_spool_ok_valid(&b, other_id, &st), "a proof of another configuration is not valid");
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
